@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the harness uses as real peers and oracles, when missing.
+# sipp comes from the package "sip-tester"; tshark must not ask about setuid capture.
+set -euo pipefail
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
+    exit 1
+fi
+echo "setup: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
