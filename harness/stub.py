@@ -48,6 +48,7 @@ class StubConfig:
     handler_timeout_s: float = 5.0
     handler_retries: int = 1
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    rtp_port_range: tuple[int, int] | None = None
 
 
 @dataclass
@@ -110,7 +111,7 @@ class Stub:
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id)
         for rule in self.config.rules:
             self.service.add_rule(rule)
-        self.media = MediaEngine(self.config.host)
+        self.media = MediaEngine(self.config.host, self.config.rtp_port_range)
         self.sip = await UdpSipTransport.listen(self.config.host, self.config.sip_port, self._on_sip)
         self._api_runner = web.AppRunner(build_app(self), access_log=None)
         await self._api_runner.setup()

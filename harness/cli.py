@@ -1,0 +1,100 @@
+"""The `sip-harness` command: run, validate and analyze.
+
+Exit codes: 0 every profile passed; 1 a profile failed or erred; 2 bad usage or an invalid
+profile (the message names file, line and field).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .profiles.schema import Profile, load_profile
+from .profiles.strict import ProfileError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def find_profiles(paths: list[str]) -> list[Path]:
+    """YAML files named directly or found (not recursively) in the folders named."""
+    found: list[Path] = []
+    for raw in paths or ["sip_profiles"]:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.glob("*.yaml"))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such profile or folder: {raw}")
+    return found
+
+
+def _load_all(paths: list[str], keyword: str | None) -> list[Profile]:
+    profiles = [load_profile(p) for p in find_profiles(paths)]
+    if keyword:
+        profiles = [p for p in profiles if keyword.lower() in f"{p.name} {p.path.stem}".lower()]
+    return profiles
+
+
+def cmd_run(args) -> int:
+    from .runner import run_profiles
+    profiles = _load_all(args.paths, args.k)
+    if not profiles:
+        print("no profile selected", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out or f"artifacts/run-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True))
+    print()
+    for r in results:
+        latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
+        print(f"{r.verdict.upper():5} {r.profile}  update-to-switch {latency}  artifacts {r.run_dir}")
+        for check in r.checks:
+            print(f"      {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+        if r.error:
+            print(f"      error: {r.error}")
+    passed = sum(r.verdict == "pass" for r in results)
+    print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out}")
+    return EXIT_OK if passed == len(results) else EXIT_FAILED
+
+
+def cmd_validate(args) -> int:
+    profiles = _load_all(args.paths, None)
+    for p in profiles:
+        print(f"ok  {p.path}: {p.name}")
+    return EXIT_OK
+
+
+def cmd_analyze(args) -> int:
+    from .wire.analysis import analyze_pcap
+    analysis = analyze_pcap(args.pcap)
+    print(analysis.ladder_text())
+    for stream in analysis.rtp_streams:
+        print(stream.describe())
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sip-harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run profiles against the embedded stub")
+    run.add_argument("paths", nargs="*", help="profile files or folders (default: sip_profiles)")
+    run.add_argument("-k", help="only profiles whose name or file name contains this")
+    run.add_argument("--out", help="artifact folder (default: artifacts/run-<time>)")
+    run.set_defaults(func=cmd_run)
+    validate = sub.add_parser("validate", help="check profiles without running them")
+    validate.add_argument("paths", nargs="*")
+    validate.set_defaults(func=cmd_validate)
+    analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
+    analyze.add_argument("pcap")
+    analyze.set_defaults(func=cmd_analyze)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ProfileError, FileNotFoundError) as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Strict, line-numbered construction of dataclasses from YAML.
+
+`load(cls, text, filename)` composes the YAML node tree (which keeps every node's line and
+column) and builds `cls` from it by its type hints: unknown keys, missing fields and wrong
+types raise `ProfileError` naming `file:line:column`, the field path and a hint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class ProfileError(ValueError):
+    """A profile is invalid; the message starts with `file:line:column: field.path:`."""
+
+    def __init__(self, filename: str, mark: yaml.Mark | None, path: str, message: str):
+        line = mark.line + 1 if mark is not None else 1
+        column = mark.column + 1 if mark is not None else 1
+        self.filename, self.line, self.column, self.path = filename, line, column, path
+        self.message = message
+        super().__init__(f"{filename}:{line}:{column}: {path or '<profile>'}: {message}")
+
+
+_SCALARS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+class _Builder:
+    def __init__(self, filename: str):
+        self.filename = filename
+
+    def fail(self, node, path, message) -> typing.NoReturn:
+        raise ProfileError(self.filename, node.start_mark, path, message)
+
+    def build(self, tp: Any, node: yaml.Node, path: str) -> Any:
+        origin = get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            options = [a for a in get_args(tp) if a is not type(None)]
+            if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+                if len(options) < len(get_args(tp)):
+                    return None
+            errors = []
+            for option in options:
+                try:
+                    return self.build(option, node, path)
+                except ProfileError as exc:
+                    errors.append(exc)
+            raise errors[-1]
+        if origin is Literal:
+            value = self.scalar(node, path)
+            if value not in get_args(tp):
+                choices = ", ".join(repr(a) for a in get_args(tp))
+                self.fail(node, path, f"{value!r} is not one of {choices}")
+            return value
+        if origin is list:
+            if not isinstance(node, yaml.SequenceNode):
+                self.fail(node, path, "expected a list")
+            (item,) = get_args(tp)
+            return [self.build(item, child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                self.fail(node, path, "expected a mapping")
+            _, value_tp = get_args(tp)
+            out = {}
+            for key_node, value_node in node.value:
+                key = self.scalar(key_node, path)
+                out[str(key)] = self.build(value_tp, value_node, f"{path}.{key}")
+            return out
+        if dataclasses.is_dataclass(tp):
+            return self.dataclass(tp, node, path)
+        if tp in _SCALARS:
+            value = self.scalar(node, path)
+            if tp is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.fail(node, path, f"expected {_SCALARS[tp]}, got {value!r} (quote it)")
+            if type(value) is not tp:
+                self.fail(node, path, f"expected {_SCALARS[tp]}, got {value!r}")
+            return value
+        if tp is Any:
+            return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+        raise TypeError(f"unsupported schema type {tp!r}")
+
+    def scalar(self, node: yaml.Node, path: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, path, "expected a single value, not a list or mapping")
+        return yaml.constructor.SafeConstructor().construct_object(node)
+
+    def dataclass(self, tp: type, node: yaml.Node, path: str) -> Any:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, path, f"expected a mapping with keys {', '.join(_keys(tp))}")
+        hints = get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+        kwargs, seen = {}, set()
+        for key_node, value_node in node.value:
+            key = str(self.scalar(key_node, path))
+            name = key.replace("-", "_")
+            sub = f"{path}.{key}" if path else key
+            if name == "from":
+                name = "from_"
+            if name not in fields:
+                close = difflib.get_close_matches(key, _keys(tp), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(_keys(tp))}"
+                self.fail(key_node, sub, f"unknown key {key!r}{hint}")
+            if name in seen:
+                self.fail(key_node, sub, f"duplicate key {key!r}")
+            seen.add(name)
+            kwargs[name] = self.build(hints[name], value_node, sub)
+        for name, f in fields.items():
+            if name not in kwargs and f.default is dataclasses.MISSING \
+                    and f.default_factory is dataclasses.MISSING:
+                self.fail(node, path, f"missing required key {name.rstrip('_')!r}")
+        try:
+            obj = tp(**kwargs)
+        except ValueError as exc:
+            self.fail(node, path, str(exc))
+        validate = getattr(obj, "validate", None)
+        if validate is not None:
+            problem = validate()
+            if problem:
+                self.fail(node, path, problem)
+        return obj
+
+
+def _keys(tp: type) -> list[str]:
+    return [f.name.rstrip("_") for f in dataclasses.fields(tp) if f.init]
+
+
+def load(tp: type, text: str, filename: str) -> Any:
+    """Build `tp` from YAML `text`; every error names `filename`, line and column."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(filename, getattr(exc, "problem_mark", None), "",
+                           f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if node is None:
+        raise ProfileError(filename, None, "", "the file is empty")
+    return _Builder(filename).build(tp, node, "")

@@ -1,0 +1,87 @@
+"""Shared fixtures: the embedded stub with the bundled handler, and SIPp as an independent peer."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.sma.model import SipMediaApplication, SipRule
+from harness.stub import Stub, StubConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "sip_profiles"
+SMA_ID = "5f0e8c2a-6d1b-4c55-9a3e-2b7f1e0d9c41"
+
+
+def require_tool(name: str) -> str:
+    """The path of a system tool the tests use as a real peer; a clear setup failure if absent."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"setup: {name!r} is not installed; run `make test` (it installs the Debian "
+                    f"packages sip-tester, tshark, espeak-ng, libpcap0.8) or "
+                    f"`bash scripts/setup-system.sh`", pytrace=False)
+    return path
+
+
+def stub_config(tmp_path: Path, handler: str = "handlers/update_prompt.py", **kw) -> StubConfig:
+    sma = SipMediaApplication(SMA_ID, str(PROFILES / handler), name="update-prompt")
+    rule = SipRule("rule-1", "ToPhoneNumber", "*", [(1, SMA_ID)])
+    return StubConfig([sma], [rule], PROFILES / "bucket", run_dir=tmp_path, **kw)
+
+
+@pytest.fixture
+def stub(tmp_path):
+    with Stub(stub_config(tmp_path)) as s:
+        yield s
+
+
+class SippCall:
+    """`sipp -sn uac` placing one call into the stub and holding it for `hold_ms`."""
+
+    def __init__(self, target: str, hold_ms: int, to_user: str = "+14345550101"):
+        sipp = require_tool("sipp")
+        self.proc = subprocess.Popen(
+            [sipp, "-sn", "uac", "-s", to_user, "-i", "127.0.0.1", "-p", "0", "-m", "1",
+             "-d", str(hold_ms), "-timeout", "30", "-timeout_error", target],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def sipp_call():
+    calls = []
+
+    def start(stub: Stub, hold_ms: int = 5000, **kw) -> SippCall:
+        call = SippCall(f"127.0.0.1:{stub.sip_port}", hold_ms, **kw)
+        calls.append(call)
+        return call
+    yield start
+    for call in calls:
+        call.kill()
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll `predicate` until it returns a truthy value or `timeout` passes (returns it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def live_transaction(stub: Stub, timeout: float = 10.0) -> str:
+    """The TransactionId of the first call that reached the stub."""
+    found = wait_until(lambda: stub.run_in_loop(lambda: list(stub.service.transactions)), timeout)
+    assert found, "no call reached the stub"
+    return found[0]
