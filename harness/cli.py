@@ -65,6 +65,35 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    import asyncio
+    import dataclasses
+    import signal
+    from .runner import stub_config
+    from .stub import Stub
+    profile = load_profile(Path(args.profile))
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    low, _, high = args.rtp_ports.partition("-")
+    config = dataclasses.replace(stub_config(profile, out), host=args.host, sip_port=args.sip_port,
+                                 api_port=args.api_port, rtp_port_range=(int(low), int(high)))
+
+    async def serve() -> None:
+        stub = Stub(config)
+        await stub.start_async()
+        print(f"sip-harness serve: SIP udp {config.host}:{stub.sip_port}, API {stub.api_url}, "
+              f"RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await stub.stop_async()
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
 def cmd_analyze(args) -> int:
     from .wire.analysis import analyze_pcap
     analysis = analyze_pcap(args.pcap)
@@ -85,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     validate = sub.add_parser("validate", help="check profiles without running them")
     validate.add_argument("paths", nargs="*")
     validate.set_defaults(func=cmd_validate)
+    serve = sub.add_parser("serve", help="run the stub and its API as a long-running service")
+    serve.add_argument("--profile", default="sip_profiles/update_switches_prompt.yaml",
+                       help="the profile whose stub section (SMA, handler, bucket) to serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--sip-port", type=int, default=5060)
+    serve.add_argument("--api-port", type=int, default=8080)
+    serve.add_argument("--rtp-ports", default="20000-20400", help="LOW-HIGH")
+    serve.add_argument("--out", default="artifacts/serve", help="folder for handler logs")
+    serve.set_defaults(func=cmd_serve)
     analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
     analyze.add_argument("pcap")
     analyze.set_defaults(func=cmd_analyze)

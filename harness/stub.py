@@ -26,7 +26,7 @@ from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_sdp, parse_sdp
 from .sip.transport import UdpSipTransport
 from .sma import commands as cmd
 from .sma.engine import CallTransaction
-from .sma.handlers import InvocationResult, PythonHandler
+from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
 
@@ -87,7 +87,7 @@ class Stub:
         self._thread: threading.Thread | None = None
         self._calls: dict[str, _SipCall] = {}  # by SIP Call-ID
         self._legs: dict[str, _SipCall] = {}  # by SMA CallId
-        self._handlers: dict[str, PythonHandler] = {}
+        self._handlers: dict[str, HandlerRunner] = {}
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.sip: UdpSipTransport | None = None
@@ -105,10 +105,10 @@ class Stub:
         for sma in self.config.applications:
             self.service.add_application(sma)
             log_path = self.config.run_dir / f"handler-{sma.name}.log" if self.config.run_dir else None
-            self._handlers[sma.sip_media_application_id] = PythonHandler(
+            self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
                 sma.handler, function_name=sma.name, env=sma.handler_env,
                 timeout_s=self.config.handler_timeout_s, retries=self.config.handler_retries,
-                log_path=log_path, region=sma.aws_region, account=sma.aws_account_id)
+                log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
         for rule in self.config.rules:
             self.service.add_rule(rule)
         self.media = MediaEngine(self.config.host, self.config.rtp_port_range)

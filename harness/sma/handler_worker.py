@@ -3,8 +3,9 @@
 SPEC is `package.module:function`, `path/to/file.py` (function `lambda_handler`, else
 `handler`) or `path/to/file.py:function`. The module is imported once and serves every
 invocation, so module state survives between them. Requests arrive as JSON lines on stdin;
-answers leave as JSON lines on the original stdout, which the handler's own prints cannot
-reach (they go to stderr, as Lambda sends them to the function's log).
+answers leave as JSON lines, prefixed with the nonce from SIP_HARNESS_NONCE, on the original
+stdout, which the handler's own prints cannot reach (they go to stderr, as Lambda sends them
+to the function's log).
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def load_handler(spec: str):
 
 def main() -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
+    nonce = os.environ.get("SIP_HARNESS_NONCE", "")
     os.dup2(2, 1)  # the handler's prints go to the log, never into the protocol
     sys.stdout = sys.stderr
     spec = sys.argv[1]
@@ -89,7 +91,7 @@ def main() -> None:
             except Exception as exc:
                 answer["error"] = {"errorType": type(exc).__name__, "errorMessage": str(exc),
                                    "stackTrace": traceback.format_exc().splitlines()}
-        out.write(json.dumps(answer) + "\n")
+        out.write(nonce + json.dumps(answer) + "\n")
 
 
 if __name__ == "__main__":

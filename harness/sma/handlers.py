@@ -1,19 +1,31 @@
-"""Running a user's handler the way Lambda does: warm worker processes, a timeout per
-attempt that kills the worker (the next attempt is a cold start), and one retry."""
+"""Running a user's handler the way Lambda does.
+
+A handler is a Python function (`module:function` or a `.py` file), a Node.js handler file
+(`.js`/`.cjs`/`.mjs`, run by the machine's real `node`), or any Lambda-Invoke-compatible HTTP
+endpoint (`http://…`, as the Lambda runtime emulator, SAM local or LocalStack serve it).
+Functions run in warm worker processes, never inside the stub's event loop; a timeout per
+attempt kills the worker (the next attempt is a cold start) and a failed attempt is retried
+once, as the service does (sma-reference §5.1).
+"""
 from __future__ import annotations
 
+import abc
 import asyncio
-import os
 import json
+import os
+import secrets
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RETRIES = 1
-_NO_RESPONSE = object()
+NODE_SUFFIXES = (".js", ".cjs", ".mjs")
+_NODE_WORKER = Path(__file__).with_name("node_worker.js")
 
 
 @dataclass
@@ -21,7 +33,8 @@ class InvocationResult:
     """What one invocation (with its retries) produced.
 
     `response` is the handler's return value; `failed` is True when every attempt failed
-    (error or timeout); `errors` lists each failed attempt's error object.
+    (error or timeout); `errors` lists each failed attempt's error object; `invalid_json`
+    says why a return value could not be serialized as JSON.
     """
 
     response: object = None
@@ -32,72 +45,41 @@ class InvocationResult:
     invalid_json: str | None = None
 
 
-class _Worker:
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
-        self.ids = 0
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The Lambda-side settings of one handler."""
 
-    async def call(self, request: dict) -> dict:
-        self.ids += 1
-        request["id"] = self.ids
-        self.proc.stdin.write((json.dumps(request) + "\n").encode())
-        await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise ConnectionError(f"handler worker exited with code {await self.proc.wait()}")
-        return json.loads(line)
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-        await self.proc.wait()
+    spec: str
+    function_name: str = "sma-handler"
+    env: dict = field(default_factory=dict)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    cwd: Path | None = None
+    log_path: Path | None = None
+    max_workers: int = 8
 
 
-class PythonHandler:
-    """A Python handler (`module:function` or a file path) in warm worker processes."""
+class HandlerRunner(abc.ABC):
+    """Invokes one function with the service's timeout and retry rules."""
 
-    def __init__(self, spec: str, function_name: str = "sma-handler", env: dict | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
-                 cwd: Path | None = None, log_path: Path | None = None, max_workers: int = 8,
-                 region: str = "us-east-1", account: str = "123456789012"):
-        self.spec, self.function_name = spec, function_name
-        self.env, self.cwd, self.log_path = env or {}, cwd, log_path
-        self.timeout_s, self.retries, self.max_workers = timeout_s, retries, max_workers
-        self.region, self.account = region, account
-        self._idle: list[_Worker] = []
-        self._all: set[_Worker] = set()
-        self._slots = asyncio.Semaphore(max_workers)
-        self._log = None
-        self.cold_starts = 0
-
-    async def _spawn(self) -> _Worker:
-        if self.log_path is not None and self._log is None:
-            self._log = open(self.log_path, "ab")
-        env = {**os.environ, **self.env, "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-               "AWS_REGION": self.region, "PYTHONUNBUFFERED": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "harness.sma.handler_worker", self.spec,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=self._log if self._log is not None else asyncio.subprocess.DEVNULL,
-            cwd=str(self.cwd) if self.cwd else None, env=env)
-        self.cold_starts += 1
-        worker = _Worker(proc)
-        self._all.add(worker)
-        return worker
+    def __init__(self, config: FunctionConfig):
+        self.config = config
+        self._slots = asyncio.Semaphore(config.max_workers)
 
     async def invoke(self, event: dict) -> InvocationResult:
-        """Invoke with `event`; retry once on error or timeout, as the service does."""
+        """Invoke with `event`; a failed or timed-out attempt is retried `retries` times."""
         result = InvocationResult()
         start = time.perf_counter()
         async with self._slots:
-            for _ in range(1 + self.retries):
+            for _ in range(1 + self.config.retries):
                 result.attempts += 1
-                answer = await self._attempt(event)
+                answer = await self._attempt(self._request(event))
                 if "error" in answer:
                     result.errors.append(answer["error"])
                     continue
-                if "unserializable" in answer:
-                    result.invalid_json = answer["unserializable"]
+                result.invalid_json = answer.get("unserializable")
                 result.response = answer.get("result")
                 break
             else:
@@ -105,19 +87,91 @@ class PythonHandler:
         result.duration_ms = (time.perf_counter() - start) * 1000
         return result
 
-    async def _attempt(self, event: dict) -> dict:
+    def _request(self, event: dict) -> dict:
+        c = self.config
+        return {"event": event, "request_id": str(uuid.uuid4()), "function_name": c.function_name,
+                "region": c.region, "account": c.account,
+                "deadline_ms": time.time() * 1000 + c.timeout_s * 1000}
+
+    def _timeout_error(self) -> dict:
+        return {"errorType": "Sandbox.Timedout",
+                "errorMessage": f"Task timed out after {self.config.timeout_s:.2f} seconds"}
+
+    @abc.abstractmethod
+    async def _attempt(self, request: dict) -> dict:
+        """One attempt: a dict with `result`, `error` or `unserializable`."""
+
+    @property
+    def worker_count(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        """Release workers and connections."""
+
+
+class _Worker:
+    """One warm process speaking JSON lines; answers are the lines that start with `nonce`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, nonce: str, log):
+        self.proc, self.nonce, self.log = proc, nonce.encode(), log
+        self.ids = 0
+
+    async def call(self, request: dict) -> dict:
+        self.ids += 1
+        request = {**request, "id": self.ids}
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        await self.proc.stdin.drain()
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                raise ConnectionError(f"handler process exited with code {await self.proc.wait()}")
+            if line.startswith(self.nonce):
+                return json.loads(line[len(self.nonce):])
+            if self.log is not None:  # the handler's own output on stdout is its log
+                self.log.write(line)
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+
+
+class ProcessHandler(HandlerRunner):
+    """A function in warm worker processes, one invocation per process at a time."""
+
+    def __init__(self, config: FunctionConfig, argv: list[str]):
+        super().__init__(config)
+        self.argv = argv
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._log = None
+        self.cold_starts = 0
+
+    async def _spawn(self) -> _Worker:
+        c = self.config
+        if c.log_path is not None and self._log is None:
+            self._log = open(c.log_path, "ab", buffering=0)
+        nonce = "@@sip-harness-" + secrets.token_hex(8) + "@@"
+        env = {**os.environ, **c.env, "AWS_LAMBDA_FUNCTION_NAME": c.function_name,
+               "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region,
+               "PYTHONUNBUFFERED": "1", "SIP_HARNESS_NONCE": nonce}
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=self._log if self._log is not None else asyncio.subprocess.DEVNULL,
+            cwd=str(c.cwd) if c.cwd else None, env=env, limit=8 * 1024 * 1024)
+        self.cold_starts += 1
+        worker = _Worker(proc, nonce, self._log)
+        self._all.add(worker)
+        return worker
+
+    async def _attempt(self, request: dict) -> dict:
         worker = self._idle.pop() if self._idle else await self._spawn()
-        request = {"event": event, "request_id": str(uuid.uuid4()),
-                   "function_name": self.function_name, "region": self.region,
-                   "account": self.account,
-                   "deadline_ms": time.time() * 1000 + self.timeout_s * 1000}
         try:
-            answer = await asyncio.wait_for(worker.call(request), self.timeout_s)
+            answer = await asyncio.wait_for(worker.call(request), self.config.timeout_s)
         except asyncio.TimeoutError:
             await self._discard(worker)
-            return {"error": {"errorType": "Sandbox.Timedout",
-                              "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds"}}
-        except (ConnectionError, ValueError) as exc:
+            return {"error": self._timeout_error()}
+        except (ConnectionError, ValueError) as exc:  # died, or a line too long or not JSON
             await self._discard(worker)
             return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc)}}
         self._idle.append(worker)
@@ -132,12 +186,63 @@ class PythonHandler:
         return len(self._all)
 
     async def close(self) -> None:
-        """Stop every worker process."""
         for worker in list(self._all):
-            if worker.proc.stdin and not worker.proc.stdin.is_closing():
-                worker.proc.stdin.close()
             await self._discard(worker)
         self._idle.clear()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class HttpInvokeHandler(HandlerRunner):
+    """A Lambda-Invoke-compatible endpoint: `POST {base}/2015-03-31/functions/{name}/invocations`.
+
+    `spec` is the base URL, or the full invocation URL.
+    """
+
+    def __init__(self, config: FunctionConfig):
+        super().__init__(config)
+        url = config.spec.rstrip("/")
+        if "/2015-03-31/functions/" not in url:
+            url = f"{url}/2015-03-31/functions/{config.function_name}/invocations"
+        self.url = url
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _attempt(self, request: dict) -> dict:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"}
+        try:
+            async with self._session.post(self.url, data=json.dumps(request["event"]), headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as resp:
+                body = await resp.read()
+                function_error = resp.headers.get("X-Amz-Function-Error")
+                status = resp.status
+        except asyncio.TimeoutError:
+            return {"error": self._timeout_error()}
+        except aiohttp.ClientError as exc:
+            return {"error": {"errorType": "ServiceException", "errorMessage": str(exc)}}
+        if status >= 300 or function_error:
+            return {"error": {"errorType": function_error or f"HTTP{status}",
+                              "errorMessage": body.decode("utf-8", "replace")[:2000]}}
+        try:
+            return {"result": json.loads(body) if body.strip() else None}
+        except ValueError as exc:
+            return {"unserializable": f"response is not JSON: {exc}"}
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def create_handler(config: FunctionConfig) -> HandlerRunner:
+    """The runner for a handler spec: an HTTP endpoint, a Node.js file or a Python function."""
+    spec = config.spec
+    if spec.startswith(("http://", "https://")):
+        return HttpInvokeHandler(config)
+    target, _, export = spec.partition(":")
+    if target.endswith(NODE_SUFFIXES):
+        argv = ["node", str(_NODE_WORKER), target] + ([export] if export else [])
+        return ProcessHandler(config, argv)
+    return ProcessHandler(config, [sys.executable, "-m", "harness.sma.handler_worker", spec])
