@@ -130,7 +130,8 @@ class Call:
 class Listener:
     """A SIP user agent that receives calls at ``uri`` (see ``Caller.listen``).
 
-    ``calls`` lists the incoming calls so far, oldest first.
+    ``calls`` lists the incoming calls so far, oldest first; ``worker_pid`` is the process
+    that answers them.
     """
 
     def __init__(self, uri: str, worker_pid: int) -> None:

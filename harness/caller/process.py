@@ -98,24 +98,31 @@ class WorkerProcess:
                 raise CallerError(self.exit_message or f"{self.name} is gone") from None
 
     def _read(self) -> None:
-        for line in self._proc.stdout:
-            message = json.loads(line)
-            if message["ev"] == "reply":
-                slot = self._replies.get(message["seq"])
-                if slot is not None:
-                    slot[1] = message
-                    slot[0].set()
-            elif message["ev"] == "ready":
-                self.port = message["port"]
-                self._ready.set()
-            else:
-                self._on_event(self, message)
-        self._proc.stdout.close()
-        self.exit_message = self._describe_exit(self._proc.wait())
-        self._ready.set()
-        for slot in list(self._replies.values()):
-            slot[0].set()
-        self._on_exit(self)
+        try:
+            for line in self._proc.stdout:
+                self._dispatch(json.loads(line))
+        except BaseException:
+            self._proc.kill()  # without its channel the worker is of no use
+            raise
+        finally:
+            self._proc.stdout.close()
+            self.exit_message = self._describe_exit(self._proc.wait())
+            self._ready.set()
+            for slot in list(self._replies.values()):
+                slot[0].set()
+            self._on_exit(self)
+
+    def _dispatch(self, message: dict) -> None:
+        if message["ev"] == "reply":
+            slot = self._replies.get(message["seq"])
+            if slot is not None:
+                slot[1] = message
+                slot[0].set()
+        elif message["ev"] == "ready":
+            self.port = message["port"]
+            self._ready.set()
+        else:
+            self._on_event(self, message)
 
     def _describe_exit(self, returncode: int) -> str:
         if returncode < 0:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pjsua2 as pj
@@ -33,6 +34,24 @@ STATE_NAMES = {
 DTMF_METHODS = {"rfc2833": pj.PJSUA_DTMF_METHOD_RFC2833, "info": pj.PJSUA_DTMF_METHOD_SIP_INFO}
 DTMF_METHOD_NAMES = {value: name for name, value in DTMF_METHODS.items()}
 SHUTDOWN_GRACE_S = 3.0
+RECORDER_CLOSE_S = 2.0
+
+
+@dataclass
+class Ending:
+    """A disconnected call whose DISCONNECTED waits for its recorder to be closed."""
+
+    call: "WorkerCall"
+    message: dict
+    recorder_slot: int | None
+    deadline: float
+
+
+def _conf_port_exists(slot: int, name: str) -> bool:
+    try:
+        return pj.AudioMedia.getPortInfoFromId(slot).name == name
+    except pj.Error:
+        return False
 
 
 class Channel:
@@ -77,9 +96,10 @@ def guarded(callback):
     def wrapper(self, *args):
         try:
             callback(self, *args)
-        except Exception:
+        except Exception as error:
             traceback.print_exc()
-            self.worker.channel.send(ev="error", call=self.key, message=traceback.format_exc(limit=3))
+            reason = error.reason if isinstance(error, pj.Error) else repr(error)
+            self.worker.channel.send(ev="error", call=self.key, message=f"{callback.__name__}: {reason}")
 
     return wrapper
 
@@ -89,27 +109,30 @@ class WorkerCall(pj.Call):
 
     def __init__(self, worker: "Worker", key: str, call_id: int = pj.PJSUA_INVALID_ID,
                  record_to: str | None = None, play: str | None = None) -> None:
+        recorder = player = None
+        if record_to:  # before binding to the call: a bad file must leave the call untouched
+            recorder = pj.AudioMediaRecorder()
+            recorder.createRecorder(record_to)
+        if play:
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(play)
         super().__init__(worker.account, call_id)
         self.worker = worker
         self.key = key
-        self.recorder = None
-        self.player = None
-        if record_to:
-            self.recorder = pj.AudioMediaRecorder()
-            self.recorder.createRecorder(record_to)
-        if play:
-            self.player = pj.AudioMediaPlayer()
-            self.player.createPlayer(play)
+        self.record_to = record_to
+        self.recorder = recorder
+        self.player = player
 
     @guarded
     def onCallState(self, prm) -> None:
         info = self.getInfo()
+        message = dict(ev="state", call=self.key, state=STATE_NAMES.get(info.state, info.stateText),
+                       status=info.lastStatusCode, reason=info.lastReason,
+                       call_id=info.callIdString, time=time.time())
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.recorder = self.player = None  # the WAV is complete before anyone hears of the end
-            self.worker.call_ended(self)
-        self.worker.channel.send(ev="state", call=self.key, state=STATE_NAMES[info.state],
-                                 status=info.lastStatusCode, reason=info.lastReason,
-                                 call_id=info.callIdString, time=time.time())
+            self.worker.call_ended(self, message)
+        else:
+            self.worker.channel.send(**message)
 
     @guarded
     def onCallMediaState(self, prm) -> None:
@@ -155,7 +178,8 @@ class Worker:
         self.account = UserAgent(self)
         self.account.create(account_config(f"sip:{user}@{self.host}:{self.port}", self.host, transport_id))
         self.calls: dict[str, WorkerCall] = {}
-        self.ended: list[WorkerCall] = []  # dropped only after the callback that ended them
+        self.ended: list[pj.Call] = []  # dropped only after the callback that ended them
+        self.ending: list[Ending] = []
         self.answer_due: dict[str, float] = {}
         self.incoming_count = 0
 
@@ -171,6 +195,7 @@ class Worker:
                 self.execute(command)
             self.ep.libHandleEvents(10)
             self.answer_calls_due()
+            self.report_ended_calls()
             self.ended.clear()
         self.shutdown()
 
@@ -180,7 +205,7 @@ class Worker:
             result = getattr(self, "op_" + command["op"])(command) or {}
             self.channel.send(ev="reply", seq=command["seq"], error=None, **result)
         except pj.Error as error:
-            self.channel.send(ev="reply", seq=command["seq"], error=f"{error.title}: {error.reason}")
+            self.channel.send(ev="reply", seq=command["seq"], error=error.reason)
         except Exception as error:
             self.channel.send(ev="reply", seq=command["seq"], error=f"{type(error).__name__}: {error}")
 
@@ -197,7 +222,7 @@ class Worker:
         try:
             call.makeCall(command["uri"], prm)
         except pj.Error:
-            del self.calls[call.key]
+            self.calls.pop(call.key, None)
             self.ended.append(call)
             raise
         return {"call_id": call.getInfo().callIdString}
@@ -249,8 +274,6 @@ class Worker:
         self.calls[key] = call
         self.channel.send(ev="incoming", call=key, call_id=call.getInfo().callIdString,
                           invite=prm.rdata.wholeMsg, record_to=record_to)
-        self.channel.send(ev="state", call=key, state="INCOMING", status=0, reason="",
-                          call_id=call.getInfo().callIdString, time=time.time())
         ring_ms = self.listen["ring_ms"]
         if self.listen["answer"] and ring_ms <= 0:
             self.answer(call, 200)
@@ -271,24 +294,45 @@ class Worker:
         for key, due in list(self.answer_due.items()):
             if due <= now:
                 del self.answer_due[key]
-                self.answer(self.calls[key], 200)
+                try:
+                    self.answer(self.calls[key], 200)
+                except pj.Error as error:
+                    self.channel.send(ev="error", call=key, message=f"answer failed: {error.reason}")
 
-    def call_ended(self, call: WorkerCall) -> None:
+    def call_ended(self, call: WorkerCall, message: dict) -> None:
+        """Close the call's player and recorder; report the end once the WAV is complete."""
         self.calls.pop(call.key, None)
         self.answer_due.pop(call.key, None)
-        self.ended.append(call)
+        recorder_slot = call.recorder.getPortId() if call.recorder is not None else None
+        call.recorder = call.player = None
+        self.ending.append(Ending(call, message, recorder_slot, time.monotonic() + RECORDER_CLOSE_S))
+
+    def report_ended_calls(self) -> None:
+        """Send the DISCONNECTED of each ended call whose recorder the bridge has let go of.
+
+        The conference bridge removes a port (and so closes its WAV file) on a later tick
+        than the recorder's destruction, so the worker waits for the slot to disappear.
+        """
+        now = time.monotonic()
+        for ending in list(self.ending):
+            if ending.recorder_slot is None or now > ending.deadline or not _conf_port_exists(
+                    ending.recorder_slot, ending.call.record_to):
+                self.ending.remove(ending)
+                self.channel.send(**ending.message)
 
     def shutdown(self) -> None:
         """Hang up, drop every pjsua2 object, then destroy the library (the order matters)."""
         self.ep.hangupAllCalls()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
-        while self.calls and time.monotonic() < deadline:
+        while (self.calls or self.ending) and time.monotonic() < deadline:
             self.ep.libHandleEvents(10)
+            self.report_ended_calls()
         self.calls.clear()
         self.ended.clear()
+        self.ending.clear()
         self.account.shutdown()
         self.account = None
-        self.ep.libDestroy()
+        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)  # calls are over: skip its 1 s wait
         self.ep = None
 
 
