@@ -242,7 +242,8 @@ class Stub:
         self._calls[event.call_id] = call
         self._legs[leg.call_id] = call
         self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
-                   sip_media_application_id=sma.sip_media_application_id, to=leg.to, from_=leg.from_)
+                   sip_media_application_id=sma.sip_media_application_id, to=leg.to, from_=leg.from_,
+                   rtp_port=session.local_port)
         tx.inbound_call(leg)
         self._dispatch(tx)
 

@@ -1,9 +1,13 @@
-"""Audio sources for the stub: WAV files, tones and silence, as 8 kHz 16-bit mono PCM,
-and their G.711 encoding into 20 ms frames ready for the media clock to slice."""
+"""Audio sources as 8 kHz 16-bit mono PCM (WAV files, tones, silence) and their G.711 encoding
+into 20 ms frames, so that the media clock only slices bytes.
+
+WAV files are read with a small RIFF parser rather than `wave`: Python 3.11's `wave` rejects
+WAVE_FORMAT_EXTENSIBLE and 24-bit files, and trusts the data size that streaming writers such
+as `espeak-ng --stdout` leave at 0x7FFFFFFF.
+"""
 from __future__ import annotations
 
-import io
-import wave
+import struct
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,51 +19,107 @@ RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 MAX_WAV_BYTES = 50 * 1024 * 1024  # the service's PlayAudio limit
 
+_FORMAT_PCM = 0x0001
+_FORMAT_EXTENSIBLE = 0xFFFE
+_FORMAT_NAMES = {0x0003: "IEEE float", 0x0006: "A-law", 0x0007: "µ-law", 0x0011: "IMA ADPCM",
+                 0x0055: "MP3"}
+#: The GUID tail shared by every KSDATAFORMAT_SUBTYPE; its first two bytes are the format tag.
+_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+_ANTIALIAS_TAPS = 63
+
 
 class InvalidAudioSource(ValueError):
     """The audio cannot be played; the SMA reports ErrorType InvalidAudioSource."""
 
 
 def read_wav(data: bytes, name: str = "audio") -> np.ndarray:
-    """Decode PCM WAV bytes to 8 kHz mono int16, converting rate and channels."""
+    """Decode a PCM WAV file (8/16/24/32-bit, any rate and channel count) to 8 kHz mono int16."""
     if len(data) > MAX_WAV_BYTES:
         raise InvalidAudioSource(f"{name}: {len(data)} bytes exceeds the 50 MB limit")
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise InvalidAudioSource(f"{name}: not a PCM WAV file ({exc})") from None
+    fmt, raw = _riff_chunks(data, name)
+    if len(fmt) < 16:
+        raise InvalidAudioSource(f"{name}: fmt chunk too short ({len(fmt)} bytes)")
+    tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag == _FORMAT_EXTENSIBLE and len(fmt) >= 40 and fmt[26:40] == _GUID_TAIL:
+        tag = struct.unpack_from("<H", fmt, 24)[0]
+    if tag != _FORMAT_PCM:
+        kind = _FORMAT_NAMES.get(tag, f"format 0x{tag:04x}")
+        raise InvalidAudioSource(f"{name}: {kind} WAV is not linear PCM")
+    width = bits // 8 if bits % 8 == 0 else 0
+    if width not in (1, 2, 3, 4) or channels < 1 or rate < 1000 or block != width * channels:
+        raise InvalidAudioSource(f"{name}: unsupported PCM layout ({bits} bits, {channels} "
+                                 f"channels, {rate} Hz, block {block})")
+    raw = raw[: len(raw) // block * block]
+    pcm = _samples(raw, width).reshape(-1, channels).mean(axis=1)
+    return np.clip(np.round(_resample(pcm, rate)), -32768, 32767).astype(np.int16)
+
+
+def _riff_chunks(data: bytes, name: str) -> tuple[bytes, bytes]:
+    """The fmt and data chunk bodies; a data chunk longer than the file is cut to the file."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise InvalidAudioSource(f"{name}: not a RIFF/WAVE file")
+    fmt = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = struct.unpack_from("<4sI", data, pos)
+        body = data[pos + 8: pos + 8 + size]
+        if chunk_id == b"fmt ":
+            fmt = body
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise InvalidAudioSource(f"{name}: data chunk before fmt chunk")
+            return fmt, body
+        pos += 8 + size + (size & 1)
+    raise InvalidAudioSource(f"{name}: no {'data' if fmt is not None else 'fmt'} chunk")
+
+
+def _samples(raw: bytes, width: int) -> np.ndarray:
+    """Little-endian PCM of `width` bytes per sample as float64 on the 16-bit scale."""
+    if width == 1:
+        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) * 256
     if width == 2:
-        pcm = np.frombuffer(raw, dtype="<i2").astype(np.float64)
-    elif width == 1:
-        pcm = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) * 256
-    elif width == 4:
-        pcm = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536
-    else:
-        raise InvalidAudioSource(f"{name}: unsupported sample width {width * 8} bits")
-    if channels > 1:
-        pcm = pcm[: len(pcm) // channels * channels].reshape(-1, channels).mean(axis=1)
-    if rate != RATE and len(pcm):
-        n_out = int(round(len(pcm) * RATE / rate))
-        pcm = np.interp(np.arange(n_out) * rate / RATE, np.arange(len(pcm)), pcm)
-    return np.clip(np.round(pcm), -32768, 32767).astype(np.int16)
+        return np.frombuffer(raw, dtype="<i2").astype(np.float64)
+    if width == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        value = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        return (value - ((value & 0x800000) << 1)).astype(np.float64) / 256
+    return np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536
+
+
+def _resample(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """Resample to 8 kHz: a windowed-sinc low-pass below 4 kHz first when downsampling, then
+    linear interpolation."""
+    if rate == RATE or not len(pcm):
+        return pcm
+    if rate > RATE:
+        n = np.arange(_ANTIALIAS_TAPS) - _ANTIALIAS_TAPS // 2
+        cutoff = 0.45 * RATE / rate  # in cycles per input sample
+        taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(_ANTIALIAS_TAPS)
+        pcm = np.convolve(pcm, taps / taps.sum(), mode="same")
+    n_out = int(round(len(pcm) * RATE / rate))
+    return np.interp(np.arange(n_out) * rate / RATE, np.arange(len(pcm)), pcm)
 
 
 def write_wav(path: Path, pcm: np.ndarray, rate: int = RATE) -> None:
     """Write mono (1-D) or multi-channel (2-D: samples x channels) int16 PCM as WAV."""
     pcm = np.asarray(pcm, dtype=np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    body = pcm.astype("<i2").tobytes()
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(body), b"WAVE", b"fmt ", 16,
+                         _FORMAT_PCM, channels, rate, rate * 2 * channels, 2 * channels, 16,
+                         b"data", len(body))
+    Path(path).write_bytes(header + body)
 
 
 def tone(freq_hz: float, duration_s: float, amplitude: float = 0.3) -> np.ndarray:
     """A sine tone as 8 kHz int16 PCM."""
     t = np.arange(int(duration_s * RATE)) / RATE
     return np.round(np.sin(2 * np.pi * freq_hz * t) * amplitude * 32767).astype(np.int16)
+
+
+def silence(duration_s: float) -> np.ndarray:
+    """Digital silence as 8 kHz int16 PCM."""
+    return np.zeros(int(round(duration_s * RATE)), dtype=np.int16)
 
 
 def encode_frames(pcm: np.ndarray, codec: str) -> list[bytes]:

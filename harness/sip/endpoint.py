@@ -1,350 +1,344 @@
-"""The sans-IO SIP user agent server core (RFC 3261): bytes and time in, packets and events out.
+"""The sans-IO SIP user agent (RFC 3261): bytes and time in, packets and events out.
 
-One `SipEndpoint` serves every dialog of one transport. It answers INVITEs when told to,
-retransmits 2xx responses until the ACK (timer G, gives up at timer H), sends BYE with
-retransmission (timers E/F), answers CANCEL, BYE, OPTIONS and INFO, and rejects what it does
-not support. Nothing here touches a socket or reads a clock: `now` is always passed in.
+One `SipEndpoint` serves every call of one transport ("UDP" or "TCP"), in both roles: calls
+it receives (`uas.py`) and calls it places (`uac.py`). This module takes the input apart:
+framing (TCP), parsing and the 400/513 answers to bad input, transactions
+(`transactions.py`), request checks (405/416/420/481/501) and the requests of either role
+inside a dialog: BYE, re-INVITE (hold and resume), INFO (DTMF) and OPTIONS. Nothing here
+touches a socket or reads a clock: `now` is always passed in.
 """
 from __future__ import annotations
 
-import itertools
 import secrets
-from dataclasses import dataclass, field
 
-from .events import (Address, CallConfirmed, CallEnded, DtmfInfo, IncomingCall,
-                     MalformedMessage, Transmit)
-from .message import SipParseError, SipRequest, SipResponse, parse_message
+from .dialogs import Call
+from .events import (Address, CallEnded, DtmfInfo, MalformedMessage, MediaUpdated, Transmit)
+from .framing import StreamFramer
+from .message import (MAX_MESSAGE_BYTES, REASONS, SipParseError, SipRequest, SipResponse,
+                      parse_message, salvage_request)
+from .sdp import SdpError, answer_reoffer, parse_sdp
+from .transactions import (ServerInvite, ServerNonInvite, ServerTransaction, Timers,
+                           TransactionLayer, response_class)
+from .uac import UacRole
+from .uas import UasRole
+from .uri import NameAddr, UriError, tag_of, uri_of
+from .via import stamp_received, top_via
 
-T1, T2 = 0.5, 4.0
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
-REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
-           400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 480: "Temporarily Unavailable",
-           481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
-           488: "Not Acceptable Here", 500: "Server Internal Error", 501: "Not Implemented",
-           503: "Service Unavailable", 603: "Decline"}
-_SUPPORTED_ELSEWHERE = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER",
-                        "UPDATE", "PRACK"}
+__all__ = ["SipEndpoint", "Timers", "uri_of"]
 
-
-def new_tag() -> str:
-    return secrets.token_hex(6)
+#: Known methods we do not implement: 405 with Allow. Anything else unknown: 501.
+NOT_ALLOWED = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "UPDATE", "PRACK"}
+#: Option tags we implement (none): a Require naming any other gets 420.
+SUPPORTED: frozenset[str] = frozenset()
+ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
 
 
 def new_branch() -> str:
     return "z9hG4bK" + secrets.token_hex(8)
 
 
-def uri_of(name_addr: str) -> str:
-    """The URI inside a name-addr (`"x" <sip:a@b>;tag=1`) or an addr-spec."""
-    if "<" in name_addr:
-        return name_addr.split("<", 1)[1].split(">", 1)[0]
-    return name_addr.split(";", 1)[0].strip()
+class SipEndpoint(UasRole, UacRole):
+    """Every call of one transport (`transport` is "UDP" or "TCP"); T1, T2, T4 in `timers`."""
 
+    METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO")
+    ALLOW = ", ".join(METHODS)
 
-def tag_of(name_addr: str) -> str | None:
-    """The tag parameter of a From/To value, or None."""
-    params = name_addr.rsplit(">", 1)[-1]
-    for p in params.split(";")[1:]:
-        k, _, v = p.partition("=")
-        if k.strip().lower() == "tag":
-            return v.strip()
-    return None
-
-
-@dataclass
-class _Dialog:
-    """One INVITE dialog where we are the UAS."""
-
-    invite: SipRequest
-    source: Address
-    local_tag: str
-    state: str = "proceeding"  # proceeding, answered, confirmed, ending, ended
-    last_response: bytes | None = None
-    retransmit_at: float | None = None
-    retransmit_interval: float = T1
-    give_up_at: float | None = None
-    local_cseq: int = 0
-    bye: bytes | None = None
-    bye_branch: str = ""
-    remote_target: str = ""
-    route_set: list[str] = field(default_factory=list)
-    ended_reason: str = ""
-    reported: bool = False
-
-
-class SipEndpoint:
-    """All UAS dialogs of one transport (`transport` is "UDP" or "TCP")."""
-
-    def __init__(self, host: str, port: int, transport: str = "UDP", user_agent: str = "sip-harness"):
+    def __init__(self, host: str, port: int, transport: str = "UDP",
+                 user_agent: str = "sip-harness", timers: Timers = Timers(),
+                 max_message_bytes: int = MAX_MESSAGE_BYTES):
         self.host, self.port, self.transport = host, port, transport.upper()
         self.user_agent = user_agent
-        self._dialogs: dict[str, _Dialog] = {}
+        self.max_message_bytes = max_message_bytes
+        self._reliable = self.transport != "UDP"
         self._outbox: list[Transmit] = []
         self._events: list[object] = []
-        self._reliable = self.transport != "UDP"
+        self._calls: dict[str, Call] = {}
+        self._framers: dict[Address, StreamFramer] = {}
+        self._tx = TransactionLayer(timers, self._reliable, self._outbox, self._on_ack_timeout)
         self.malformed_count = 0
-        self._ids = itertools.count(1)
+
+    @property
+    def timers(self) -> Timers:
+        return self._tx.timers
+
+    @timers.setter
+    def timers(self, timers: Timers) -> None:
+        """New values apply to transactions started from now on."""
+        self._tx.timers = timers
+
+    @property
+    def contact(self) -> str:
+        return f"<sip:sma@{self.host}:{self.port};transport={self.transport.lower()}>"
 
     # ---- inputs -----------------------------------------------------------------------
     def receive(self, data: bytes, source: Address, now: float) -> None:
-        """Feed one datagram (or one framed stream message) received from `source`."""
-        if not data.strip():
-            return  # keep-alive CRLF
-        try:
-            msg = parse_message(data, stream=self._reliable)
-        except SipParseError as exc:
-            self.malformed_count += 1
-            answered = self._answer_malformed(data, source, exc.reason)
-            self._events.append(MalformedMessage(source, exc.reason, answered))
+        """Feed a datagram (UDP), or the next bytes of the connection with `source` (TCP)."""
+        if not self._reliable:
+            self._receive_message(data, source, now)
             return
-        if isinstance(msg, SipRequest):
-            self._on_request(msg, source, now)
-        else:
-            self._on_response(msg, now)
+        framer = self._framers.setdefault(source, StreamFramer(self.max_message_bytes))
+        for message in framer.feed(data):
+            self._receive_message(message, source, now)
+        if framer.error is not None:
+            self._refuse(framer.buffer, source, framer.error)
+            self._outbox.append(Transmit(b"", source, close=True))
+            del self._framers[source]
+
+    def stream_closed(self, source: Address) -> None:
+        """The TCP connection with `source` is gone: forget its partial input."""
+        self._framers.pop(source, None)
 
     def handle_timers(self, now: float) -> None:
         """Fire every timer that is due at `now`."""
-        for call_id, d in list(self._dialogs.items()):
-            if d.give_up_at is not None and now >= d.give_up_at:
-                self._on_give_up(call_id, d, now)
-            elif d.retransmit_at is not None and now >= d.retransmit_at:
-                self._outbox.append(Transmit(d.bye if d.state == "ending" else d.last_response,
-                                             d.source))
-                d.retransmit_interval = min(d.retransmit_interval * 2, T2)
-                d.retransmit_at = now + d.retransmit_interval
+        self._tx.handle_timers(now)
 
     def next_deadline(self) -> float | None:
         """The earliest time `handle_timers` has work to do, or None."""
-        times = [t for d in self._dialogs.values() for t in (d.retransmit_at, d.give_up_at)
-                 if t is not None]
-        return min(times, default=None)
+        return self._tx.next_deadline()
 
-    # ---- commands from the layer above ------------------------------------------------
-    def ring(self, call_id: str, status: int = 180) -> None:
-        """Send a provisional response (180 Ringing by default)."""
-        d = self._dialogs[call_id]
-        if d.state == "proceeding":
-            self._respond(d, status)
-
-    def answer(self, call_id: str, sdp: bytes, now: float) -> None:
-        """Send 200 OK with `sdp`; retransmitted until the ACK arrives (UDP)."""
-        d = self._dialogs[call_id]
-        if d.state != "proceeding":
-            return
-        d.state = "answered"
-        self._respond(d, 200, body=sdp, content_type="application/sdp")
-        self._arm_retransmit(d, now)
-
-    def reject(self, call_id: str, status: int, now: float) -> None:
-        """Refuse an unanswered INVITE with a final error response."""
-        d = self._dialogs[call_id]
-        if d.state != "proceeding":
-            return
-        self._respond(d, status)
-        self._end(call_id, "local", f"rejected {status}", status)
-        d.give_up_at = now + 64 * T1
-
+    # ---- commands from the layer above (ring, answer, reject: uas.py; invite: uac.py) ----
     def hangup(self, call_id: str, now: float) -> None:
-        """End the dialog from our side: BYE when answered, 480 (or nothing) otherwise."""
-        d = self._dialogs.get(call_id)
-        if d is None or d.state in ("ending", "ended"):
+        """End a call from our side: BYE once answered, 480 to an INVITE we have not
+        answered, CANCEL for an INVITE of ours still unanswered."""
+        call = self._calls.get(call_id)
+        if call is None:
             return
-        if d.state == "proceeding":
+        if call.state == "incoming":
             self.reject(call_id, 480, now)
             return
-        d.local_cseq += 1
-        d.bye_branch = new_branch()
-        req = SipRequest(method="BYE", uri=d.remote_target)
-        h = req.headers
-        h.add("Via", f"SIP/2.0/{self.transport} {self.host}:{self.port};branch={d.bye_branch};rport")
-        for route in d.route_set:
-            h.add("Route", route)
-        h.add("Max-Forwards", "70")
-        h.add("From", self._local_party(d))
-        h.add("To", d.invite.headers.get("from"))
-        h.add("Call-ID", call_id)
-        h.add("CSeq", f"{d.local_cseq} BYE")
-        h.add("User-Agent", self.user_agent)
-        d.bye = req.serialize()
-        d.state = "ending"
-        self._outbox.append(Transmit(d.bye, d.source))
-        self._arm_retransmit(d, now)
+        was = call.state
+        if not call.move("hangup"):
+            return
+        if call.state == "ending":
+            self._send_bye(call, now)
+        elif call.state == "cancelling" and was == "early":
+            self._cancel(call, now)
 
     def dialog_state(self, call_id: str) -> str | None:
-        d = self._dialogs.get(call_id)
-        return d.state if d else None
+        call = self._calls.get(call_id)
+        return call.state if call else None
 
     def active_dialogs(self) -> int:
-        """Dialogs not yet ended (a leak check for tests and the runner)."""
-        return sum(1 for d in self._dialogs.values() if d.state != "ended")
+        """Calls not yet ended (a leak check for tests and the runner)."""
+        return len(self._calls)
+
+    def active_transactions(self) -> int:
+        return len(self._tx)
 
     # ---- outputs ----------------------------------------------------------------------
     def take_transmits(self) -> list[Transmit]:
-        out, self._outbox = self._outbox, []
+        out = self._outbox[:]
+        self._outbox.clear()
         return out
 
     def take_events(self) -> list[object]:
         out, self._events = self._events, []
         return out
 
-    # ---- internals --------------------------------------------------------------------
-    def _local_party(self, d: _Dialog) -> str:
-        to = d.invite.headers.get("to")
-        return to if tag_of(to) else f"{to};tag={d.local_tag}"
+    # ---- parsing and bad input ----------------------------------------------------------
+    def _receive_message(self, data: bytes, source: Address, now: float) -> None:
+        if not data.strip():
+            return  # keep-alive
+        try:
+            msg = parse_message(data, stream=self._reliable, max_bytes=self.max_message_bytes)
+            _check(msg)
+        except SipParseError as exc:
+            self._refuse(data, source, exc)
+            return
+        if isinstance(msg, SipRequest):
+            stamp_received(msg.headers, source)
+            self._on_request(msg, source, now)
+        else:
+            self._on_response(msg, now)
 
-    def _response(self, req: SipRequest, status: int, to_tag: str | None = None,
-                  body: bytes = b"", content_type: str | None = None,
-                  reason: str | None = None) -> SipResponse:
-        resp = SipResponse(status=status, reason=reason or REASONS.get(status, "Unknown"))
+    def _refuse(self, data: bytes, source: Address, exc: SipParseError) -> None:
+        """Count bad input; answer it (400, 513) when it is a request we can answer."""
+        self.malformed_count += 1
+        req = salvage_request(data)
+        answered = req is not None and req.method != "ACK" and bool(req.headers.get_all("via"))
+        if answered:
+            reason = f"{REASONS[exc.status]} ({exc.reason})"
+            reason = "".join(c if " " <= c <= "~" else "?" for c in reason)[:160]
+            self._outbox.append(Transmit(req.reply(exc.status, reason, self._new_tag()).serialize(),
+                                         source))
+        self._events.append(MalformedMessage(source, exc.reason, answered))
+
+    # ---- requests -----------------------------------------------------------------------
+    def _on_request(self, req: SipRequest, source: Address, now: float) -> None:
+        tx = self._tx.server(req)
+        if req.method == "ACK":
+            if tx is not None and tx.state == "completed":
+                tx.ack(now)  # the ACK of a non-2xx response
+            else:
+                self._on_ack(req, now)
+            return
+        if tx is not None:
+            tx.retransmitted()
+            return
+        tx = self._tx.serve(req, source)
+        refusal = self._refusal(req)
+        if refusal is not None:
+            status, extra = refusal
+            self._respond(tx, status, now, headers=extra)
+            return
+        if req.method == "CANCEL":
+            self._on_cancel(req, tx, now)
+        elif req.method == "OPTIONS":
+            self._respond(tx, 200, now, headers=[("Accept", ACCEPT)])
+        elif req.method == "INVITE" and tag_of(req.headers.get("to")) is None:
+            self._new_invite(req, source, tx, now)
+        else:
+            self._in_dialog(req, tx, now)
+
+    def _refusal(self, req: SipRequest) -> tuple[int, list[tuple[str, str]]] | None:
+        """The checks of RFC 3261 §8.2.1–8.2.2: method, URI scheme, Require."""
+        if req.method in NOT_ALLOWED:
+            return 405, []
+        if req.method not in self.METHODS:
+            return 501, []
+        if not req.uri.lower().startswith(("sip:", "sips:")):
+            return 416, []
+        unsupported = [t for t in req.headers.get_all("require") if t.lower() not in SUPPORTED]
+        if unsupported and req.method != "CANCEL":
+            return 420, [("Unsupported", ", ".join(unsupported))]
+        return None
+
+    def _in_dialog(self, req: SipRequest, tx: ServerTransaction, now: float) -> None:
+        """BYE, INFO or re-INVITE: they need the dialog and a CSeq in order."""
+        call = self._calls.get(req.call_id)
+        if call is None or call.dialog is None or not call.dialog.matches(req):
+            self._respond(tx, 481, now)
+            return
+        if not call.dialog.accept_remote_cseq(req.cseq[0]):
+            self._respond(tx, 500, now, reason="CSeq Out of Order")
+            return
+        {"BYE": self._on_bye, "INFO": self._on_info, "INVITE": self._on_reinvite}[req.method](
+            call, req, tx, now)
+
+    def _on_bye(self, call: Call, req: SipRequest, tx: ServerNonInvite, now: float) -> None:
+        self._respond(tx, 200, now)
+        was = call.state
+        if not call.move("BYE"):
+            return
+        if was == "incoming":
+            self._respond(call.invite_tx, 487, now, to_tag=call.dialog.local_tag)
+        for pending in call.unacked.values():
+            pending.ack(now)  # a BYE stops our 2xx retransmissions as an ACK would
+        self._end(call, "remote", "BYE")
+
+    def _on_info(self, call: Call, req: SipRequest, tx: ServerNonInvite, now: float) -> None:
+        ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+        text = req.body.decode("utf-8", "replace")
+        if ctype == "application/dtmf-relay":
+            fields = {k.strip().lower(): v.strip() for k, _, v in
+                      (line.partition("=") for line in text.splitlines())}
+            digit, duration = fields.get("signal", ""), fields.get("duration", "")
+        elif ctype == "application/dtmf":
+            digit, duration = text.strip(), ""
+        elif req.body:
+            self._respond(tx, 415, now, headers=[("Accept", ACCEPT)])
+            return
+        else:
+            digit, duration = "", ""
+        self._respond(tx, 200, now)
+        if len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
+            ms = int(duration) if duration.isascii() and duration.isdigit() else 0
+            self._events.append(DtmfInfo(call.call_id, digit.upper(), ms))
+
+    def _on_reinvite(self, call: Call, req: SipRequest, tx: ServerInvite, now: float) -> None:
+        """Answer a re-INVITE ourselves within the session agreed (RFC 3264 §8): hold and
+        resume, a new remote address; the same codec or 488. No offer: ours again."""
+        if not call.can("re-INVITE"):
+            self._respond(tx, 491, now)
+            return
+        if req.body:
+            try:
+                if call.codec is None:
+                    raise SdpError("no session to modify")
+                audio, answer = answer_reoffer(parse_sdp(req.body), call.local_sdp, call.codec)
+            except SdpError as exc:
+                self._respond(tx, 488, now, reason=f"Not Acceptable Here ({exc})"[:160])
+                return
+            call.local_sdp = answer
+        call.move("re-INVITE")
+        call.dialog.refresh_target(req)
+        call.unacked[req.cseq[0]] = tx
+        self._respond(tx, 200, now, to_tag=call.dialog.local_tag, body=call.local_sdp)
+        if req.body:
+            self._events.append(MediaUpdated(call.call_id, req.body, audio, not audio.sending))
+
+    # ---- responses ----------------------------------------------------------------------
+    def _on_response(self, resp: SipResponse, now: float) -> None:
+        tx = self._tx.client(resp)
+        if tx is not None:
+            tx.receive(resp, now)
+        elif response_class(resp.status) == "2xx":
+            self._resend_ack(resp)
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _respond(self, tx: ServerTransaction, status: int, now: float | None = None, *,
+                 reason: str | None = None, to_tag: str | None = None, body: bytes = b"",
+                 headers: list[tuple[str, str]] = ()) -> None:
+        """Answer `tx` (`now` is needed for final responses, which start timers)."""
+        req = tx.request
+        resp = req.reply(status, reason, to_tag or self._new_tag())
         h = resp.headers
-        for via in req.headers.get_all("via"):
-            h.add("Via", via)
-        to = req.headers.get("to")
-        if to_tag and not tag_of(to) and status > 100:
-            to = f"{to};tag={to_tag}"
-        h.add("From", req.headers.get("from"))
-        h.add("To", to)
-        h.add("Call-ID", req.call_id)
-        h.add("CSeq", req.headers.get("cseq"))
         if req.method == "INVITE" and 100 < status < 300:
-            h.add("Contact", f"<sip:sma@{self.host}:{self.port};transport={self.transport.lower()}>")
+            h.add("Contact", self.contact)
             for rr in req.headers.get_all("record-route"):
                 h.add("Record-Route", rr)
         if status == 405 or (status == 200 and req.method in ("INVITE", "OPTIONS")):
-            h.add("Allow", ALLOW)
-        h.add("User-Agent", self.user_agent)
-        if content_type:
-            h.add("Content-Type", content_type)
-        resp.body = body
-        return resp
-
-    def _respond(self, d: _Dialog, status: int, body: bytes = b"", content_type: str | None = None) -> None:
-        data = self._response(d.invite, status, d.local_tag, body, content_type).serialize()
-        d.last_response = data
-        self._outbox.append(Transmit(data, d.source))
-
-    def _reply(self, req: SipRequest, source: Address, status: int, reason: str | None = None,
-               to_tag: str | None = None) -> None:
-        data = self._response(req, status, to_tag or new_tag(), reason=reason).serialize()
-        self._outbox.append(Transmit(data, source))
-
-    def _arm_retransmit(self, d: _Dialog, now: float) -> None:
-        d.retransmit_interval = T1
-        d.retransmit_at = None if self._reliable else now + T1
-        d.give_up_at = now + 64 * T1
-
-    def _end(self, call_id: str, by: str, reason: str, status: int = 0) -> None:
-        d = self._dialogs[call_id]
-        d.state = "ended"
-        d.retransmit_at = None
-        self._report(call_id, by, reason, status)
-
-    def _report(self, call_id: str, by: str, reason: str, status: int) -> None:
-        d = self._dialogs[call_id]
-        if not d.reported:
-            d.reported, d.ended_reason = True, reason
-            self._events.append(CallEnded(call_id, by, reason, status))
-
-    def _on_give_up(self, call_id: str, d: _Dialog, now: float) -> None:
-        d.give_up_at = d.retransmit_at = None
-        if d.state == "answered":  # timer H: no ACK for our 2xx; end the dialog with BYE
-            self._report(call_id, "local", "no ACK (timer H)", 408)
-            d.state = "confirmed"
-            self.hangup(call_id, now)
-        elif d.state == "ending":  # timer F: the BYE was never answered
-            self._end(call_id, "local", "BYE not answered (timer F)", 408)
-        elif d.state == "ended":
-            del self._dialogs[call_id]
-
-    def _answer_malformed(self, data: bytes, source: Address, reason: str) -> bool:
-        """Answer a request that failed to parse with 400 when its headers allow a response."""
-        head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-        lines = head.split("\r\n")
-        if not lines or lines[0].startswith("SIP/2.0") or lines[0].startswith("ACK "):
-            return False
-        needed: dict[str, list[str]] = {"via": [], "from": [], "to": [], "call-id": [], "cseq": []}
-        compact = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            key = compact.get(name.strip().lower(), name.strip().lower())
-            if sep and key in needed:
-                needed[key].append(value.strip())
-        if not all(needed.values()):
-            return False
-        resp = SipResponse(status=400, reason=f"Bad Request ({reason})"[:200])
-        for key in ("via", "from", "to", "call-id", "cseq"):
-            for value in needed[key]:
-                resp.headers.add(key, value)
-        self._outbox.append(Transmit(resp.serialize(), source))
-        return True
-
-    def _on_request(self, req: SipRequest, source: Address, now: float) -> None:
-        method = req.method
-        d = self._dialogs.get(req.call_id)
-        if method == "INVITE":
-            if d is None:
-                self._new_invite(req, source)
-            elif d.invite.cseq == req.cseq:  # retransmission: repeat the last response
-                if d.last_response:
-                    self._outbox.append(Transmit(d.last_response, source))
-            else:  # re-INVITE: not supported yet in this core
-                self._reply(req, source, 488, to_tag=d.local_tag)
-        elif method == "ACK":
-            if d is not None and d.state == "answered":
-                d.state = "confirmed"
-                d.retransmit_at = d.give_up_at = None
-                self._events.append(CallConfirmed(req.call_id))
-        elif method == "CANCEL":
-            if d is None:
-                self._reply(req, source, 481)
-                return
-            self._reply(req, source, 200, to_tag=d.local_tag)
-            if d.state == "proceeding":
-                self._respond(d, 487)
-                self._end(req.call_id, "remote", "CANCEL", 487)
-        elif method == "BYE":
-            if d is None:
-                self._reply(req, source, 481)
-                return
-            self._reply(req, source, 200, to_tag=d.local_tag)
-            if d.state != "ended":
-                self._end(req.call_id, "remote", "BYE")
-                d.give_up_at = now + 64 * T1  # keep it to answer BYE retransmissions
-        elif method == "OPTIONS":
-            self._reply(req, source, 200, to_tag=d.local_tag if d else None)
-        elif method == "INFO":
-            if d is None:
-                self._reply(req, source, 481)
-                return
-            self._reply(req, source, 200, to_tag=d.local_tag)
-            ctype = (req.headers.get("content-type") or "").lower()
-            if ctype.startswith("application/dtmf-relay"):
-                fields = dict(line.split("=", 1) for line in req.body.decode("utf-8", "replace").splitlines()
-                              if "=" in line)
-                fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
-                digit = fields.get("signal", "")
-                if digit:
-                    dur = int(fields.get("duration", "0") or 0) if fields.get("duration", "0").isdigit() else 0
-                    self._events.append(DtmfInfo(req.call_id, digit.upper(), dur))
-        elif method in _SUPPORTED_ELSEWHERE:
-            self._reply(req, source, 405)
+            h.add("Allow", self.ALLOW)
+        for name, value in headers:
+            h.add(name, value)
+        h.add("Server", self.user_agent)
+        if body:
+            h.add("Content-Type", "application/sdp")
+            resp.body = body
+        if status < 200:
+            tx.provisional(resp)
         else:
-            self._reply(req, source, 501)
+            tx.respond(resp, now)
 
-    def _new_invite(self, req: SipRequest, source: Address) -> None:
-        d = _Dialog(invite=req, source=source, local_tag=new_tag())
-        contact = req.headers.get("contact")
-        d.remote_target = uri_of(contact) if contact else uri_of(req.headers.get("from"))
-        d.route_set = req.headers.get_all("record-route")
-        self._dialogs[req.call_id] = d
-        self._respond(d, 100)
-        self._events.append(IncomingCall(req.call_id, req, source))
+    def _send_bye(self, call: Call, now: float) -> None:
+        req = call.dialog.request("BYE", self._via())
+        req.headers.add("User-Agent", self.user_agent)
+        self._tx.send(req, call.peer, now,
+                      lambda resp, t: self._bye_done(call, "BYE final", "BYE", resp.status),
+                      lambda timer, t: self._bye_done(call, "timeout",
+                                                      "BYE not answered (timer F)", 408))
 
-    def _on_response(self, resp: SipResponse, now: float) -> None:
-        d = self._dialogs.get(resp.call_id)
-        if d is None or d.state != "ending":
-            return
-        num, method = resp.cseq
-        if method == "BYE" and num == d.local_cseq and resp.status >= 200:
-            self._end(resp.call_id, "local", "BYE", resp.status)
-            d.give_up_at = now + 64 * T1
+    def _bye_done(self, call: Call, event: str, reason: str, status: int) -> None:
+        if call.move(event):
+            self._end(call, "local", reason, status)
+
+    def _end(self, call: Call, by: str, reason: str, status: int = 0) -> None:
+        """The call reached "ended": report it (once) and forget it; its transactions
+        live on to absorb retransmissions."""
+        self._report(call, by, reason, status)
+        self._calls.pop(call.call_id, None)
+
+    def _report(self, call: Call, by: str, reason: str, status: int) -> None:
+        if not call.reported:
+            call.reported = True
+            self._events.append(CallEnded(call.call_id, by, reason, status))
+
+    def _via(self) -> str:
+        return f"SIP/2.0/{self.transport} {self.host}:{self.port};branch={new_branch()};rport"
+
+    @staticmethod
+    def _new_tag() -> str:
+        return secrets.token_hex(6)
+
+
+def _check(msg: SipRequest | SipResponse) -> None:
+    """What parse_message leaves to the UA: a usable top Via, From, To and Contact."""
+    top_via(msg)
+    names = ("from", "to", "contact") if isinstance(msg, SipRequest) else ("from", "to")
+    for name in names:
+        value = msg.headers.get(name)
+        try:
+            if value is not None and value.strip() != "*":
+                NameAddr.parse(value)
+        except UriError as exc:
+            raise SipParseError(f"malformed {name.capitalize()} header: {exc}") from None

@@ -2,11 +2,16 @@
 
 Header names are matched case-insensitively and compact forms are expanded; a header may
 appear several times and comma-separated values stay as written (split them with
-`Headers.get_all`). Bodies are framed by Content-Length when present.
+`Headers.get_all`); folded header lines are joined. Bodies are framed by Content-Length when
+present. Every fault raises `SipParseError`, whose `reason` names it and whose `status` is the
+response it deserves (400, or 513 for an oversized message).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from .uri import with_tag
 
 COMPACT = {"i": "call-id", "m": "contact", "f": "from", "t": "to", "v": "via",
            "l": "content-length", "c": "content-type", "k": "supported", "s": "subject",
@@ -15,14 +20,29 @@ COMPACT = {"i": "call-id", "m": "contact", "f": "from", "t": "to", "v": "via",
 CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
              "mime-version": "MIME-Version"}
 MAX_MESSAGE_BYTES = 65535
+REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
+           400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           408: "Request Timeout", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
+           420: "Bad Extension", 480: "Temporarily Unavailable",
+           481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 486: "Busy Here",
+           487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending",
+           500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
+           513: "Message Too Large", 603: "Decline"}
+REQUIRED_HEADERS = ("call-id", "cseq", "from", "to", "via")
+
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+_DIGITS = re.compile(r"[0-9]+")
+_STATUS_LINE = re.compile(r"SIP/2\.0 ([0-9]{3})(?: (.*))?")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 
 
 class SipParseError(ValueError):
     """The bytes are not a well-formed SIP message; `reason` names the fault for a 400."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, status: int = 400):
         super().__init__(reason)
         self.reason = reason
+        self.status = status
 
 
 def canonical_name(name: str) -> str:
@@ -50,10 +70,14 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every `name` header by one with `value` (appended if absent)."""
+        self.replace(name, [value])
+
+    def replace(self, name: str, values: list[str]) -> None:
+        """Replace every `name` header by one line per value, where the first one was."""
         key = canonical_name(name)
-        idx = next((i for i, (k, _) in enumerate(self._items) if k == key), None)
-        self._items = [(k, v) for k, v in self._items if k != key]
-        self._items.insert(len(self._items) if idx is None else idx, (key, value))
+        idx = next((i for i, (k, _) in enumerate(self._items) if k == key), len(self._items))
+        after = [(k, v) for k, v in self._items[idx:] if k != key]
+        self._items = self._items[:idx] + [(key, v) for v in values] + after
 
     def add(self, name: str, value: str, first: bool = False) -> None:
         """Add one more `name` header, at the end or (first=True) before all others."""
@@ -64,8 +88,7 @@ class Headers:
             self._items.append(item)
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name)
-        self._items = [(k, v) for k, v in self._items if k != key]
+        self.replace(name, [])
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
@@ -118,10 +141,10 @@ class SipMessage:
         """(number, method) of the CSeq header."""
         raw = self.headers.get("cseq", "")
         num, _, method = raw.strip().partition(" ")
-        try:
-            return int(num), method.strip().upper()
-        except ValueError:
-            raise SipParseError(f"bad CSeq header {raw!r}") from None
+        method = method.strip()
+        if not (_DIGITS.fullmatch(num) and len(num) <= 10 and _TOKEN.fullmatch(method)):
+            raise SipParseError(f"bad CSeq header {raw!r}")
+        return int(num), method.upper()
 
     def _serialize(self, start: str) -> bytes:
         headers = self.headers.copy()
@@ -138,6 +161,23 @@ class SipRequest(SipMessage):
     def serialize(self) -> bytes:
         return self._serialize(f"{self.method} {self.uri} SIP/2.0")
 
+    def reply(self, status: int, reason: str | None = None, to_tag: str | None = None
+              ) -> "SipResponse":
+        """A response to this request (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq
+        copied, `to_tag` added to a To without a tag (never to a 100)."""
+        resp = SipResponse(status=status, reason=reason or REASONS.get(status, "Unknown"))
+        to = self.headers.get("to", "")
+        if to_tag and status > 100:
+            to = with_tag(to, to_tag)
+        for via in self.headers.get_all("via"):
+            resp.headers.add("Via", via)
+        for name, value in (("From", self.headers.get("from")), ("To", to),
+                            ("Call-ID", self.headers.get("call-id")),
+                            ("CSeq", self.headers.get("cseq"))):
+            if value is not None:
+                resp.headers.add(name, value)
+        return resp
+
 
 @dataclass(eq=True)
 class SipResponse(SipMessage):
@@ -152,7 +192,7 @@ def _unfold(head: str) -> list[str]:
     lines: list[str] = []
     for line in head.replace("\r\n", "\n").split("\n"):
         if line[:1] in (" ", "\t") and lines:
-            lines[-1] += " " + line.strip()
+            lines[-1] = lines[-1].rstrip(" \t") + " " + line.strip(" \t")
         else:
             lines.append(line)
     return lines
@@ -160,67 +200,99 @@ def _unfold(head: str) -> list[str]:
 
 def split_head(data: bytes) -> tuple[bytes, bytes] | None:
     """Split at the blank line ending the headers; None when it has not arrived yet."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        idx = data.find(sep)
-        if idx >= 0:
-            return data[:idx], data[idx + len(sep):]
-    return None
+    found = [(idx, sep) for sep in (b"\r\n\r\n", b"\n\n") if (idx := data.find(sep)) >= 0]
+    if not found:
+        return None
+    idx, sep = min(found)
+    return data[:idx], data[idx + len(sep):]
 
 
-def parse_message(data: bytes, stream: bool = False) -> SipMessage:
+def parse_head(head: bytes) -> tuple[str, Headers]:
+    """The start line and headers of a message head (everything before the blank line)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SipParseError("headers are not UTF-8") from None
+    lines = _unfold(text)
+    items = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise SipParseError(f"malformed header line {line[:40]!r}")
+        items.append((name, value.strip(" \t")))
+    return lines[0], Headers(items)
+
+
+def content_length(headers: Headers) -> int | None:
+    """The Content-Length value, None when absent; every copy of it must agree."""
+    values = {v.strip() for v in headers.get_all("content-length")}
+    if not values:
+        return None
+    if len(values) > 1 or not _DIGITS.fullmatch(raw := values.pop()) or len(raw) > 10:
+        raise SipParseError(f"bad Content-Length {headers.get('content-length')!r}")
+    return int(raw)
+
+
+def parse_message(data: bytes, stream: bool = False, max_bytes: int = MAX_MESSAGE_BYTES
+                  ) -> SipMessage:
     """Parse one SIP message.
 
-    On a datagram (stream=False) a missing Content-Length means "the rest of the datagram".
-    Raises SipParseError naming the fault.
+    On a datagram (stream=False) a missing Content-Length means "the rest of the datagram"
+    and bytes beyond Content-Length are ignored. Raises SipParseError naming the fault.
     """
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise SipParseError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    if len(data) > max_bytes:
+        raise SipParseError(f"message of {len(data)} bytes exceeds {max_bytes}", 513)
     data = data.lstrip(b"\r\n")
     parts = split_head(data)
     if parts is None:
         raise SipParseError("no blank line after the headers")
-    head_b, rest = parts
-    try:
-        head = head_b.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SipParseError("headers are not UTF-8") from None
-    lines = _unfold(head)
-    start, header_lines = lines[0].strip(), lines[1:]
-    items = []
-    for line in header_lines:
-        name, sep, value = line.partition(":")
-        if not sep or not name.strip() or " " in name.strip():
-            raise SipParseError(f"malformed header line {line[:40]!r}")
-        items.append((name.strip(), value.strip()))
-    headers = Headers(items)
-    length_raw = headers.get("content-length")
-    if length_raw is None:
+    start, headers = parse_head(parts[0])
+    rest = parts[1]
+    length = content_length(headers)
+    if length is None:
         if stream:
             raise SipParseError("missing Content-Length on a stream transport")
-        body = rest
-    else:
-        try:
-            length = int(length_raw)
-        except ValueError:
-            raise SipParseError(f"bad Content-Length {length_raw!r}") from None
-        if length < 0 or length > len(rest):
-            raise SipParseError(f"Content-Length {length} but {len(rest)} body bytes")
-        body = rest[:length]
-    if start.startswith("SIP/2.0 "):
-        code, _, reason = start[8:].partition(" ")
-        if not (code.isdigit() and len(code) == 3 and 100 <= int(code) <= 699):
-            raise SipParseError(f"bad status code {code!r}")
-        msg: SipMessage = SipResponse(headers=headers, body=body, status=int(code), reason=reason)
+        length = len(rest)
+    if length > len(rest):
+        raise SipParseError(f"Content-Length {length} but {len(rest)} body bytes")
+    body = rest[:length]
+    status = _STATUS_LINE.fullmatch(start)
+    if status:
+        code = int(status.group(1))
+        if not 100 <= code <= 699:
+            raise SipParseError(f"bad status code {status.group(1)!r}")
+        msg: SipMessage = SipResponse(headers=headers, body=body, status=code,
+                                      reason=status.group(2) or "")
+    elif start.startswith("SIP/2.0 "):
+        raise SipParseError(f"bad status code {start[8:11]!r}")
     else:
         fields = start.split(" ")
         if len(fields) != 3 or fields[2] != "SIP/2.0":
             raise SipParseError(f"bad request line {start[:60]!r}")
         method, uri = fields[0], fields[1]
-        if not method.isalpha() or not method.isupper():
-            raise SipParseError(f"bad method {method!r}")
+        if not _TOKEN.fullmatch(method):
+            raise SipParseError(f"bad method {method[:20]!r}")
+        if not _URI.fullmatch(uri):
+            raise SipParseError(f"bad Request-URI {uri[:40]!r}")
         msg = SipRequest(headers=headers, body=body, method=method, uri=uri)
-    for required in ("call-id", "cseq", "from", "to", "via"):
+    for required in REQUIRED_HEADERS:
         if required not in headers:
             raise SipParseError(f"missing {canonical_name(required)} header")
-    msg.cseq  # validates CSeq
+    _, cseq_method = msg.cseq
+    if isinstance(msg, SipRequest) and cseq_method != msg.method.upper():
+        raise SipParseError(f"CSeq method {cseq_method} does not match {msg.method}")
     return msg
+
+
+def salvage_request(data: bytes) -> SipRequest | None:
+    """What can be read of a request that failed to parse (its method and headers), so that
+    it can still be answered; None when not even that can be read or it is a response."""
+    parts = split_head(data.lstrip(b"\r\n"))
+    try:
+        start, headers = parse_head(parts[0] if parts else data[:MAX_MESSAGE_BYTES])
+    except SipParseError:
+        return None
+    if start.startswith("SIP/"):
+        return None
+    return SipRequest(headers=headers, method=start.split(" ", 1)[0], uri="")

@@ -1,10 +1,17 @@
-"""SDP (RFC 4566) parsing and the answerer's side of offer/answer (RFC 3264) for audio."""
+"""SDP (RFC 4566) and offer/answer (RFC 3264) for one audio stream of G.711 and telephone-event.
+
+Both roles: `answer_offer` + `build_answer` answer a remote offer (rejecting every other
+stream with port 0), `build_offer` + `read_answer` make our own offer and read its answer,
+`answer_reoffer` answers a re-INVITE (hold and resume) within the session already agreed.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: Static payload types of RFC 3551 that we can carry.
-STATIC_CODECS = {0: "PCMU", 8: "PCMA"}
+STATIC_CODECS = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
+DEFAULT_DTMF_PT = 101
+HOLD_ADDRESS = "0.0.0.0"
 
 
 class SdpError(ValueError):
@@ -22,12 +29,21 @@ class MediaDescription:
     fmtp: dict[int, str] = field(default_factory=dict)
     ptime: int | None = None
     direction: str = "sendrecv"
+    format_text: str = ""
 
     def codec_name(self, pt: int) -> str | None:
         """The encoding name of payload type `pt` (static table or a=rtpmap)."""
+        return self._codec(pt)[0]
+
+    def _codec(self, pt: int) -> tuple[str | None, int]:
         if pt in self.rtpmap:
-            return self.rtpmap[pt][0]
-        return STATIC_CODECS.get(pt)
+            return self.rtpmap[pt]
+        return STATIC_CODECS.get(pt, (None, 0))
+
+    def find(self, name: str) -> int | None:
+        """The first payload type carrying `name` at 8000 Hz, or None."""
+        return next((pt for pt in self.formats if (self._codec(pt)[0] or "").upper()
+                     == name.upper() and self._codec(pt)[1] == 8000), None)
 
 
 @dataclass
@@ -37,8 +53,9 @@ class SessionDescription:
     media: list[MediaDescription] = field(default_factory=list)
 
     def audio(self) -> MediaDescription | None:
-        """The first audio stream, or None."""
-        return next((m for m in self.media if m.media == "audio"), None)
+        """The audio stream offer/answer uses: the first one with a port, else the first."""
+        audios = [m for m in self.media if m.media == "audio"]
+        return next((m for m in audios if m.port), audios[0] if audios else None)
 
 
 _DIRECTIONS = {"sendrecv", "sendonly", "recvonly", "inactive"}
@@ -50,10 +67,10 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
     sd = SessionDescription()
     session_direction = "sendrecv"
     cur: MediaDescription | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "v=0":
+        raise SdpError("SDP does not start with v=0")
+    for line in lines:
         if len(line) < 2 or line[1] != "=":
             raise SdpError(f"bad SDP line {line[:40]!r}")
         kind, value = line[0], line[2:]
@@ -69,43 +86,54 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
             else:
                 cur.connection = addr
         elif kind == "m":
-            parts = value.split()
-            if len(parts) < 3:
-                raise SdpError(f"bad media line {value!r}")
-            try:
-                port = int(parts[1].split("/")[0])
-                formats = [int(f) for f in parts[3:]] if parts[2].startswith("RTP") else []
-            except ValueError:
-                raise SdpError(f"bad media line {value!r}") from None
-            cur = MediaDescription(media=parts[0], port=port, proto=parts[2], formats=formats,
-                                   direction=session_direction)
+            cur = _media_line(value, session_direction)
             sd.media.append(cur)
         elif kind == "a":
-            name, _, arg = value.partition(":")
-            if name in _DIRECTIONS:
-                if cur is None:
-                    session_direction = name
-                else:
-                    cur.direction = name
-            elif cur is not None and name in ("rtpmap", "fmtp"):
-                pt_s, _, rest = arg.partition(" ")
-                try:
-                    pt = int(pt_s)
-                except ValueError:
-                    raise SdpError(f"bad a={name} line {value!r}") from None
-                if name == "rtpmap":
-                    enc, _, rate = rest.partition("/")
-                    cur.rtpmap[pt] = (enc, int(rate.split("/")[0]) if rate[:1].isdigit() else 8000)
-                else:
-                    cur.fmtp[pt] = rest
-            elif cur is not None and name == "ptime" and arg.strip().isdigit():
-                cur.ptime = int(arg)
+            _attribute(cur, value)
+            if cur is None and value in _DIRECTIONS:
+                session_direction = value
     return sd
+
+
+def _media_line(value: str, direction: str) -> MediaDescription:
+    parts = value.split()
+    if len(parts) < 3 or not parts[1].split("/")[0].isascii() or not parts[1].split("/")[0].isdigit():
+        raise SdpError(f"bad media line {value!r}")
+    fmts = parts[3:]
+    rtp = parts[2].upper().startswith("RTP/")
+    if rtp and not all(f.isascii() and f.isdigit() and int(f) < 128 for f in fmts):
+        raise SdpError(f"bad payload types in media line {value!r}")
+    return MediaDescription(media=parts[0], port=int(parts[1].split("/")[0]), proto=parts[2],
+                            formats=[int(f) for f in fmts] if rtp else [],
+                            direction=direction, format_text=" ".join(fmts))
+
+
+def _attribute(cur: MediaDescription | None, value: str) -> None:
+    name, _, arg = value.partition(":")
+    if name in _DIRECTIONS and cur is not None:
+        cur.direction = name
+    elif cur is not None and name in ("rtpmap", "fmtp"):
+        pt_s, _, rest = arg.partition(" ")
+        if not (pt_s.isascii() and pt_s.isdigit()):
+            raise SdpError(f"bad a={name} line {value!r}")
+        if name == "rtpmap":
+            enc, _, rate = rest.strip().partition("/")
+            rate = rate.split("/")[0]
+            if not enc or not (rate.isascii() and rate.isdigit()):
+                raise SdpError(f"bad a=rtpmap line {value!r}")
+            cur.rtpmap[int(pt_s)] = (enc, int(rate))
+        else:
+            cur.fmtp[int(pt_s)] = rest
+    elif cur is not None and name == "ptime":
+        ptime = arg.strip().split(".")[0]
+        if ptime.isascii() and ptime.isdigit() and int(ptime) > 0:
+            cur.ptime = int(ptime)
 
 
 @dataclass(frozen=True)
 class AudioAnswer:
-    """What offer/answer agreed: the remote RTP address, codec and telephone-event type."""
+    """What offer/answer agreed: the remote RTP address, codec and telephone-event type, and
+    our own direction (`recvonly` or `inactive` while the remote holds the call)."""
 
     remote_host: str
     remote_port: int
@@ -115,14 +143,28 @@ class AudioAnswer:
     ptime: int
     direction: str
 
+    @property
+    def sending(self) -> bool:
+        """Whether we may send media in this direction."""
+        return self.direction in ("sendrecv", "sendonly")
+
 
 _ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly",
                      "recvonly": "sendonly", "inactive": "inactive"}
+_HELD = {"sendrecv": "sendonly", "recvonly": "inactive"}
+
+
+def _remote_direction(sd: SessionDescription, audio: MediaDescription) -> str:
+    """The remote's direction; c=0.0.0.0 is the old way of saying it does not receive."""
+    if (audio.connection or sd.connection) == HOLD_ADDRESS:
+        return _HELD.get(audio.direction, audio.direction)
+    return audio.direction
 
 
 def answer_offer(offer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "PCMA")
                  ) -> AudioAnswer:
-    """Choose the first offered format we support, in the offerer's order (RFC 3264 §6.1)."""
+    """Choose the first offered format we support, in the offerer's order (RFC 3264 §6.1);
+    telephone-event is taken at whatever payload type the offer gives it."""
     audio = offer.audio()
     if audio is None or audio.port == 0:
         raise SdpError("no audio stream offered")
@@ -130,29 +172,91 @@ def answer_offer(offer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "
     if not host:
         raise SdpError("no connection address for the audio stream")
     wanted = {c.upper() for c in codecs}
-    chosen = next((pt for pt in audio.formats if (audio.codec_name(pt) or "").upper() in wanted),
-                  None)
-    if chosen is None:
+    common = [pt for pt in audio.formats if (audio.codec_name(pt) or "").upper() in wanted
+              and audio.find(audio.codec_name(pt)) == pt]
+    if not common:
         offered = [audio.codec_name(pt) or str(pt) for pt in audio.formats]
         raise SdpError(f"no common audio codec: offered {offered}, supported {sorted(wanted)}")
-    dtmf = next((pt for pt in audio.formats
-                 if (audio.codec_name(pt) or "").lower() == "telephone-event"), None)
+    chosen = common[0]
     return AudioAnswer(remote_host=host, remote_port=audio.port, payload_type=chosen,
-                       codec=audio.codec_name(chosen).upper(), dtmf_payload_type=dtmf,
-                       ptime=audio.ptime or 20, direction=_ANSWER_DIRECTION[audio.direction])
+                       codec=audio.codec_name(chosen).upper(),
+                       dtmf_payload_type=audio.find("telephone-event"), ptime=audio.ptime or 20,
+                       direction=_ANSWER_DIRECTION[_remote_direction(offer, audio)])
+
+
+def read_answer(offer: SessionDescription, answer: SessionDescription) -> AudioAnswer:
+    """What the remote chose from our offer (RFC 3264 §7): the first answered format we
+    offered; raise SdpError when it rejected the audio stream or chose nothing we offered."""
+    ours, theirs = offer.audio(), answer.audio()
+    if ours is None:
+        raise SdpError("our offer has no audio stream")
+    if theirs is None or theirs.port == 0:
+        raise SdpError("the answer rejected the audio stream")
+    names = [(ours.codec_name(pt) or "").upper() for pt in ours.formats]
+    offered = tuple(n for n in names if n and n != "TELEPHONE-EVENT")
+    try:
+        result = answer_offer(answer, offered)
+    except SdpError as exc:
+        raise SdpError(f"unusable answer: {exc}") from None
+    if ours.find("telephone-event") is None:
+        return replace(result, dtmf_payload_type=None)
+    return result
+
+
+def answer_reoffer(offer: SessionDescription, previous_local: bytes, codec: str
+                   ) -> tuple[AudioAnswer, bytes]:
+    """Answer a re-INVITE's offer within the current session: the same codec, our same
+    address and port, the o= version incremented (RFC 3264 §8). Raises SdpError (488)."""
+    answer = answer_offer(offer, (codec,))
+    ours = parse_sdp(previous_local)
+    audio = ours.audio()
+    fields = ours.origin.split()
+    if audio is None or len(fields) < 3 or not fields[2].isdigit():
+        raise SdpError("our previous SDP has no audio stream or origin")
+    return answer, build_answer(offer, answer, audio.connection or ours.connection,
+                                audio.port, fields[1], int(fields[2]) + 1)
+
+
+def _write(host: str, port: int, session_id: int | str, version: int,
+           formats: list[tuple[int, str]], dtmf_payload_type: int | None, ptime: int,
+           direction: str, before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> bytes:
+    pts = [pt for pt, _ in formats] + ([dtmf_payload_type] if dtmf_payload_type is not None else [])
+    lines = ["v=0", f"o=sip-harness {session_id} {version} IN IP4 {host}", "s=sip-harness",
+             f"c=IN IP4 {host}", "t=0 0", *before,
+             f"m=audio {port} RTP/AVP {' '.join(map(str, pts))}"]
+    lines += [f"a=rtpmap:{pt} {codec}/8000" for pt, codec in formats]
+    if dtmf_payload_type is not None:
+        lines += [f"a=rtpmap:{dtmf_payload_type} telephone-event/8000",
+                  f"a=fmtp:{dtmf_payload_type} 0-16"]
+    lines += [f"a=ptime:{ptime}", f"a={direction}", *after]
+    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def build_sdp(host: str, port: int, session_id: int, version: int, payload_type: int,
               codec: str, dtmf_payload_type: int | None, ptime: int = 20,
               direction: str = "sendrecv") -> bytes:
-    """Write an audio-only SDP body (used both for answers and for our own offers)."""
-    formats = [payload_type] + ([dtmf_payload_type] if dtmf_payload_type is not None else [])
-    lines = ["v=0", f"o=sip-harness {session_id} {version} IN IP4 {host}", "s=sip-harness",
-             f"c=IN IP4 {host}", "t=0 0",
-             f"m=audio {port} RTP/AVP {' '.join(map(str, formats))}",
-             f"a=rtpmap:{payload_type} {codec}/8000"]
-    if dtmf_payload_type is not None:
-        lines += [f"a=rtpmap:{dtmf_payload_type} telephone-event/8000",
-                  f"a=fmtp:{dtmf_payload_type} 0-16"]
-    lines += [f"a=ptime:{ptime}", f"a={direction}"]
-    return ("\r\n".join(lines) + "\r\n").encode()
+    """Write an audio-only SDP body with one codec (an answer to an audio-only offer)."""
+    return _write(host, port, session_id, version, [(payload_type, codec)], dtmf_payload_type,
+                  ptime, direction)
+
+
+def build_answer(offer: SessionDescription, answer: AudioAnswer, host: str, port: int,
+                 session_id: int | str, version: int) -> bytes:
+    """Our answer to `offer`: its audio stream accepted as `answer` says, every other
+    stream rejected with port 0, in the offer's order (RFC 3264 §6)."""
+    chosen = offer.audio()
+    rejected = [f"m={m.media} 0 {m.proto} {m.format_text}".rstrip() for m in offer.media]
+    idx = offer.media.index(chosen)
+    return _write(host, port, session_id, version, [(answer.payload_type, answer.codec)],
+                  answer.dtmf_payload_type, answer.ptime, answer.direction,
+                  tuple(rejected[:idx]), tuple(rejected[idx + 1:]))
+
+
+def build_offer(host: str, port: int, session_id: int, version: int = 1,
+                codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+                dtmf_payload_type: int | None = DEFAULT_DTMF_PT, ptime: int = 20,
+                direction: str = "sendrecv") -> bytes:
+    """Our offer: G.711 codecs at their static payload types, then telephone-event."""
+    static = {name: pt for pt, (name, _) in STATIC_CODECS.items()}
+    return _write(host, port, session_id, version, [(static[c.upper()], c.upper()) for c in codecs],
+                  dtmf_payload_type, ptime, direction)

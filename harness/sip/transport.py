@@ -1,44 +1,31 @@
-"""The asyncio edge of the SIP core: a UDP socket feeding one `SipEndpoint` and its timers."""
+"""The asyncio edge of the SIP core: a UDP socket or a TCP listener feeding one `SipEndpoint`,
+delivering its events and running its timers. The only I/O in `harness.sip`."""
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
 from .endpoint import SipEndpoint
+from .events import Address, Transmit
+
+OnEvent = Callable[[object], None]
 
 
-class UdpSipTransport(asyncio.DatagramProtocol):
-    """Drives `endpoint` from a UDP socket; hands its events to `on_event`."""
+class _SipTransport:
+    """What both transports share: flushing the core's output and arming its timer."""
 
-    def __init__(self, endpoint: SipEndpoint, on_event: Callable[[object], None]):
+    endpoint: SipEndpoint
+
+    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent):
         self.endpoint, self.on_event = endpoint, on_event
-        self.transport: asyncio.DatagramTransport | None = None
+        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_event_loop()
-
-    @classmethod
-    async def listen(cls, host: str, port: int, on_event: Callable[[object], None]
-                     ) -> "UdpSipTransport":
-        """Bind `host:port` (0 = any free port) and serve."""
-        loop = asyncio.get_running_loop()
-        holder: dict = {}
-
-        def factory():
-            holder["p"] = cls(SipEndpoint(host, port), on_event)
-            return holder["p"]
-
-        transport, proto = await loop.create_datagram_endpoint(factory, local_addr=(host, port))
-        proto.endpoint.port = transport.get_extra_info("sockname")[1]
-        return proto
 
     @property
     def port(self) -> int:
         return self.endpoint.port
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:
+    def _received(self, data: bytes, addr: Address) -> None:
         self.endpoint.receive(data, addr, self._loop.time())
         self.flush()
 
@@ -49,15 +36,19 @@ class UdpSipTransport(asyncio.DatagramProtocol):
             if not transmits and not events:
                 break
             for tx in transmits:
-                if self.transport is not None:
-                    self.transport.sendto(tx.data, tx.addr)
+                self._send(tx)
             for event in events:
                 self.on_event(event)
         self._arm()
 
+    def _send(self, tx: Transmit) -> None:
+        raise NotImplementedError
+
     def _arm(self) -> None:
         deadline = self.endpoint.next_deadline()
         if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
@@ -68,8 +59,123 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.endpoint.handle_timers(self._loop.time())
         self.flush()
 
-    def close(self) -> None:
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+
+
+class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
+    """Drives an endpoint from one UDP socket; hands its events to `on_event`."""
+
+    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent):
+        super().__init__(endpoint, on_event)
+        self.transport: asyncio.DatagramTransport | None = None
+
+    @classmethod
+    async def listen(cls, host: str, port: int, on_event: OnEvent, **options
+                     ) -> "UdpSipTransport":
+        """Bind `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
+        loop = asyncio.get_running_loop()
+        endpoint = SipEndpoint(host, port, "UDP", **options)
+        _, proto = await loop.create_datagram_endpoint(lambda: cls(endpoint, on_event),
+                                                       local_addr=(host, port))
+        endpoint.port = proto.transport.get_extra_info("sockname")[1]
+        return proto
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self._received(data, addr[:2])
+
+    def _send(self, tx: Transmit) -> None:
+        if self.transport is not None and tx.data:
+            self.transport.sendto(tx.data, tx.addr)
+
+    def close(self) -> None:
+        self._stop_timer()
         if self.transport is not None:
+            self.transport.close()
+
+
+class TcpSipTransport(_SipTransport):
+    """Drives an endpoint from a TCP listener and the connections it accepts or opens.
+
+    Messages for an address go over the connection with that address, opened on demand
+    (requests of calls we place); the core frames each connection's bytes itself.
+    """
+
+    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent):
+        super().__init__(endpoint, on_event)
+        self.server: asyncio.Server | None = None
+        self._connections: dict[Address, _TcpConnection] = {}
+        self._pending: dict[Address, list[Transmit]] = {}
+
+    @classmethod
+    async def listen(cls, host: str, port: int, on_event: OnEvent, **options
+                     ) -> "TcpSipTransport":
+        """Listen on `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
+        endpoint = SipEndpoint(host, port, "TCP", **options)
+        self = cls(endpoint, on_event)
+        self.server = await self._loop.create_server(lambda: _TcpConnection(self), host, port)
+        endpoint.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def _send(self, tx: Transmit) -> None:
+        conn = self._connections.get(tx.addr)
+        if conn is not None:
+            conn.send(tx)
+        elif tx.data:
+            queue = self._pending.setdefault(tx.addr, [])
+            queue.append(tx)
+            if len(queue) == 1:
+                self._loop.create_task(self._connect(tx.addr))
+
+    async def _connect(self, addr: Address) -> None:
+        try:
+            await self._loop.create_connection(lambda: _TcpConnection(self, addr), *addr)
+        except OSError:
+            self._pending.pop(addr, None)  # the transaction's timer will report the failure
+
+    def _opened(self, conn: "_TcpConnection") -> None:
+        self._connections[conn.peer] = conn
+        for tx in self._pending.pop(conn.peer, []):
+            conn.send(tx)
+
+    def _closed(self, conn: "_TcpConnection") -> None:
+        if self._connections.get(conn.peer) is conn:
+            del self._connections[conn.peer]
+        self.endpoint.stream_closed(conn.peer)
+
+    def close(self) -> None:
+        self._stop_timer()
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self._connections.values()):
+            conn.transport.close()
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One TCP connection: its bytes go to the endpoint under the peer's address."""
+
+    def __init__(self, owner: TcpSipTransport, peer: Address | None = None):
+        self.owner, self.peer = owner, peer
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = self.peer or transport.get_extra_info("peername")[:2]
+        self.owner._opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._received(data, self.peer)
+
+    def connection_lost(self, exc) -> None:
+        self.owner._closed(self)
+
+    def send(self, tx: Transmit) -> None:
+        if tx.data:
+            self.transport.write(tx.data)
+        if tx.close:
             self.transport.close()

@@ -36,7 +36,8 @@ class HttpRequest:
 def http_requests(messages: Iterable[TextMessage]) -> list[HttpRequest]:
     """The HTTP requests among framed TCP messages, in capture order.
 
-    Responses are matched to requests in order on each connection (HTTP/1.1 pipelining).
+    Final responses are matched to requests in order on each connection (HTTP/1.1
+    pipelining); interim 1xx responses (100 Continue) are skipped.
     """
     requests: list[HttpRequest] = []
     pending: dict[tuple[Address, Address], list[int]] = {}
@@ -44,7 +45,8 @@ def http_requests(messages: Iterable[TextMessage]) -> list[HttpRequest]:
     for tm in sorted(messages, key=lambda m: m.first_packet.number):
         fields = tm.start_line.split(" ")
         if tm.start_line.startswith("HTTP/1."):
-            responses.append(tm)
+            if tm.start_line[9:10] != "1":
+                responses.append(tm)
         elif len(fields) == 3 and fields[2].startswith("HTTP/1."):
             headers = _headers(tm.head)
             body = tm.body

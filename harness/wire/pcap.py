@@ -7,9 +7,10 @@ and truncated packets are skipped.
 """
 from __future__ import annotations
 
-import ipaddress
+import functools
+import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from scapy.utils import RawPcapNgReader, RawPcapReader, RawPcapWriter
@@ -52,37 +53,49 @@ class Packet:
         return self.ts_ns / 1e9
 
 
-def read_packets(path: str) -> Iterator[Packet]:
-    """Yield the UDP and TCP packets of a capture in file order; raise PcapError if unreadable."""
+@dataclass(frozen=True, slots=True)
+class PcapContents:
+    """The UDP/TCP packets of a capture file, its frame count and its first frame's time."""
+
+    start_ns: int
+    frames: int
+    packets: tuple[Packet, ...]
+
+
+def read_pcap(path: str) -> PcapContents:
+    """Read a pcap or pcapng file; raise PcapError if it is not one."""
     try:
         reader = RawPcapReader(path)
     except Exception as exc:  # scapy raises Scapy_Exception or OSError subclasses
         raise PcapError(f"{path}: {exc}") from exc
+    packets: list[Packet] = []
+    start_ns, number = 0, 0
     with reader:
         pcapng = isinstance(reader, RawPcapNgReader)
-        number = 0
         while True:
             try:
                 data, meta = reader._read_packet(_MAX_FRAME)
             except EOFError:
-                return
+                break
             if data is None:
                 continue
             number += 1
             if pcapng:
                 linktype = meta.linktype
-                ticks = (meta.tshigh << 32) | meta.tslow
-                ts_ns = ticks * 1_000_000_000 // meta.tsresol
+                ts_ns = ((meta.tshigh << 32) | meta.tslow) * 1_000_000_000 // meta.tsresol
             else:
                 linktype = reader.linktype
                 ts_ns = meta.sec * 1_000_000_000 + meta.usec * (1 if reader.nano else 1000)
-            parsed = decode_frame(data, linktype)
+            if number == 1:
+                start_ns = ts_ns
+            parsed = _decode_frame(data, linktype)
             if parsed is not None:
                 src, dst, transport, payload, seq, flags = parsed
-                yield Packet(number, ts_ns, src, dst, transport, payload, seq, flags)
+                packets.append(Packet(number, ts_ns, src, dst, transport, payload, seq, flags))
+    return PcapContents(start_ns, number, tuple(packets))
 
 
-def decode_frame(data: bytes, linktype: int):
+def _decode_frame(data: bytes, linktype: int):
     """(src, dst, transport, payload, tcp_seq, tcp_flags) of one frame, or None if not UDP/TCP."""
     try:
         ethertype, offset = _link_layer(data, linktype)
@@ -121,8 +134,7 @@ def _ipv4(data: bytes, off: int):
     if frag & 0x3FFF:  # more-fragments flag or a fragment offset: not reassembled
         return None
     end = min(len(data), off + total) if total else len(data)
-    src = str(ipaddress.IPv4Address(data[off + 12:off + 16]))
-    dst = str(ipaddress.IPv4Address(data[off + 16:off + 20]))
+    src, dst = _ip_text(data[off + 12:off + 16]), _ip_text(data[off + 16:off + 20])
     return _transport(data[off + ihl:end], proto, src, dst)
 
 
@@ -130,9 +142,13 @@ def _ipv6(data: bytes, off: int):
     if len(data) < off + 40:
         return None
     length, proto = struct.unpack_from("!HB", data, off + 4)
-    src = str(ipaddress.IPv6Address(data[off + 8:off + 24]))
-    dst = str(ipaddress.IPv6Address(data[off + 24:off + 40]))
+    src, dst = _ip_text(data[off + 8:off + 24]), _ip_text(data[off + 24:off + 40])
     return _transport(data[off + 40:off + 40 + length], proto, src, dst)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
 def _transport(seg: bytes, proto: int, src: str, dst: str):
@@ -153,7 +169,8 @@ def _transport(seg: bytes, proto: int, src: str, dst: str):
 def write_pcap(path: str, frames: Iterable[tuple[int, bytes]],
                linktype: int = LINKTYPE_ETHERNET) -> int:
     """Write (ts_ns, frame bytes) pairs to a nanosecond pcap; return the number written."""
-    writer = RawPcapWriter(path, linktype=linktype, nano=True, snaplen=_MAX_FRAME)
+    writer = RawPcapWriter(path, nano=True, snaplen=_MAX_FRAME)
+    writer.linktype = linktype  # set directly: the constructor ignores linktype 0 (NULL)
     writer.write_header(None)
     count = 0
     with writer:

@@ -61,6 +61,10 @@ class RtpStats:
         return 100.0 * self.lost / self.expected if self.expected else 0.0
 
 
+def _unset_last(value: float | None) -> float:
+    return float("inf") if value is None else value
+
+
 class StatsAccumulator:
     """Feed packets in capture order with `add`; read the result with `result`."""
 
@@ -90,13 +94,13 @@ class StatsAccumulator:
         if not excluded:
             n = self._n
             self._max_delta = max(self._max_delta, self._delta)
-            self._min_delta = self._delta if self._min_delta is None else min(self._min_delta, self._delta)
+            self._min_delta = min(self._min_delta, self._delta, key=_unset_last)
             self._mean_delta = (self._mean_delta * (n - 1) + self._delta) / n
             if rate:
                 current = jitter_now if jitter_now is not None else 0.0
                 self._max_jitter = max(self._max_jitter, self._jitter)
                 self._mean_jitter = (self._mean_jitter * (n - 1) + current) / n
-                self._min_jitter = self._jitter if self._min_jitter is None else min(self._min_jitter, self._jitter)
+                self._min_jitter = min(self._min_jitter, self._jitter, key=_unset_last)
         if in_time:
             self._time = time_ms
         self._stop_seq = seq

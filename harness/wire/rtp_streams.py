@@ -1,10 +1,13 @@
 """RTP streams in a capture: found from the SDP of the SIP messages in it, as Wireshark does.
 
-A UDP packet is RTP when its source (else its destination) address and port were announced in
-an SDP body of an earlier frame, and it parses as RTP version 2. The SDP that announced that
-endpoint names its dynamic payload types. Only when the capture carries no SDP at all are
-streams found by heuristics: UDP packets that parse as RTP version 2 and come in runs with
-consecutive sequence numbers. A stream is one (source, destination, SSRC).
+A UDP packet is RTP when its destination or source address and port were announced in an
+SDP body of an earlier frame, and it parses as RTP version 2. As in Wireshark, the payload
+types are named by the SDP of the destination (what it asked to receive), else the source;
+statistics use that mapping only, while `RtpStream.encodings` also takes the names the other
+side's SDP gives (so DTMF sent with a payload type only the sender announced is decoded).
+Only when the capture carries no SDP at all are streams found by heuristics: UDP packets
+that parse as RTP version 2 and come in runs with consecutive sequence numbers.
+A stream is one (source, destination, SSRC).
 """
 from __future__ import annotations
 
@@ -109,12 +112,31 @@ def find_rtp_streams(packets: Sequence[Packet], sip: Iterable[SipOnWire],
     return _from_heuristics(packets, start_ns)
 
 
-def _setup_for(announced: dict[Address, list[_Announcement]], pkt: Packet) -> _Announcement | None:
-    for endpoint in (pkt.src, pkt.dst):
-        valid = [a for a in announced.get(endpoint, ()) if a.number < pkt.number]
-        if valid:
-            return valid[-1]
-    return None
+class _Setups:
+    """Which announcements apply to a packet's flow, cached per flow until the next one."""
+
+    def __init__(self, announced: dict[Address, list[_Announcement]]):
+        self._announced = announced
+        self._cache: dict[tuple[Address, Address], tuple[int, list[_Announcement]]] = {}
+
+    def __call__(self, pkt: Packet) -> list[_Announcement]:
+        """The latest earlier announcement of the destination, then of the source."""
+        key = (pkt.dst, pkt.src)
+        cached = self._cache.get(key)
+        if cached is not None and pkt.number <= cached[0]:
+            return cached[1]
+        found, valid_until = [], 1 << 62
+        for endpoint in key:
+            earlier = []
+            for a in self._announced.get(endpoint, ()):
+                if a.number < pkt.number:
+                    earlier.append(a)
+                else:
+                    valid_until = min(valid_until, a.number)
+            if earlier:
+                found.append(earlier[-1])
+        self._cache[key] = (valid_until, found)
+        return found
 
 
 def _parse(pkt: Packet) -> RtpPacket | None:
@@ -131,26 +153,35 @@ def _frame(pkt: Packet, rtp: RtpPacket) -> RtpFrame:
 
 
 def _from_sdp(packets, announced, start_ns) -> list[RtpStream]:
-    groups: dict[tuple[Address, Address, int], tuple[_Announcement, list[RtpFrame]]] = {}
+    groups: dict[tuple[Address, Address, int], tuple[list[_Announcement], list[RtpFrame]]] = {}
+    setups_for = _Setups(announced)
     for pkt in packets:
         if pkt.transport != "udp":
             continue
-        setup = _setup_for(announced, pkt)
-        if setup is None:
+        setups = setups_for(pkt)
+        if not setups:
             continue
         rtp = _parse(pkt)
         if rtp is None:
             continue
         key = (pkt.src, pkt.dst, rtp.ssrc)
-        groups.setdefault(key, (setup, []))[1].append(_frame(pkt, rtp))
+        groups.setdefault(key, (setups, []))[1].append(_frame(pkt, rtp))
     streams = []
-    for (src, dst, ssrc), (setup, frames) in groups.items():
-        encodings = {pt: setup.rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
-                     for pt in dict.fromkeys(f.payload_type for f in frames)}
-        encodings = {pt: enc for pt, enc in encodings.items() if enc is not None}
-        streams.append(_stream(src, dst, ssrc, frames, encodings, start_ns, "sdp",
-                               setup.number, setup.call_id))
+    for (src, dst, ssrc), (setups, frames) in groups.items():
+        pts = dict.fromkeys(f.payload_type for f in frames)
+        strict = _encodings(pts, setups[:1])
+        streams.append(_stream(src, dst, ssrc, frames, strict, start_ns, "sdp",
+                               setups[0].number, setups[0].call_id, _encodings(pts, setups)))
     return sorted(streams, key=lambda s: s.packets[0].number)
+
+
+def _encodings(pts: Iterable[int], setups: list[_Announcement]) -> dict[int, tuple[str, int]]:
+    found = {}
+    for pt in pts:
+        enc = next((a.rtpmap[pt] for a in setups if pt in a.rtpmap), STATIC_PAYLOAD_TYPES.get(pt))
+        if enc is not None:
+            found[pt] = enc
+    return found
 
 
 def _from_heuristics(packets, start_ns) -> list[RtpStream]:
@@ -176,10 +207,11 @@ def _from_heuristics(packets, start_ns) -> list[RtpStream]:
 
 
 def _stream(src, dst, ssrc, frames, encodings, start_ns, found_by, setup_number=None,
-            call_id=None) -> RtpStream:
+            call_id=None, names=None) -> RtpStream:
+    """A stream whose statistics use `encodings` and whose payload names are `names`."""
     acc = StatsAccumulator()
     for f in frames:
         acc.add((f.ts_ns - start_ns) / 1e6, f.sequence, f.timestamp, f.payload_type, f.marker,
                 clock_rate(f.payload_type, encodings.get(f.payload_type)))
-    return RtpStream(src, dst, ssrc, tuple(frames), acc.result(), encodings, found_by,
-                     setup_number, call_id)
+    return RtpStream(src, dst, ssrc, tuple(frames), acc.result(),
+                     encodings if names is None else names, found_by, setup_number, call_id)

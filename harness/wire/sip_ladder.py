@@ -8,7 +8,7 @@ from harness.sip.message import SipMessage, SipParseError, SipRequest, SipRespon
 from harness.wire.pcap import Address, Packet
 from harness.wire.tcp_streams import TextMessage
 
-_COLUMN = 26
+_COLUMN = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ def has_sdp(msg: SipMessage) -> bool:
 
 
 def _looks_like_sip(payload: bytes) -> bool:
+    if not payload or not (65 <= payload[0] <= 90 or payload[0] in (10, 13)):  # RTP: 0x80-0xBF
+        return False
     line = payload.lstrip(b"\r\n")[:200].split(b"\r\n", 1)[0]
     return line.startswith(b"SIP/2.0 ") or line.endswith(b" SIP/2.0")
 

@@ -1,0 +1,265 @@
+"""Runs profiles: starts the stub, the capture and the callers, performs the steps, tears
+everything down, then judges the run from the capture (and the handler's journal for the
+event sequence) and writes the artifacts into one folder per profile."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import botocore.session
+from botocore.config import Config
+
+from .caller import Call, Caller, CallerError
+from .media.sources import read_wav
+from .profiles.schema import Profile, Step
+from .sma.model import SipMediaApplication, SipRule
+from .stub import Stub, StubConfig
+from .wire.analysis import WireAnalysis, analyze_pcap
+from .wire.capture import Capture
+from .wire.switch import check_switch
+
+REPORT_SCHEMA_VERSION = 1
+RTP_PORTS_PER_RUN = 400
+
+
+@dataclass
+class Check:
+    """One expectation and what was observed."""
+
+    name: str
+    passed: bool
+    detail: str
+    measured: dict = field(default_factory=dict)
+
+
+@dataclass
+class ProfileResult:
+    profile: str
+    path: str
+    run_dir: str
+    verdict: str = "error"  # pass, fail or error
+    checks: list[Check] = field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+    update_to_switch_ms: float | None = None
+
+    def to_json(self) -> dict:
+        return {"schema_version": REPORT_SCHEMA_VERSION, **asdict(self)}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "profile"
+
+
+def _resolve(base: Path, value: str) -> str:
+    """A handler given as a file path is relative to the profile's folder."""
+    if value.endswith(".py") or "/" in value.split(":")[0]:
+        target, sep, func = value.partition(":")
+        return str((base / target).resolve()) + (sep + func if sep else "")
+    return value
+
+
+def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
+    """The stub's configuration for a profile, on 127.0.0.1 with free ports."""
+    spec, base = profile.stub, profile.path.parent
+    sma = SipMediaApplication(spec.sip_media_application_id, _resolve(base, spec.handler),
+                              name=spec.name, aws_account_id=spec.aws_account_id,
+                              aws_region=spec.aws_region, handler_env=dict(spec.handler_env),
+                              interruptible=frozenset(spec.interruptible))
+    rules = [SipRule(f"rule-{i + 1}",
+                     "ToPhoneNumber" if r.to_phone_number is not None else "RequestUriHostname",
+                     r.to_phone_number if r.to_phone_number is not None else r.request_uri_hostname,
+                     [(r.priority, sma.sip_media_application_id)])
+             for i, r in enumerate(spec.sip_rules)]
+    low = random.randrange(20000, 60000 - RTP_PORTS_PER_RUN, 2)
+    return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
+                      handler_timeout_s=spec.handler_timeout_ms / 1000,
+                      handler_retries=spec.handler_retries,
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN))
+
+
+def api_client(stub: Stub, region: str):
+    """A botocore chime-sdk-voice client bound to the stub, as users make one."""
+    session = botocore.session.get_session()
+    return session.create_client(
+        "chime-sdk-voice", region_name=region, endpoint_url=stub.api_url,
+        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness",
+        config=Config(retries={"max_attempts": 1}))
+
+
+class ProfileRun:
+    """One execution of one profile."""
+
+    def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None]):
+        self.profile, self.progress = profile, progress
+        self.run_dir = out_dir / slug(profile.name)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
+        self.calls: dict[str, Call] = {}
+        self.updates: list[dict] = []
+        self.leftovers: dict[str, int] = {}
+
+    def execute(self) -> ProfileResult:
+        start = time.monotonic()
+        pcap = self.run_dir / "capture.pcap"
+        try:
+            stub = Stub(stub_config(self.profile, self.run_dir)).start()
+            try:
+                cfg = stub.config
+                bpf = (f"host {cfg.host} and (udp port {stub.sip_port} or tcp port {stub.api_port}"
+                       f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
+                capture = Capture(str(pcap), iface="lo", bpf=bpf)
+                capture.start()
+                try:
+                    self._steps(stub)
+                finally:
+                    time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
+                    capture.stop()
+                self.leftovers = {k: v for k, v in stub.resources().items()
+                                  if v and k != "handler_workers"}
+            finally:
+                stub.stop()
+                self._write_json("journal.json", stub.journal_json())
+            self._judge(stub, analyze_pcap(str(pcap)))
+        except (CallerError, OSError, RuntimeError, ValueError) as exc:
+            self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
+        self.result.duration_s = round(time.monotonic() - start, 3)
+        self._write_json("report.json", self.result.to_json())
+        return self.result
+
+    # ---- steps ------------------------------------------------------------------------
+    def _steps(self, stub: Stub) -> None:
+        endpoints = self.profile.endpoints
+        first = next(iter(endpoints.values()))
+        with Caller(transport=first.transport, workdir=self.run_dir / "caller",
+                    codecs=tuple(first.codecs)) as caller:
+            client = api_client(stub, self.profile.stub.aws_region)
+            try:
+                for number, step in enumerate(self.profile.steps, 1):
+                    self.progress(f"  step {number}/{len(self.profile.steps)}: {step.kind}")
+                    self._step(step, stub, caller, client)
+            finally:
+                for call in self.calls.values():
+                    if call.state != "DISCONNECTED":
+                        call.hangup()
+                        call.wait_for("DISCONNECTED", timeout=10)
+
+    def _step(self, step: Step, stub: Stub, caller: Caller, client) -> None:
+        kind = step.kind
+        if kind == "call":
+            s = step.call
+            self.calls[s.name] = caller.call(
+                stub.sip_uri(s.to), from_uri=f"sip:{s.from_}@{stub.config.host}",
+                headers=s.headers, record_to=self.run_dir / f"caller-{s.name}-heard.wav")
+        elif kind == "wait":
+            self.calls[step.wait.call].wait_for(step.wait.state, timeout=step.wait.timeout_ms / 1000)
+        elif kind == "sleep_ms":
+            time.sleep(step.sleep_ms / 1000)
+        elif kind == "update":
+            self._update(step.update, stub, client)
+        elif kind == "send_dtmf":
+            self.calls[step.send_dtmf.call].send_dtmf(step.send_dtmf.digits)
+        elif kind == "hangup":
+            self.calls[step.hangup.call].hangup()
+
+    def _update(self, s, stub: Stub, client) -> None:
+        tx = s.transaction_id or self._arrival(stub, s.call)["transaction_id"]
+        sma_id = s.sip_media_application_id or self.profile.stub.sip_media_application_id
+        record = {"time": time.time(), "transaction_id": tx, "arguments": s.arguments,
+                  "expect_status": s.expect_status, "expect_error": s.expect_error}
+        try:
+            resp = client.update_sip_media_application_call(
+                SipMediaApplicationId=sma_id, TransactionId=tx, Arguments=s.arguments)
+            record["status"] = resp["ResponseMetadata"]["HTTPStatusCode"]
+            record["error"] = None
+        except client.exceptions.ClientError as exc:
+            record["status"] = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+            record["error"] = exc.response["Error"]["Code"]
+        self.updates.append(record)
+
+    def _arrival(self, stub: Stub, call_name: str) -> dict:
+        """The stub's journal entry for the arrival of a named call."""
+        sip_call_id = self.calls[call_name].call_id
+        for entry in stub.journal_json():
+            if entry["kind"] == "call_arrived" and entry["sip_call_id"] == sip_call_id:
+                return entry
+        raise RuntimeError(f"the stub has no transaction for call {call_name!r} ({sip_call_id})")
+
+    # ---- verdict ----------------------------------------------------------------------
+    def _judge(self, stub: Stub, wire: WireAnalysis) -> None:
+        checks = self.result.checks
+        (self.run_dir / "ladder.txt").write_text(wire.ladder_text())
+        journal = stub.journal_json()
+        for u in self.updates:
+            ok = u["status"] == u["expect_status"] and u["error"] == u["expect_error"]
+            checks.append(Check("update response", ok,
+                                f"HTTP {u['status']} {u['error'] or ''}".strip()
+                                + ("" if ok else f", expected {u['expect_status']} {u['expect_error'] or ''}"),
+                                {"status": u["status"], "error": u["error"]}))
+        expect = self.profile.expect
+        if expect.events is not None:
+            seen = [e["event"]["InvocationEventType"] for e in journal if e["kind"] == "invocation"]
+            checks.append(Check("handler events", seen == expect.events,
+                                f"saw {seen}" if seen != expect.events else "as expected",
+                                {"events": seen}))
+        if expect.switch is not None:
+            checks.append(self._check_switch(stub, wire, expect.switch))
+        if expect.bye_from is not None:
+            checks.append(self._check_bye(stub, wire, expect.bye_from))
+        checks.append(Check("nothing left behind", not self.leftovers,
+                            f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
+                            dict(self.leftovers)))
+        self.result.verdict = "pass" if all(c.passed for c in checks) else "fail"
+
+    def _check_bye(self, stub: Stub, wire: WireAnalysis, who: str) -> Check:
+        byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"]
+        if not byes:
+            return Check("BYE", False, "no BYE on the wire")
+        sender = "stub" if byes[0].src[1] == stub.sip_port else "caller"
+        return Check("BYE", sender == who, f"first BYE sent by the {sender}",
+                     {"bye_from": sender, "time": byes[0].time})
+
+    def _check_switch(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
+        prompts = load_prompts(stub.config.bucket_dir)
+        missing = [p for p in (spec.from_prompt, spec.to_prompt) if p not in prompts]
+        if missing:
+            return Check("switch", False, f"prompt {missing[0]!r} is not a WAV in {stub.config.bucket_dir}")
+        arrived = self._arrival(stub, spec.call)
+        requests = wire.update_requests(arrived["transaction_id"])
+        streams = wire.streams(src=(stub.config.host, arrived["rtp_port"]))
+        if not requests or not streams:
+            return Check("switch", False, "no update request on the wire" if not requests
+                         else "no RTP from the stub on the wire")
+        result = check_switch(wire, streams[0], requests[0], spec.from_prompt, spec.to_prompt, prompts)
+        measured = {"latency_ms": result.latency_ms, "old_reappears": result.old_reappears,
+                    "continuous": result.continuous, "first_new_frame": result.first_new_number}
+        if result.latency_ms is not None:
+            self.result.update_to_switch_ms = round(result.latency_ms, 2)
+        passed = result.ok and result.latency_ms <= spec.within_ms
+        detail = result.reason
+        if result.ok and not passed:
+            detail = f"{result.reason}; slower than the {spec.within_ms} ms allowed"
+        return Check("switch", passed, detail, measured)
+
+    def _write_json(self, name: str, data) -> None:
+        (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+
+def load_prompts(bucket_dir: Path) -> dict[str, object]:
+    """Every WAV under the bucket folder, by file name, as 8 kHz int16 PCM."""
+    return {p.name: read_wav(p.read_bytes(), p.name) for p in sorted(bucket_dir.rglob("*.wav"))}
+
+
+def run_profiles(profiles: list[Profile], out_dir: Path,
+                 progress: Callable[[str], None] = print) -> list[ProfileResult]:
+    """Run each profile in turn; one folder of artifacts per profile under `out_dir`."""
+    results = []
+    for i, profile in enumerate(profiles, 1):
+        progress(f"[{i}/{len(profiles)}] {profile.name}")
+        results.append(ProfileRun(profile, out_dir, progress).execute())
+    return results

@@ -1,0 +1,59 @@
+"""The Via header (RFC 3261 §20.42, RFC 3581): what transactions are matched by and responses
+are routed with."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .message import Headers, SipMessage, SipParseError
+from .uri import parse_params
+
+MAGIC_COOKIE = "z9hG4bK"
+_VIA = re.compile(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
+                  r"(?:\s*:\s*([0-9]{1,5}))?\s*((?:;[^;]*)*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Via:
+    transport: str
+    host: str
+    port: int | None
+    params: tuple[tuple[str, str | None], ...]
+
+    @classmethod
+    def parse(cls, value: str) -> "Via":
+        m = _VIA.fullmatch(value.strip())
+        if m is None:
+            raise SipParseError(f"malformed Via {value[:60]!r}")
+        return cls(m[1].upper(), m[2].lower(), int(m[3]) if m[3] else None,
+                   tuple(parse_params(m[4]).items()))
+
+    @property
+    def branch(self) -> str:
+        return dict(self.params).get("branch") or ""
+
+    @property
+    def sent_by(self) -> str:
+        return f"{self.host}:{self.port or 5060}"
+
+
+def top_via(msg: SipMessage) -> Via:
+    """The first Via of a message (parse_message guarantees there is one)."""
+    return Via.parse(msg.headers.get_all("via")[0])
+
+
+def stamp_received(headers: Headers, source: tuple[str, int]) -> None:
+    """Record where a request came from in its top Via: `received` when the sent-by host
+    differs (RFC 3261 §18.2.1) and the port in an empty `rport` (RFC 3581)."""
+    vias = headers.get_all("via")
+    via = Via.parse(vias[0])
+    extra = ""
+    if via.host.strip("[]") != source[0]:
+        extra += f";received={source[0]}"
+    params = dict(via.params)
+    if "rport" in params and params["rport"] is None:
+        vias[0] = re.sub(r";\s*rport(?=;|$)", f";rport={source[1]}", vias[0].rstrip(), count=1,
+                         flags=re.IGNORECASE)
+    if extra or vias[0] != headers.get_all("via")[0]:
+        vias[0] += extra
+        headers.replace("via", vias)

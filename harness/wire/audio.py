@@ -1,0 +1,387 @@
+"""What a captured RTP stream carries: prompts, tones, silence, DTMF events.
+
+Each G.711 packet is decoded and labelled on its own:
+- "prompt": it carries a known prompt (by name) from a given sample offset. Fast path: the
+  packet's bytes equal a frame of the prompt encoded the way the stub sends it (G.711 from
+  sample 0, one frame per packet, repeats restarting at sample 0). Frames that several prompts
+  or offsets share (digital silence, a steady tone) are resolved by following the track of
+  consecutive frames to one that is unambiguous. Fallback for audio not aligned to frames or
+  not bit-exact: normalised cross-correlation of the decoded audio with the prompts.
+- "tone" with its frequency (a single spectral peak holding most of the energy),
+- "silence" (level below a threshold), or "other" (speech, noise, dual tones...).
+Telephone-event packets are left out of the audio and decoded to DTMF events instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.media.g711 import DECODERS, ENCODERS
+from harness.media.rtp import RtpError, TelephoneEvent
+from harness.wire.rtp_streams import RtpFrame, RtpStream
+
+SAMPLE_RATE = 8000
+#: Below this level (dB relative to full scale) a packet is silence.
+SILENCE_DBFS = -50.0
+#: Share of a packet's energy within ±100 Hz of the spectral peak for it to be a tone.
+TONE_PURITY = 0.9
+#: Minimum normalised correlation for the correlation fallback to recognise a prompt.
+CORRELATION_THRESHOLD = 0.9
+_FFT_SIZE = 8192
+_MAX_GAP_PACKETS = 50
+#: packets of audio correlated at once, and packets to wait after a search found nothing
+_SEARCH_PACKETS = 4
+_SEARCH_PAUSE_PACKETS = 25
+
+
+@dataclass(frozen=True, slots=True)
+class PacketAudio:
+    """The label of one audio packet. `offset` is the prompt sample the packet starts at."""
+
+    number: int
+    ts_ns: int
+    sequence: int
+    kind: str
+    level_dbfs: float
+    frequency_hz: float | None = None
+    prompt: str | None = None
+    offset: int | None = None
+    #: how the prompt was recognised: "exact" or "correlation"
+    match: str | None = None
+
+    @property
+    def time(self) -> float:
+        return self.ts_ns / 1e9
+
+    @property
+    def label(self) -> str:
+        """'prompt:NAME', 'tone:440Hz', 'silence' or 'other'."""
+        if self.kind == "prompt":
+            return f"prompt:{self.prompt}"
+        if self.kind == "tone":
+            return f"tone:{round(self.frequency_hz)}Hz"
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSegment:
+    """A run of consecutive packets with the same label."""
+
+    kind: str
+    label: str
+    start_ts_ns: int
+    end_ts_ns: int
+    packets: int
+    prompt: str | None = None
+    frequency_hz: float | None = None
+    first_offset: int | None = None
+    last_offset: int | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ts_ns - self.start_ts_ns) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfEvent:
+    """One RFC 4733 event: the digit (None for non-DTMF events), when it started, how long."""
+
+    digit: str | None
+    event: int
+    start_ts_ns: int
+    duration_ms: float
+    ended: bool
+    volume: int
+    packets: int
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of 16-bit samples in dB relative to full scale (-120 for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0
+    return 20 * np.log10(rms / 32768) if rms > 0 else -120.0
+
+
+def tone_frequency(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float | None:
+    """The frequency of a pure tone in `samples`, or None when it is not one tone."""
+    x = samples.astype(np.float64)
+    x = (x - x.mean()) * np.hanning(len(x))
+    power = np.abs(np.fft.rfft(x, _FFT_SIZE)) ** 2
+    total = power.sum()
+    if total <= 0:
+        return None
+    peak = int(np.argmax(power))
+    bin_hz = rate / _FFT_SIZE
+    lobe = int(round(2 * rate / len(x) / bin_hz))  # Hann main lobe: ±2 DFT bins
+    if power[max(peak - lobe, 0):peak + lobe + 1].sum() / total < TONE_PURITY:
+        return None
+    if 0 < peak < len(power) - 1:  # parabolic interpolation on the log spectrum
+        a, b, c = np.log(power[peak - 1:peak + 2] + 1e-12)
+        peak += 0.5 * (a - c) / (a - 2 * b + c)
+    return float(peak * bin_hz)
+
+
+def decode_frame(stream: RtpStream, frame: RtpFrame) -> np.ndarray | None:
+    """The PCM samples of a G.711 packet, or None for events and other codecs."""
+    name = (stream.encoding_name(frame.payload_type) or "").upper()
+    decoder = DECODERS.get(name)
+    return decoder(frame.payload) if decoder else None
+
+
+def audio_frames(stream: RtpStream) -> list[tuple[RtpFrame, np.ndarray]]:
+    """The stream's G.711 packets with their decoded samples, in capture order."""
+    out = []
+    for frame in stream.packets:
+        pcm = decode_frame(stream, frame)
+        if pcm is not None:
+            out.append((frame, pcm))
+    return out
+
+
+def dtmf_events(stream: RtpStream) -> list[DtmfEvent]:
+    """The RFC 4733 events of a stream, one per event (packets sharing an RTP timestamp)."""
+    events: dict[tuple[int, int], list[tuple[RtpFrame, TelephoneEvent]]] = {}
+    for frame in stream.packets:
+        if frame.payload_type in stream.event_payload_types:
+            try:
+                ev = TelephoneEvent.parse(frame.payload)
+            except RtpError:
+                continue
+            events.setdefault((frame.timestamp, ev.event), []).append((frame, ev))
+    out = []
+    for (_ts, code), items in events.items():
+        rate = stream.encodings[items[0][0].payload_type][1] or SAMPLE_RATE
+        first = items[0][1]
+        out.append(DtmfEvent(digit=first.digit, event=code, start_ts_ns=items[0][0].ts_ns,
+                             duration_ms=max(ev.duration for _, ev in items) * 1000 / rate,
+                             ended=any(ev.end for _, ev in items), volume=first.volume,
+                             packets=len(items)))
+    return sorted(out, key=lambda e: e.start_ts_ns)
+
+
+class PromptMatcher:
+    """Recognises known prompts ({name: int16 samples at 8 kHz}) in decoded packets."""
+
+    def __init__(self, prompts: Mapping[str, np.ndarray], codec: str = "PCMU"):
+        self.prompts = {name: np.asarray(pcm, dtype=np.int16) for name, pcm in prompts.items()}
+        self.codec = codec.upper()
+        self._encoded = {name: ENCODERS[self.codec](pcm) for name, pcm in self.prompts.items()}
+        self._index: dict[int, tuple[dict[bytes, list[tuple[str, int]]], dict[str, tuple[int, bytes]]]] = {}
+        self._float = {name: pcm.astype(np.float64) for name, pcm in self.prompts.items()}
+        self._energy = {name: np.concatenate(([0.0], np.cumsum(ref * ref)))
+                        for name, ref in self._float.items()}
+        self._spectra: dict[tuple[str, int], np.ndarray] = {}
+
+    def candidates(self, payload: bytes) -> set[tuple[str, int]]:
+        """Every (prompt, offset) whose encoded frame equals `payload` (a short last frame
+        matches the start of the payload)."""
+        full, tails = self._frames(len(payload))
+        found = set(full.get(payload, ()))
+        for name, (offset, tail) in tails.items():
+            if payload.startswith(tail):
+                found.add((name, offset))
+        return found
+
+    def _frames(self, size: int):
+        if size not in self._index:
+            full: dict[bytes, list[tuple[str, int]]] = {}
+            tails: dict[str, tuple[int, bytes]] = {}
+            for name, enc in self._encoded.items():
+                for off in range(0, len(enc), size):
+                    chunk = enc[off:off + size]
+                    if len(chunk) == size:
+                        full.setdefault(chunk, []).append((name, off))
+                    elif chunk:
+                        tails[name] = (off, chunk)
+            self._index[size] = (full, tails)
+        return self._index[size]
+
+    def advance(self, name: str, offset: int, size: int, steps: int) -> int:
+        """The offset `steps` packets of `size` samples later, restarting at 0 after the end."""
+        length = len(self.prompts[name])
+        for _ in range(steps):
+            offset = offset + size if offset + size < length else 0
+        return offset
+
+    def similarity(self, name: str, offset: int, samples: np.ndarray) -> float:
+        """Normalised correlation of `samples` with the prompt from `offset` (0 if out of range)."""
+        if offset < 0 or offset + len(samples) > len(self._float[name]):
+            return 0.0
+        ref = self._float[name][offset:offset + len(samples)]
+        x = samples.astype(np.float64)
+        denom = np.sqrt(np.dot(x, x) * np.dot(ref, ref))
+        return float(np.dot(x, ref) / denom) if denom > 0 else 0.0
+
+    def search(self, samples: np.ndarray) -> tuple[str, int, float] | None:
+        """The best (prompt, offset, score) for `samples` anywhere in any prompt."""
+        x = samples.astype(np.float64)
+        n = len(x)
+        norm_x = np.sqrt(np.dot(x, x))
+        best = None
+        if norm_x == 0:
+            return None
+        for name, ref in self._float.items():
+            if len(ref) < n:
+                continue
+            size = 1 << int(np.ceil(np.log2(len(ref) + n)))
+            if (name, size) not in self._spectra:
+                self._spectra[(name, size)] = np.fft.rfft(ref, size)
+            corr = np.fft.irfft(np.conj(np.fft.rfft(x, size)) * self._spectra[(name, size)], size)
+            corr = corr[:len(ref) - n + 1]
+            energy = self._energy[name]
+            window = np.sqrt(np.maximum(energy[n:] - energy[:-n], 1e-9))
+            score = corr / (norm_x * window)
+            k = int(np.argmax(score))
+            if best is None or score[k] > best[2]:
+                best = (name, k, float(score[k]))
+        return best
+
+
+def label_packets(stream: RtpStream, prompts: Mapping[str, np.ndarray] | None = None,
+                  matcher: PromptMatcher | None = None) -> list[PacketAudio]:
+    """Label every audio packet of a stream (see the module docstring).
+
+    Pass `prompts`, or a `matcher` built once to reuse for several streams.
+    """
+    frames = audio_frames(stream)
+    if matcher is None and prompts:
+        codec = next((stream.encoding_name(f.payload_type) for f, _ in frames), None) or "PCMU"
+        matcher = PromptMatcher(prompts, codec.upper())
+    levels = [level_dbfs(pcm) for _, pcm in frames]
+    prompt_labels = _match_prompts(frames, levels, matcher) if matcher else [None] * len(frames)
+    out = []
+    for (frame, pcm), level, match in zip(frames, levels, prompt_labels):
+        base = dict(number=frame.number, ts_ns=frame.ts_ns, sequence=frame.sequence,
+                    level_dbfs=level)
+        if match is not None:
+            name, offset, how = match
+            out.append(PacketAudio(kind="prompt", prompt=name, offset=offset, match=how, **base))
+        elif level < SILENCE_DBFS:
+            out.append(PacketAudio(kind="silence", **base))
+        else:
+            freq = tone_frequency(pcm)
+            out.append(PacketAudio(kind="tone" if freq is not None else "other",
+                                   frequency_hz=freq, **base))
+    return out
+
+
+def _match_prompts(frames: Sequence[tuple[RtpFrame, np.ndarray]], levels: Sequence[float],
+                   matcher: PromptMatcher) -> list[tuple[str, int, str] | None]:
+    """(prompt, offset, how) per packet, following tracks of consecutive prompt frames.
+
+    A track starts at an anchor: a frame with a single candidate, or audible with candidates
+    from one prompt only. It continues while each packet holds the frame expected after the
+    previous one (counting lost packets by sequence number). Frames that are ambiguous
+    (silence) are kept in a track only if it reaches an anchor again, or ends without having
+    restarted the prompt since its last anchor; a track is then extended backwards over the
+    ambiguous frames that lead to its first anchor (a prompt that starts with silence).
+    """
+    cands = [matcher.candidates(f.payload) for f, _ in frames]
+    labels: list[tuple[str, int, str] | None] = [None] * len(frames)
+
+    def gap(i: int) -> int:
+        return (frames[i][0].sequence - frames[i - 1][0].sequence) & 0xFFFF if i else 0
+
+    def is_anchor(j: int) -> bool:
+        return len(cands[j]) == 1 or (len({name for name, _ in cands[j]}) == 1
+                                      and levels[j] >= SILENCE_DBFS)
+
+    last_anchor, restarted, skip_search_until = -1, False, -1
+    for i, (frame, pcm) in enumerate(frames):
+        prev, size = labels[i - 1] if i else None, len(frame.payload)
+        if prev is not None and 0 < gap(i) <= _MAX_GAP_PACKETS:
+            expected = matcher.advance(prev[0], prev[1], size, gap(i))
+            label = None
+            if (prev[0], expected) in cands[i]:
+                label = (prev[0], expected, "exact")
+            elif prev[2] == "correlation" and not cands[i] and \
+                    matcher.similarity(prev[0], expected, pcm) >= CORRELATION_THRESHOLD:
+                label = (prev[0], expected, "correlation")
+            if label is not None:
+                labels[i] = label
+                restarted |= expected < prev[1]
+                if label[2] == "correlation" or is_anchor(i):
+                    last_anchor, restarted = i, False
+                continue
+        if restarted:  # the track broke: drop its unconfirmed frames after a restart
+            labels[last_anchor + 1:i] = [None] * (i - last_anchor - 1)
+            restarted = False
+        if is_anchor(i):
+            labels[i] = (*min(cands[i]), "exact")
+        elif not cands[i] and levels[i] >= SILENCE_DBFS and i >= skip_search_until:
+            found = matcher.search(_contiguous_audio(frames, i))
+            if found is not None and found[2] >= CORRELATION_THRESHOLD:
+                labels[i] = (found[0], found[1], "correlation")
+            else:
+                skip_search_until = i + _SEARCH_PAUSE_PACKETS
+        if labels[i] is not None:
+            last_anchor, restarted = i, False
+    if restarted:
+        labels[last_anchor + 1:] = [None] * (len(frames) - last_anchor - 1)
+    _extend_backwards(frames, cands, labels, matcher)
+    return labels
+
+
+def _extend_backwards(frames, cands, labels, matcher: PromptMatcher) -> None:
+    """Label the packets before each track's first one that hold the preceding frames."""
+    for i in range(1, len(frames)):
+        if labels[i] is None or labels[i - 1] is not None:
+            continue
+        name, offset, how = labels[i]
+        for j in range(i - 1, -1, -1):
+            steps = (frames[j + 1][0].sequence - frames[j][0].sequence) & 0xFFFF
+            offset -= len(frames[j][0].payload) * steps
+            if labels[j] is not None or offset < 0 or not 0 < steps <= _MAX_GAP_PACKETS:
+                break
+            if how == "exact" and (name, offset) not in cands[j]:
+                break
+            if how == "correlation" and \
+                    matcher.similarity(name, offset, frames[j][1]) < CORRELATION_THRESHOLD:
+                break
+            labels[j] = (name, offset, how)
+
+
+def _contiguous_audio(frames, i: int) -> np.ndarray:
+    """Samples of packet i and up to the next few packets that follow it without a gap."""
+    parts = [frames[i][1]]
+    for j in range(i + 1, min(i + _SEARCH_PACKETS, len(frames))):
+        if (frames[j][0].sequence - frames[j - 1][0].sequence) & 0xFFFF != 1:
+            break
+        parts.append(frames[j][1])
+    return np.concatenate(parts)
+
+
+def segments(labels: Sequence[PacketAudio]) -> list[AudioSegment]:
+    """Merge consecutive packets with the same label (tones within 2 % of each other)."""
+    out: list[AudioSegment] = []
+    run: list[PacketAudio] = []
+
+    def close() -> None:
+        if not run:
+            return
+        first, last = run[0], run[-1]
+        freq = float(np.median([p.frequency_hz for p in run])) if first.kind == "tone" else None
+        label = f"tone:{round(freq)}Hz" if freq is not None else first.label
+        out.append(AudioSegment(first.kind, label, first.ts_ns, last.ts_ns, len(run),
+                                first.prompt, freq, first.offset, last.offset))
+
+    for p in labels:
+        if run and _same(run, p):
+            run.append(p)
+        else:
+            close()
+            run = [p]
+    close()
+    return out
+
+
+def _same(run: list[PacketAudio], p: PacketAudio) -> bool:
+    first = run[0]
+    if p.kind != first.kind:
+        return False
+    if p.kind == "prompt":
+        return p.prompt == first.prompt
+    if p.kind == "tone":
+        return abs(p.frequency_hz - first.frequency_hz) <= 0.02 * first.frequency_hz
+    return True
