@@ -1,11 +1,14 @@
-"""The actions of the service: which exist, their parameters, defaults and interruptibility.
+"""The actions of the service: which exist, their parameters, defaults and errors.
 
-A handler's action is validated here into a `ParsedAction`: the parameters as the success
-event echoes them (defaults filled in), numeric strings accepted, unknown extra parameters
-kept. Failures carry the service's ErrorType and message.
+`parse_action` validates one action of a handler response into a `ParsedAction`: the
+parameters as the success event echoes them (documented defaults filled in, numeric strings
+accepted, unknown extra parameters kept) and typed `values` for the engine. A problem raises
+`ActionFailure` with the service's ErrorType and message (sma-reference §3).
 """
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 #: Every action type the service documents (sma-reference §3.0), plus the undocumented Answer.
@@ -15,11 +18,22 @@ KNOWN_ACTIONS = (
     "Speak", "SpeakAndGetDigits", "StartBotConversation", "VoiceFocus", "StartCallRecording",
     "StopCallRecording", "PauseCallRecording", "ResumeCallRecording",
 )
-#: Actions whose first use on an unanswered inbound leg answers it.
-ANSWERING_ACTIONS = frozenset({"Answer", "Pause", "PlayAudio", "PlayAudioAndGetDigits", "RecordAudio",
-                               "Speak", "SpeakAndGetDigits", "ReceiveDigits", "SendDigits",
-                               "StartBotConversation", "VoiceFocus", "StartCallRecording"})
+#: Actions whose use on an unanswered inbound leg answers it (sma-reference §1.2).
+ANSWERING_ACTIONS = frozenset({
+    "Answer", "Pause", "PlayAudio", "PlayAudioAndGetDigits", "RecordAudio", "Speak",
+    "SpeakAndGetDigits", "ReceiveDigits", "SendDigits", "StartBotConversation", "VoiceFocus",
+    "StartCallRecording", "JoinChimeMeeting"})
+#: Actions whose target must be given by CallId (no ParticipantTag) per the reference.
+CALL_ID_ACTIONS = frozenset({"SendDigits", "Speak", "SpeakAndGetDigits", "VoiceFocus",
+                             "StartCallRecording", "StopCallRecording", "PauseCallRecording",
+                             "ResumeCallRecording"})
 HANGUP_CODES = (0, 480, 486)
+DTMF_DIGITS = "0123456789*#"
+SEND_DIGITS = re.compile(r"^[0-9*#A-Da-d,]{1,50}$")
+E164 = re.compile(r"^\+?[1-9]\d{1,14}$")
+RECORDING_TERMINATORS = "123456789*0#"
+MAX_SPEAK_CHARS = 1000
+MAX_BOT_CONFIGURATION_BYTES = 10 * 1024
 
 
 class ActionFailure(Exception):
@@ -30,6 +44,14 @@ class ActionFailure(Exception):
         self.error_type, self.message = error_type, message
 
 
+def missing(name: str) -> ActionFailure:
+    return ActionFailure("MissingRequiredActionParameter", f"{name} is a required parameter.")
+
+
+def invalid(name: str) -> ActionFailure:
+    return ActionFailure("InvalidActionParameter", f"{name} parameter value is invalid.")
+
+
 @dataclass
 class ParsedAction:
     """A validated action: its type, the echoed parameters and the values the engine uses."""
@@ -37,52 +59,244 @@ class ParsedAction:
     type: str
     parameters: dict
     values: dict = field(default_factory=dict)
+    result: dict = field(default_factory=dict)  # fields the success event adds (ReceivedDigits, ...)
 
     def action_data(self) -> dict:
-        return {"Type": self.type, "Parameters": self.parameters}
+        return {"Type": self.type, "Parameters": self.parameters, **self.result}
 
 
 def as_int(params: dict, name: str, default: int | None = None, minimum: int = 1,
-           maximum: int | None = None) -> int | None:
+           maximum: int | None = None) -> int:
     """Read an integer parameter that may come as a number or a numeric string."""
     raw = params.get(name)
     if raw is None or raw == "":
         if default is None:
-            raise ActionFailure("MissingRequiredActionParameter", f"{name} is a required parameter.")
+            raise missing(name)
         return default
     try:
-        value = int(raw) if not isinstance(raw, bool) else None
+        value = None if isinstance(raw, bool) else int(raw)
     except (TypeError, ValueError):
         value = None
     if value is None or value < minimum or (maximum is not None and value > maximum):
-        raise ActionFailure("InvalidActionParameter", f"{name} parameter value is invalid.")
+        raise invalid(name)
     return value
 
 
-def _audio_source(params: dict, name: str) -> tuple[str, str]:
+def as_str(params: dict, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise missing(name)
+        return default
+    if not isinstance(raw, str) or (choices and raw not in choices):
+        raise invalid(name)
+    return raw
+
+
+def as_bool(params: dict, name: str) -> bool:
+    raw = params.get(name)
+    if raw is None:
+        raise missing(name)
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise invalid(name)
+
+
+def digit_list(params: dict, name: str, allowed: str, default: list[str] | None = None) -> list[str]:
+    """A list of single DTMF digits (a bare string of digits is accepted too)."""
+    raw = params.get(name)
+    if raw is None or raw == [] or raw == "":
+        if default is None:
+            raise missing(name)
+        return list(default)
+    items = list(raw) if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(d, str) and len(d) == 1 and d in allowed
+                                              for d in items):
+        raise invalid(name)
+    return items
+
+
+def audio_source(params: dict, name: str) -> tuple[str, str]:
     src = params.get(name)
     if not isinstance(src, dict):
-        raise ActionFailure("MissingRequiredActionParameter", f"{name} is a required parameter.")
+        raise missing(name)
     if src.get("Type", "S3") != "S3" or not src.get("BucketName") or not src.get("Key"):
         raise ActionFailure("InvalidAudioSource", "Audio Source parameter value is invalid.")
     return str(src["BucketName"]), str(src["Key"])
+
+
+def speech(params: dict, name: str, fallback: dict | None = None) -> dict:
+    """Speech parameters (Speak, SpeechParameters, FailureSpeechParameters) with defaults."""
+    fallback = fallback or {}
+    text = params.get("Text")
+    if not isinstance(text, str) or not text:
+        raise missing(f"{name}Text" if name else "Text")
+    if len(text) > MAX_SPEAK_CHARS:
+        raise ActionFailure("MissingRequiredActionParameter", "Text is limited to 1,000 characters")
+    return {"text": text,
+            "engine": as_str(params, "Engine", fallback.get("engine", "standard"), ("standard", "neural")),
+            "language": as_str(params, "LanguageCode", fallback.get("language", "en-US")),
+            "text_type": as_str(params, "TextType", fallback.get("text_type", "text"), ("text", "ssml")),
+            "voice": as_str(params, "VoiceId", fallback.get("voice", "Joanna"))}
+
+
+def _digit_collection(params: dict, p: ParsedAction) -> None:
+    """The parameters PlayAudioAndGetDigits and SpeakAndGetDigits share (§3.4, §3.9)."""
+    repeat_ms = as_int(params, "RepeatDurationInMilliseconds")
+    minimum = as_int(params, "MinNumberOfDigits", 0, minimum=0)
+    maximum = as_int(params, "MaxNumberOfDigits", 128, minimum=1)
+    if maximum < minimum:
+        raise invalid("MaxNumberOfDigits")
+    regex = params.get("InputDigitsRegex")
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except (re.error, TypeError):
+            raise invalid("InputDigitsRegex") from None
+    p.values.update(
+        repeat_ms=repeat_ms, min_digits=minimum, max_digits=maximum, regex=regex,
+        terminators=digit_list(params, "TerminatorDigits", DTMF_DIGITS, ["#"]),
+        in_between_ms=as_int(params, "InBetweenDigitsDurationInMilliseconds", repeat_ms),
+        attempts=as_int(params, "Repeat", 1))
+    params.setdefault("MinNumberOfDigits", 0)
+    params.setdefault("MaxNumberOfDigits", 128)
+    params.setdefault("TerminatorDigits", ["#"])
+    params.setdefault("InBetweenDigitsDurationInMilliseconds", repeat_ms)
+    params.setdefault("Repeat", 1)
+
+
+def _sip_headers(params: dict) -> dict[str, str]:
+    headers = params.get("SipHeaders") or {}
+    if not isinstance(headers, dict):
+        raise invalid("SipHeaders")
+    bad = [k for k in headers if not isinstance(k, str) or k.lower().startswith("x-amzn")
+           or not (k.lower().startswith("x-") or k.lower() in ("user-to-user", "diversion"))
+           or not isinstance(headers[k], str) or len(headers[k]) > 2048]
+    if bad:
+        raise ActionFailure("InvalidActionParameter", f"Invalid SIP header(s) provided: {', '.join(map(str, bad))}")
+    return dict(headers)
 
 
 def parse_action(action: dict) -> ParsedAction:
     """Validate one action object of a handler response (its Type is already known)."""
     kind = action["Type"]
     params = dict(action.get("Parameters") or {})
-    parsed = ParsedAction(kind, params)
+    p = ParsedAction(kind, params)
+    v = p.values
     if kind == "PlayAudio":
-        parsed.values["bucket"], parsed.values["key"] = _audio_source(params, "AudioSource")
-        parsed.values["repeat"] = as_int(params, "Repeat", default=1)
+        v["bucket"], v["key"] = audio_source(params, "AudioSource")
+        v["repeat"] = as_int(params, "Repeat", 1)
+        v["terminators"] = digit_list(params, "PlaybackTerminators", DTMF_DIGITS, [])
         params.setdefault("Repeat", 1)
     elif kind == "Pause":
-        parsed.values["duration_ms"] = as_int(params, "DurationInMilliseconds")
+        v["duration_ms"] = as_int(params, "DurationInMilliseconds")
     elif kind == "Hangup":
-        code = as_int(params, "SipResponseCode", default=0, minimum=0)
+        code = as_int(params, "SipResponseCode", 0, minimum=0)
         if code not in HANGUP_CODES:
-            raise ActionFailure("InvalidActionParameter", "SipResponseCode parameter value is invalid.")
-        parsed.values["sip_code"] = code
+            raise invalid("SipResponseCode")
+        v["sip_code"] = code
         params.setdefault("SipResponseCode", "0")
-    return parsed
+    elif kind == "PlayAudioAndGetDigits":
+        v["bucket"], v["key"] = audio_source(params, "AudioSource")
+        v["failure_bucket"], v["failure_key"] = audio_source(params, "FailureAudioSource")
+        _digit_collection(params, p)
+    elif kind == "SpeakAndGetDigits":
+        main = params.get("SpeechParameters")
+        if not isinstance(main, dict):
+            raise missing("SpeechParameters")
+        v["speech"] = speech(main, "")
+        failure = params.get("FailureSpeechParameters")
+        if not isinstance(failure, dict):
+            raise missing("FailureSpeechParameters")
+        v["failure_speech"] = speech(failure, "", fallback=v["speech"])
+        _digit_collection(params, p)
+    elif kind == "ReceiveDigits":
+        regex = as_str(params, "InputDigitsRegex")
+        try:
+            re.compile(regex)
+        except re.error:
+            raise invalid("InputDigitsRegex") from None
+        v.update(regex=regex, in_between_ms=as_int(params, "InBetweenDigitsDurationInMilliseconds"),
+                 flush_ms=as_int(params, "FlushDigitsDurationInMilliseconds"))
+    elif kind == "SendDigits":
+        digits = as_str(params, "Digits")
+        if not SEND_DIGITS.match(digits):
+            raise invalid("Digits")
+        v["digits"] = digits.upper()
+        v["tone_ms"] = as_int(params, "ToneDurationInMilliseconds", 250, minimum=50, maximum=24000)
+        if not 50 <= v["tone_ms"] <= 24000:
+            raise ActionFailure("InvalidActionParameter", "ToneDuration parameter value is invalid.")
+        params.setdefault("ToneDurationInMilliseconds", 250)
+    elif kind == "RecordAudio":
+        if params.get("CallId") and params.get("ParticipantTag"):
+            raise ActionFailure("InvalidActionParameter",
+                                "CallId and ParticipantTag cannot both be specified.")
+        dest = params.get("RecordingDestination")
+        if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("BucketName"):
+            raise ActionFailure("InvalidActionParameter", "RecordingDestination parameter value is invalid.")
+        prefix = dest.get("Prefix", "")
+        if not isinstance(prefix, str) or len(prefix) > 979:
+            raise ActionFailure("InvalidActionParameter", "RecordingDestination parameter value is invalid.")
+        v.update(bucket=str(dest["BucketName"]), prefix=prefix,
+                 duration_s=as_int(params, "DurationInSeconds", 0, minimum=0) or None,
+                 silence_s=as_int(params, "SilenceDurationInSeconds", 0, minimum=0, maximum=1000) or None,
+                 silence_threshold=as_int(params, "SilenceThreshold", 200, maximum=1000),
+                 terminators=digit_list(params, "RecordingTerminators", RECORDING_TERMINATORS))
+    elif kind == "Speak":
+        v["speech"] = speech(params, "")
+        params.setdefault("Engine", "standard")
+        params.setdefault("TextType", "text")
+        params.setdefault("VoiceId", "Joanna")
+    elif kind == "CallAndBridge":
+        v["timeout_s"] = as_int(params, "CallTimeoutSeconds", 30, maximum=120)
+        caller_id = as_str(params, "CallerIdNumber")
+        if not E164.match(caller_id):
+            raise invalid("CallerIdNumber")
+        endpoints = params.get("Endpoints")
+        if not isinstance(endpoints, list) or not endpoints or not isinstance(endpoints[0], dict):
+            raise missing("Endpoints")
+        ep = endpoints[0]
+        kind_ep = ep.get("BridgeEndpointType")
+        uri = ep.get("Uri")
+        if kind_ep not in ("PSTN", "AWS") or not isinstance(uri, str) or not uri:
+            raise invalid("Endpoints")
+        if kind_ep == "PSTN" and not E164.match(uri):
+            raise invalid("Endpoints")
+        if kind_ep == "AWS" and not ep.get("Arn"):
+            raise invalid("Endpoints")
+        ringback = params.get("RingbackTone")
+        v.update(caller_id=caller_id, endpoint_type=kind_ep, uri=uri, arn=ep.get("Arn"),
+                 sip_headers=_sip_headers(params),
+                 ringback=audio_source(params, "RingbackTone") if ringback else None)
+        params.setdefault("CallTimeoutSeconds", 30)
+    elif kind == "JoinChimeMeeting":
+        v["join_token"] = as_str(params, "JoinToken")
+        v["meeting_id"] = params.get("MeetingId")
+    elif kind == "ModifyChimeMeetingAttendees":
+        v["operation"] = as_str(params, "Operation", choices=("Mute", "Unmute"))
+        v["meeting_id"] = as_str(params, "MeetingId")
+        attendees = params.get("AttendeeList")
+        if not isinstance(attendees, list) or not attendees or len(attendees) > 100 \
+                or not all(isinstance(a, str) and a for a in attendees):
+            raise ActionFailure("InvalidActionParameter", "Attendee List parameter value is invalid.")
+        v["attendees"] = attendees
+    elif kind == "StartBotConversation":
+        v["bot_alias_arn"] = as_str(params, "BotAliasArn")
+        v["locale"] = as_str(params, "LocaleId", "en_US")
+        config = params.get("Configuration") or {}
+        if not isinstance(config, dict) or len(json.dumps(config)) > MAX_BOT_CONFIGURATION_BYTES:
+            raise invalid("Configuration")
+        v["welcome"] = [m.get("Content", "") for m in config.get("WelcomeMessages", [])
+                        if isinstance(m, dict)]
+        params.setdefault("LocaleId", "en_US")
+    elif kind == "VoiceFocus":
+        v["enable"] = as_bool(params, "Enable")
+    elif kind == "StartCallRecording":
+        v["track"] = as_str(params, "Track", choices=("BOTH", "INCOMING", "OUTGOING"))
+        dest = params.get("Destination")
+        if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("Location"):
+            raise ActionFailure("InvalidActionParameter", "Destination parameter value is invalid.")
+        v["location"] = str(dest["Location"])
+    return p

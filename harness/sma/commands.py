@@ -1,7 +1,11 @@
-"""What the SMA engine asks its edges to do. The engine never performs I/O itself."""
+"""What the SMA engine asks its edges to do. The engine never performs I/O itself.
+
+Media commands carry a `token`; the edge reports the end of that media with
+`CallTransaction.media_done(token, ...)`.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class PlayAudio:
-    """Play the object `bucket`/`key` `repeat` times on the leg; report with `token`."""
+    """Play the object `bucket`/`key` `repeat` times on the leg."""
 
     call_id: str
     bucket: str
@@ -39,7 +43,7 @@ class PlayAudio:
 
 @dataclass(frozen=True)
 class PlaySilence:
-    """Send silence for `duration_ms` on the leg (the Pause action); report with `token`."""
+    """Send silence for `duration_ms` on the leg (the Pause action)."""
 
     call_id: str
     duration_ms: int
@@ -47,10 +51,87 @@ class PlaySilence:
 
 
 @dataclass(frozen=True)
-class StopMedia:
-    """Stop whatever the leg is playing, at once."""
+class Speak:
+    """Speak `speech` (text, voice, language, engine, text_type) on the leg."""
 
     call_id: str
+    speech: dict
+    token: int
+
+
+@dataclass(frozen=True)
+class SendDigits:
+    """Send DTMF `digits` (RFC 4733) with `tone_ms` per digit; a comma pauses 500 ms."""
+
+    call_id: str
+    digits: str
+    tone_ms: int
+    token: int
+
+
+@dataclass(frozen=True)
+class StopMedia:
+    """Stop whatever the leg is playing or sending, at once."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class StartRecordAudio:
+    """Record what the leg hears from the caller into `bucket`/`key`; the media edge ends it
+    with `media_done(token, result={"reason": "silence"})` when `silence_s` of silence pass."""
+
+    call_id: str
+    bucket: str
+    key: str
+    silence_s: int | None
+    silence_threshold: int
+    token: int
+
+
+@dataclass(frozen=True)
+class StopRecordAudio:
+    call_id: str
+    token: int
+
+
+@dataclass(frozen=True)
+class PlaceCall:
+    """Place an outbound SIP leg (CallAndBridge's LEG-B, or CreateSipMediaApplicationCall's LEG-A)."""
+
+    call_id: str
+    to: str
+    from_: str
+    endpoint_type: str  # "PSTN" or "AWS"
+    uri: str
+    arn: str | None = None
+    sip_headers: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CancelCall:
+    """Give up on an outbound leg that has not answered."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """Connect the media of two legs both ways."""
+
+    call_id_a: str
+    call_id_b: str
+
+
+@dataclass(frozen=True)
+class CallRecording:
+    """Start, stop, pause or resume the call recording of a leg (`operation`)."""
+
+    call_id: str
+    operation: str  # "start", "stop", "pause", "resume"
+    track: str = "BOTH"
+    bucket: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class SipMediaApplication:
     aws_region: str = "us-east-1"
     handler_env: dict[str, str] = field(default_factory=dict)
     interruptible: frozenset[str] = DEFAULT_INTERRUPTIBLE
+    bots: dict[str, dict] = field(default_factory=dict)  # BotAliasArn -> scripted IntentResult
 
     @property
     def arn(self) -> str:
