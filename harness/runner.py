@@ -21,6 +21,7 @@ from .sma.model import SipMediaApplication, SipRule
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
+from .wire.audio import label_packets, segments
 from .wire.switch import check_switch
 
 REPORT_SCHEMA_VERSION = 1
@@ -195,18 +196,29 @@ class ProfileRun:
         checks = self.result.checks
         (self.run_dir / "ladder.txt").write_text(wire.ladder_text())
         journal = stub.journal_json()
+        delivered = [e["event"]["ActionData"]["Parameters"]["Arguments"] for e in journal
+                     if e["kind"] == "invocation"
+                     and e["event"]["InvocationEventType"] == "CALL_UPDATE_REQUESTED"]
+        accepted = [u["arguments"] for u in self.updates if u["status"] == 202]
         for u in self.updates:
             ok = u["status"] == u["expect_status"] and u["error"] == u["expect_error"]
             checks.append(Check("update response", ok,
                                 f"HTTP {u['status']} {u['error'] or ''}".strip()
                                 + ("" if ok else f", expected {u['expect_status']} {u['expect_error'] or ''}"),
                                 {"status": u["status"], "error": u["error"]}))
+        if accepted:
+            checks.append(Check("update arguments delivered", delivered == accepted,
+                                "the handler got each update's Arguments verbatim" if delivered == accepted
+                                else f"sent {accepted}, the handler got {delivered}",
+                                {"counts": [len(a) for a in delivered]}))
         expect = self.profile.expect
         if expect.events is not None:
             seen = [e["event"]["InvocationEventType"] for e in journal if e["kind"] == "invocation"]
             checks.append(Check("handler events", seen == expect.events,
                                 f"saw {seen}" if seen != expect.events else "as expected",
                                 {"events": seen}))
+        if expect.prompts is not None:
+            checks.append(self._check_prompts(stub, wire, expect.prompts))
         if expect.switch is not None:
             checks.append(self._check_switch(stub, wire, expect.switch))
         if expect.bye_from is not None:
@@ -224,18 +236,35 @@ class ProfileRun:
         return Check("BYE", sender == who, f"first BYE sent by the {sender}",
                      {"bye_from": sender, "time": byes[0].time})
 
+    def _stub_stream(self, stub: Stub, wire: WireAnalysis, call_name: str):
+        """The RTP stream the stub sent to a named call, found in the capture."""
+        port = self._arrival(stub, call_name)["rtp_port"]
+        streams = wire.streams(src=(stub.config.host, port))
+        return streams[0] if streams else None
+
+    def _check_prompts(self, stub: Stub, wire: WireAnalysis, expected: list[str]) -> Check:
+        first_call = next(s.call.name for s in self.profile.steps if s.call)
+        stream = self._stub_stream(stub, wire, first_call)
+        if stream is None:
+            return Check("prompts heard", False, "no RTP from the stub on the wire")
+        played = [seg.prompt for seg in segments(label_packets(stream, load_prompts(stub.config.bucket_dir)))
+                  if seg.kind == "prompt"]
+        heard = [p for i, p in enumerate(played) if i == 0 or played[i - 1] != p]
+        return Check("prompts heard", heard == expected,
+                     f"the stub played {heard}" + ("" if heard == expected else f", expected {expected}"),
+                     {"prompts": heard})
+
     def _check_switch(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
         prompts = load_prompts(stub.config.bucket_dir)
         missing = [p for p in (spec.from_prompt, spec.to_prompt) if p not in prompts]
         if missing:
             return Check("switch", False, f"prompt {missing[0]!r} is not a WAV in {stub.config.bucket_dir}")
-        arrived = self._arrival(stub, spec.call)
-        requests = wire.update_requests(arrived["transaction_id"])
-        streams = wire.streams(src=(stub.config.host, arrived["rtp_port"]))
-        if not requests or not streams:
+        requests = wire.update_requests(self._arrival(stub, spec.call)["transaction_id"])
+        stream = self._stub_stream(stub, wire, spec.call)
+        if not requests or stream is None:
             return Check("switch", False, "no update request on the wire" if not requests
                          else "no RTP from the stub on the wire")
-        result = check_switch(wire, streams[0], requests[0], spec.from_prompt, spec.to_prompt, prompts)
+        result = check_switch(wire, stream, requests[0], spec.from_prompt, spec.to_prompt, prompts)
         measured = {"latency_ms": result.latency_ms, "old_reappears": result.old_reappears,
                     "continuous": result.continuous, "first_new_frame": result.first_new_number}
         if result.latency_ms is not None:

@@ -139,7 +139,11 @@ class SwitchExpect:
 
 @dataclass
 class Expect:
+    """What must be observed: the handler's events (from the stub's journal); on the wire, the
+    prompts the stub played to the first call (in order), the switch, who sent BYE."""
+
     events: list[str] | None = None
+    prompts: list[str] | None = None
     switch: SwitchExpect | None = None
     bye_from: Literal["stub", "caller"] | None = None
 
