@@ -237,7 +237,7 @@ class Stub:
         sdp = build_sdp(self.config.host, session.local_port, int(time.time()), 1,
                         audio.payload_type, audio.codec, audio.dtmf_payload_type, audio.ptime,
                         audio.direction)
-        tx = self.service.new_transaction(sma, rule)
+        tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
         call = _SipCall(event.call_id, leg, tx, audio, session, sdp)
         self._calls[event.call_id] = call
         self._legs[leg.call_id] = call

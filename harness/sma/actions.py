@@ -18,6 +18,62 @@ KNOWN_ACTIONS = (
     "Speak", "SpeakAndGetDigits", "StartBotConversation", "VoiceFocus", "StartCallRecording",
     "StopCallRecording", "PauseCallRecording", "ResumeCallRecording",
 )
+#: The documented parameters of each action (sma-reference §3), for docs/coverage.md.
+PARAMETERS = {
+    "Answer": ("CallId", "ParticipantTag"),
+    "CallAndBridge": ("CallTimeoutSeconds", "CallerIdNumber", "Endpoints", "RingbackTone", "SipHeaders"),
+    "Hangup": ("CallId", "ParticipantTag", "SipResponseCode"),
+    "JoinChimeMeeting": ("JoinToken", "MeetingId", "CallId", "ParticipantTag"),
+    "ModifyChimeMeetingAttendees": ("Operation", "MeetingId", "AttendeeList", "CallId", "ParticipantTag"),
+    "Pause": ("DurationInMilliseconds", "CallId", "ParticipantTag"),
+    "PlayAudio": ("AudioSource", "Repeat", "PlaybackTerminators", "CallId", "ParticipantTag"),
+    "PlayAudioAndGetDigits": ("AudioSource", "FailureAudioSource", "InputDigitsRegex", "MinNumberOfDigits",
+                              "MaxNumberOfDigits", "TerminatorDigits", "InBetweenDigitsDurationInMilliseconds",
+                              "Repeat", "RepeatDurationInMilliseconds", "CallId", "ParticipantTag"),
+    "ReceiveDigits": ("InputDigitsRegex", "InBetweenDigitsDurationInMilliseconds",
+                      "FlushDigitsDurationInMilliseconds", "CallId", "ParticipantTag"),
+    "RecordAudio": ("DurationInSeconds", "SilenceDurationInSeconds", "SilenceThreshold",
+                    "RecordingTerminators", "RecordingDestination", "CallId", "ParticipantTag"),
+    "SendDigits": ("CallId", "Digits", "ToneDurationInMilliseconds"),
+    "Speak": ("CallId", "Text", "Engine", "LanguageCode", "TextType", "VoiceId"),
+    "SpeakAndGetDigits": ("CallId", "SpeechParameters", "FailureSpeechParameters", "InputDigitsRegex",
+                          "MinNumberOfDigits", "MaxNumberOfDigits", "TerminatorDigits",
+                          "InBetweenDigitsDurationInMilliseconds", "Repeat", "RepeatDurationInMilliseconds"),
+    "StartBotConversation": ("BotAliasArn", "LocaleId", "Configuration", "CallId", "ParticipantTag"),
+    "VoiceFocus": ("Enable", "CallId"),
+    "StartCallRecording": ("CallId", "Track", "Destination"),
+    "StopCallRecording": ("CallId",),
+    "PauseCallRecording": ("CallId",),
+    "ResumeCallRecording": ("CallId",),
+}
+#: How an action that depends on another AWS service is emulated locally.
+LOCAL_BEHAVIOUR = {
+    "PlayAudio": "S3 objects are files under the profile's bucket folder",
+    "PlayAudioAndGetDigits": "S3 objects are files under the bucket folder",
+    "Speak": "Amazon Polly is espeak-ng",
+    "SpeakAndGetDigits": "Amazon Polly is espeak-ng",
+    "RecordAudio": "the recording is a WAV written under the bucket folder",
+    "StartCallRecording": "the recording is a WAV written under the bucket folder, with the service's key naming",
+    "CallAndBridge": "the PSTN number or Voice Connector is a SIP target from the profile",
+    "JoinChimeMeeting": "the meeting is a local conference leg (LEG-B, To \"SMA\")",
+    "ModifyChimeMeetingAttendees": "mute state is kept on the local meeting",
+    "StartBotConversation": "the bot returns the scripted IntentResult of the profile",
+    "VoiceFocus": "accepted (no audio change); 5 actions per second per account",
+}
+#: The ErrorTypes ACTION_FAILED can carry (sma-reference §3.0) and what produces each here
+#: (None: the emulator never produces it).
+ERROR_TYPES = {
+    "InvalidActionParameter": "a parameter out of range, a bad CallId/ParticipantTag, a state that forbids the action",
+    "MissingRequiredActionParameter": "a required parameter absent",
+    "InvalidAudioSource": "a missing or non-PCM-WAV object, or an AudioSource without bucket or key",
+    "ActionExecutionThrottled": "more than 5 VoiceFocus actions per second in one account",
+    "ResourceNotFound": "StartBotConversation with a BotAliasArn the profile does not script",
+    "CallNotAnswered": "CallAndBridge's LEG-B rejected the call or did not answer in CallTimeoutSeconds",
+    "InvalidDigitsReceived": "PlayAudioAndGetDigits/SpeakAndGetDigits out of attempts (the real ErrorType is undocumented)",
+    "SystemException": "a media fault in the stub (e.g. espeak-ng failed)",
+    "AccessDenied": None,
+    "ResourceAccessDenied": None,
+}
 #: Actions whose use on an unanswered inbound leg answers it (sma-reference §1.2).
 ANSWERING_ACTIONS = frozenset({
     "Answer", "Pause", "PlayAudio", "PlayAudioAndGetDigits", "RecordAudio", "Speak",

@@ -1,11 +1,32 @@
 """The service model: SIP media applications, SIP rules and live transactions (moto's `models`)."""
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 from .engine import CallTransaction
 from .errors import NotFound
 from .model import SipMediaApplication, SipRule, new_id
+
+
+PSTN_ACTIONS_PER_SECOND = 5  # "PSTN Audio actions have a limit of 5 call requests per second"
+
+
+class ActionRateLimiter:
+    """At most `rate` rate-limited actions per account in any one-second window."""
+
+    def __init__(self, clock: Callable[[], float], rate: int = PSTN_ACTIONS_PER_SECOND):
+        self.clock, self.rate = clock, rate
+        self._recent: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, account: str) -> bool:
+        now, recent = self.clock(), self._recent[account]
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        if len(recent) >= self.rate:
+            return False
+        recent.append(now)
+        return True
 
 
 class SmaService:
@@ -16,6 +37,7 @@ class SmaService:
         self.applications: dict[str, SipMediaApplication] = {}
         self.rules: list[SipRule] = []
         self.transactions: dict[str, CallTransaction] = {}
+        self.action_limiter = ActionRateLimiter(clock)
 
     def add_application(self, sma: SipMediaApplication) -> None:
         self.applications[sma.sip_media_application_id] = sma
@@ -31,10 +53,12 @@ class SmaService:
                         for _, sma_id in sorted(rule.targets) if sma_id in self.applications]
         return []
 
-    def new_transaction(self, sma: SipMediaApplication, rule: SipRule | None) -> CallTransaction:
-        """Create and register the transaction of a new call routed to `sma`."""
+    def new_transaction(self, sma: SipMediaApplication, rule: SipRule | None,
+                        fallbacks: list[SipMediaApplication] | None = None) -> CallTransaction:
+        """Create and register the transaction of a new call routed to `sma`; `fallbacks` are
+        the SIP rule's next targets, tried when the handler cannot be invoked."""
         tx = CallTransaction(sma, new_id(), rule.sip_rule_id if rule else None, self.clock,
-                             self.wall_ms)
+                             self.wall_ms, fallbacks, self.action_limiter.allow)
         self.transactions[tx.transaction_id] = tx
         return tx
 
