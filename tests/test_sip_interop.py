@@ -87,8 +87,9 @@ def sipp(tmp_path):
     binary = require_tool("sipp")
     procs = []
 
-    def start(*args: str, transport: str = "udp", timeout: int = 20) -> subprocess.Popen:
-        cmd = [binary, *args, "-i", HOST, "-m", "1", "-timeout", str(timeout), "-timeout_error",
+    def start(*args: str, transport: str = "udp", calls: int = 1, timeout: int = 20
+              ) -> subprocess.Popen:
+        cmd = [binary, *args, "-i", HOST, "-m", str(calls), "-timeout", str(timeout), "-timeout_error",
                "-trace_msg", "-message_file", str(tmp_path / f"sipp-{len(procs)}.log")]
         if transport == "tcp":
             cmd += ["-t", "t1"]
@@ -141,7 +142,7 @@ def test_sipp_uac_calls_the_stub(stub, sipp):
 @TRANSPORTS
 def test_sipp_uac_calls_the_core(core, sipp, transport):
     ua = core(transport)
-    proc = sipp("-sn", "uac", "-d", "100", "-r", "10", "-m", "3", ua.target, transport=transport)
+    proc = sipp("-sn", "uac", "-d", "100", "-r", "10", ua.target, transport=transport, calls=3)
     finished(proc)
     ended = ua.wait_for(CallEnded, 3)
     assert len(ua.events(IncomingCall)) == len(ua.events(CallConfirmed)) == 3

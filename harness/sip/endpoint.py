@@ -63,7 +63,7 @@ class SipEndpoint(UasRole, UacRole):
 
     @timers.setter
     def timers(self, timers: Timers) -> None:
-        """New values apply to transactions started from now on."""
+        """Every timer armed from now on uses the new values."""
         self._tx.timers = timers
 
     @property
@@ -101,15 +101,12 @@ class SipEndpoint(UasRole, UacRole):
         """End a call from our side: BYE once answered, 480 to an INVITE we have not
         answered, CANCEL for an INVITE of ours still unanswered."""
         call = self._calls.get(call_id)
-        if call is None:
+        was = call.state if call else None
+        if call is None or not call.move("hangup"):
             return
-        if call.state == "incoming":
-            self.reject(call_id, 480, now)
-            return
-        was = call.state
-        if not call.move("hangup"):
-            return
-        if call.state == "ending":
+        if was == "incoming":
+            self._final(call, 480, now)
+        elif call.state == "ending":
             self._send_bye(call, now)
         elif call.state == "cancelling" and was == "early":
             self._cancel(call, now)
@@ -334,8 +331,7 @@ class SipEndpoint(UasRole, UacRole):
 def _check(msg: SipRequest | SipResponse) -> None:
     """What parse_message leaves to the UA: a usable top Via, From, To and Contact."""
     top_via(msg)
-    names = ("from", "to", "contact") if isinstance(msg, SipRequest) else ("from", "to")
-    for name in names:
+    for name in ("from", "to", "contact"):
         value = msg.headers.get(name)
         try:
             if value is not None and value.strip() != "*":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .uri import with_tag
 
@@ -45,6 +46,7 @@ class SipParseError(ValueError):
         self.status = status
 
 
+@lru_cache(maxsize=4096)
 def canonical_name(name: str) -> str:
     """The header name as we write it: compact forms expanded, words capitalised."""
     low = name.strip().lower()
@@ -207,20 +209,24 @@ def split_head(data: bytes) -> tuple[bytes, bytes] | None:
     return data[:idx], data[idx + len(sep):]
 
 
-def parse_head(head: bytes) -> tuple[str, Headers]:
-    """The start line and headers of a message head (everything before the blank line)."""
+def parse_head(head: bytes, strict: bool = True) -> tuple[str, Headers]:
+    """The start line and headers of a message head (everything before the blank line);
+    `strict=False` skips what cannot be read instead of raising."""
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
-        raise SipParseError("headers are not UTF-8") from None
+        if strict:
+            raise SipParseError("headers are not UTF-8") from None
+        text = head.decode("utf-8", "replace")
     lines = _unfold(text)
     items = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not sep or not _TOKEN.fullmatch(name):
+        if sep and _TOKEN.fullmatch(name):
+            items.append((name, value.strip(" \t")))
+        elif strict:
             raise SipParseError(f"malformed header line {line[:40]!r}")
-        items.append((name, value.strip(" \t")))
     return lines[0], Headers(items)
 
 
@@ -289,10 +295,7 @@ def salvage_request(data: bytes) -> SipRequest | None:
     """What can be read of a request that failed to parse (its method and headers), so that
     it can still be answered; None when not even that can be read or it is a response."""
     parts = split_head(data.lstrip(b"\r\n"))
-    try:
-        start, headers = parse_head(parts[0] if parts else data[:MAX_MESSAGE_BYTES])
-    except SipParseError:
-        return None
+    start, headers = parse_head(parts[0] if parts else data[:MAX_MESSAGE_BYTES], strict=False)
     if start.startswith("SIP/"):
         return None
     return SipRequest(headers=headers, method=start.split(" ", 1)[0], uri="")

@@ -163,15 +163,15 @@ class ClientInvite(Transaction):
         self._arm("timer B", layer.timers.timeout, now)
 
     def receive(self, resp: SipResponse, now: float) -> None:
-        event, first = response_class(resp.status), self.state != "completed"
+        event, retransmitted = response_class(resp.status), self.state == "completed"
         if not self._move(event):
             return
         if event == "1xx":
             self._due.pop("timer A", None)
             self._due.pop("timer B", None)
         elif event == "3xx-6xx":
-            self._send(self._ack(resp))
-            if not first:
+            self._send(self._ack(resp))  # again for every retransmission of the response
+            if retransmitted:
                 return
             self._due.clear()
             self._wait("timer D", self.layer.timers.timeout, now)

@@ -117,10 +117,11 @@ class TcpSipTransport(_SipTransport):
                      ) -> "TcpSipTransport":
         """Listen on `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
         endpoint = SipEndpoint(host, port, "TCP", **options)
-        self = cls(endpoint, on_event)
-        self.server = await self._loop.create_server(lambda: _TcpConnection(self), host, port)
-        endpoint.port = self.server.sockets[0].getsockname()[1]
-        return self
+        transport = cls(endpoint, on_event)
+        transport.server = await transport._loop.create_server(
+            lambda: _TcpConnection(transport), host, port)
+        endpoint.port = transport.server.sockets[0].getsockname()[1]
+        return transport
 
     def _send(self, tx: Transmit) -> None:
         conn = self._connections.get(tx.addr)

@@ -35,8 +35,12 @@ class UasRole:
         """Refuse an unanswered INVITE with a final error response."""
         call = self._calls.get(call_id)
         if call is not None and call.role == "uas" and call.move("reject"):
-            self._respond(call.invite_tx, status, now, to_tag=call.dialog.local_tag)
-            self._end(call, "local", f"rejected {status}", status)
+            self._final(call, status, now)
+
+    def _final(self, call: Call, status: int, now: float) -> None:
+        """Our final error response to the INVITE; the call is over."""
+        self._respond(call.invite_tx, status, now, to_tag=call.dialog.local_tag)
+        self._end(call, "local", f"rejected {status}", status)
 
     def _new_invite(self, req: SipRequest, source: Address, tx: ServerInvite, now: float) -> None:
         if req.call_id in self._calls:  # same Call-ID, no To tag, another branch

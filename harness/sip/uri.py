@@ -48,9 +48,6 @@ class SipUri:
     def param(self, name: str) -> str | None:
         return dict(self.params).get(name.lower())
 
-    def has_param(self, name: str) -> bool:
-        return name.lower() in dict(self.params)
-
     @property
     def address(self) -> tuple[str, int]:
         """Where to send requests for this URI (no DNS: hosts are literal addresses)."""

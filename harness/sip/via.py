@@ -46,14 +46,11 @@ def stamp_received(headers: Headers, source: tuple[str, int]) -> None:
     """Record where a request came from in its top Via: `received` when the sent-by host
     differs (RFC 3261 §18.2.1) and the port in an empty `rport` (RFC 3581)."""
     vias = headers.get_all("via")
-    via = Via.parse(vias[0])
-    extra = ""
-    if via.host.strip("[]") != source[0]:
-        extra += f";received={source[0]}"
-    params = dict(via.params)
+    top, params = vias[0], dict(Via.parse(vias[0]).params)
     if "rport" in params and params["rport"] is None:
-        vias[0] = re.sub(r";\s*rport(?=;|$)", f";rport={source[1]}", vias[0].rstrip(), count=1,
-                         flags=re.IGNORECASE)
-    if extra or vias[0] != headers.get_all("via")[0]:
-        vias[0] += extra
-        headers.replace("via", vias)
+        top = re.sub(r";\s*rport(?=\s*(;|$))", f";rport={source[1]}", top, count=1,
+                     flags=re.IGNORECASE)
+    if Via.parse(top).host.strip("[]") != source[0] and "received" not in params:
+        top += f";received={source[0]}"
+    if top != vias[0]:
+        headers.replace("via", [top] + vias[1:])
