@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import uuid
 
-#: ErrorCode -> (HTTP status, error shape) for the errors of UpdateSipMediaApplicationCall.
+from ..sma.errors import SmaError
+
+#: ErrorCode -> (HTTP status, error shape) for every error the API answers with.
 ERRORS = {
     "BadRequest": (400, "BadRequestException"),
     "NotFound": (404, "NotFoundException"),
@@ -19,6 +21,18 @@ ERRORS = {
     "ServiceUnavailable": (503, "ServiceUnavailableException"),
     "ServiceFailure": (500, "ServiceFailureException"),
 }
+
+
+class Unauthorized(SmaError):
+    """The request's SigV4 signature is missing or does not verify."""
+
+    code = "Unauthorized"
+
+
+class Throttled(SmaError):
+    """The caller's account has no request tokens left."""
+
+    code = "Throttled"
 
 
 def error_parts(code: str, message: str) -> tuple[int, dict[str, str], bytes]:

@@ -1,29 +1,61 @@
 """The chime-sdk-voice REST surface of the stub, on aiohttp, mapping HTTP to the service model.
 
-The model (`backend`) owns every piece of call state; this module only parses requests,
-validates them as the service model does, and writes responses and modeled errors.
+The backend owns every piece of call state. In front of each operation this module answers
+503 while the backend drains, checks the SigV4 signature (401) and the caller account's token
+bucket (429); any failure, including aiohttp's own (404 route, 405 method, 413 body), leaves
+as a modeled restJson1 error, and an unexpected exception as a logged ServiceFailure.
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
-import uuid
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
 
-from ..sma.errors import BadRequest, SmaError
-from .errors import error_parts
+from ..sma.errors import ServiceUnavailable, SmaError
+from ..sma.service import SmaService
+from .auth import SigV4Verifier
+from .errors import Throttled, error_parts
+from .openapi import openapi_document
+from .operations import CALLER_ACCOUNT, OPERATION_NAMES, ROUTES, Operations, ok
+from .throttle import TokenBuckets
 
 log = logging.getLogger(__name__)
-NON_EMPTY = re.compile(r".*\S.*")
-MAX_ARGUMENTS = 20
 MAX_BODY_BYTES = 256 * 1024
 
 
 class Backend(Protocol):
-    def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str: ...
+    """What the API needs from the stub."""
+
+    service: SmaService  # applications and rules, for the read operations and ownership
+    draining: bool  # True while shutting down: every operation answers 503
+
+    def update_call(self, sma_id: str, transaction_id: str,
+                    arguments: dict[str, str]) -> str: ...
+
+    def create_call(self, sma_id: str, from_number: str, to_number: str,
+                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str: ...
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Caller identities and throttling.
+
+    `credentials` maps an access key id to (secret access key, account id); when empty no
+    signature is checked and every caller counts as the owner of every SMA. Throttling is off
+    while `throttle_rate` (requests a second per account) is None; `throttle_burst` defaults
+    to the rate rounded up. `clock` paces the buckets; `wall_clock` dates signatures.
+    """
+
+    credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    throttle_rate: float | None = None
+    throttle_burst: int | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
 
 
 def _error(code: str, message: str) -> web.Response:
@@ -31,81 +63,76 @@ def _error(code: str, message: str) -> web.Response:
     return web.Response(status=status, headers=headers, body=body)
 
 
-def _ok(status: int, payload: dict) -> web.Response:
-    return web.Response(status=status, body=json.dumps(payload).encode(),
-                        headers={"Content-Type": "application/json",
-                                 "x-amzn-RequestId": str(uuid.uuid4())})
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals in the service's format."""
+    if exc.status == 404:
+        return _error("NotFound", f"no such resource: {request.method} {request.path}")
+    if exc.status == 405:  # the service models no 405: a wrong method is a bad request
+        response = _error("BadRequest", f"method {request.method} is not allowed on "
+                                        f"{request.path}")
+        response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    if exc.status == 413:
+        return _error("BadRequest", f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if exc.status < 500:
+        return _error("BadRequest", exc.reason)
+    log.error("HTTP %s serving %s %s: %s", exc.status, request.method, request.path, exc.reason)
+    return _error("ServiceFailure", exc.reason)
 
 
-def _string_map(body: dict, member: str, required: bool) -> dict[str, str]:
-    value = body.get(member)
-    if value is None:
-        if required:
-            raise BadRequest(f"{member} is required")
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequest(f"{member} must be a map of string to string")
-    if len(value) > MAX_ARGUMENTS:
-        raise BadRequest(f"{member} can contain at most {MAX_ARGUMENTS} entries, got {len(value)}")
-    bad = [k for k, v in value.items() if not isinstance(v, str)]
-    if bad:
-        raise BadRequest(f"{member} values must be strings; not a string: {bad[0]!r}")
-    return dict(value)
-
-
-async def _json_body(request: web.Request) -> dict:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body
-
-
-def _path_id(request: web.Request, name: str, label: str) -> str:
-    value = request.match_info.get(name, "")
-    if not NON_EMPTY.fullmatch(value):
-        raise BadRequest(f"{label} must not be empty")
-    return value
-
-
-def build_app(backend: Backend) -> web.Application:
+def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Application:
     """The aiohttp application serving the API for `backend`."""
+    verifier = SigV4Verifier(settings.credentials, settings.wall_clock) \
+        if settings.credentials else None
+    buckets = None
+    if settings.throttle_rate is not None:
+        burst = settings.throttle_burst or max(1, math.ceil(settings.throttle_rate))
+        buckets = TokenBuckets(settings.throttle_rate, burst, settings.clock)
 
-    async def update_call(request: web.Request) -> web.Response:
-        sma_id = _path_id(request, "sma_id", "SipMediaApplicationId")
-        tx_id = _path_id(request, "tx_id", "TransactionId")
-        arguments = _string_map(await _json_body(request), "Arguments", required=True)
-        transaction_id = backend.update_call(sma_id, tx_id, arguments)
-        return _ok(202, {"SipMediaApplicationCall": {"TransactionId": transaction_id}})
+    def draining() -> bool:
+        # A backend that never drains may leave the attribute out.
+        return getattr(backend, "draining", False)
 
-    async def ready(request: web.Request) -> web.Response:
-        return _ok(200, {"status": "ready"})
+    async def admit(request: web.Request) -> None:
+        """Availability, then identity, then rate, as the service front does."""
+        if draining():
+            raise ServiceUnavailable("The service is shutting down")
+        caller = None
+        if verifier is not None:
+            caller = verifier.caller_account(request.method, request.raw_path, request.headers,
+                                             await request.read())
+        request[CALLER_ACCOUNT] = caller
+        if buckets is not None and not buckets.take(caller or ""):
+            raise Throttled("Rate exceeded")
 
     @web.middleware
-    async def modeled_errors(request: web.Request, handler):
+    async def service_front(request: web.Request, handler):
         try:
+            if request.match_info.route.name in OPERATION_NAMES:
+                await admit(request)
             return await handler(request)
         except SmaError as exc:
             return _error(exc.code, exc.message)
         except web.HTTPException as exc:
-            if exc.status == 404:
-                return _error("NotFound", f"no such resource: {request.method} {request.path}")
-            if exc.status == 405:
-                return _error("BadRequest", f"method {request.method} not allowed on {request.path}")
-            if exc.status == 413:
-                return _error("BadRequest", "request body too large")
-            raise
+            return _http_error(request, exc)
+        except ConnectionResetError:  # the client went away mid-request: nobody to answer
+            return _error("BadRequest", "the connection closed before the request was read")
         except Exception:
             log.exception("internal fault serving %s %s", request.method, request.path)
             return _error("ServiceFailure", "internal fault; see the stub's log")
 
-    app = web.Application(middlewares=[modeled_errors], client_max_size=MAX_BODY_BYTES)
-    # Ids may be blank in the path (botocore sends them so); the handler answers 400 for them.
-    app.router.add_post("/sip-media-applications/{sma_id:[^/]*}/calls/{tx_id:[^/]*}", update_call)
+    async def ready(request: web.Request) -> web.Response:
+        if draining():
+            raise ServiceUnavailable("The service is shutting down")
+        return ok(200, {"status": "ready"})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return ok(200, openapi_document())
+
+    app = web.Application(middlewares=[service_front], client_max_size=MAX_BODY_BYTES)
+    operations = Operations(backend)
+    for method, path, name, attribute in ROUTES:
+        app.router.add_route(method, path, getattr(operations, attribute), name=name)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/openapi.json", openapi)
     return app

@@ -1,0 +1,98 @@
+"""SigV4 checking: re-sign the received request with botocore's signer and compare.
+
+The canonical request, string to sign and signature are botocore's own (`SigV4Auth`); this
+module only rebuilds the request as the client signed it: the raw path and query, exactly the
+headers named in `SignedHeaders`, the body, and the client's `X-Amz-Date` and scope.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from multidict import CIMultiDictProxy
+
+from .errors import Unauthorized
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+SIGNING_NAME = "chime"  # chime-sdk-voice's signingName
+MAX_SKEW_S = 15 * 60  # the age (either way) after which AWS calls a signature expired
+
+
+def _authorization_fields(header: str) -> dict[str, str]:
+    algorithm, _, rest = header.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise Unauthorized(f"Authorization must use {ALGORITHM}")
+    fields = {}
+    for part in rest.split(","):
+        name, _, value = part.strip().partition("=")
+        fields[name] = value
+    missing = [n for n in ("Credential", "SignedHeaders", "Signature") if not fields.get(n)]
+    if missing:
+        raise Unauthorized(f"Authorization lacks {', '.join(missing)}")
+    return fields
+
+
+class SigV4Verifier:
+    """Maps a signed request to the account of its access key, or raises Unauthorized."""
+
+    def __init__(self, credentials: Mapping[str, tuple[str, str]],
+                 wall_clock: Callable[[], float]):
+        self.credentials, self.wall_clock = credentials, wall_clock
+
+    def caller_account(self, method: str, raw_path: str, headers: CIMultiDictProxy[str],
+                       body: bytes) -> str:
+        header = headers.get("Authorization")
+        if header is None:
+            raise Unauthorized("Request is missing a SigV4 Authorization header")
+        fields = _authorization_fields(header)
+        scope = fields["Credential"].split("/")
+        if len(scope) != 5 or scope[4] != "aws4_request":
+            raise Unauthorized("Credential must be <key>/<date>/<region>/<service>/aws4_request")
+        access_key, scope_date, region, service, _ = scope
+        if access_key not in self.credentials:
+            raise Unauthorized("The security token included in the request is invalid")
+        if service != SIGNING_NAME:
+            raise Unauthorized(f"Credential should be scoped to service '{SIGNING_NAME}'")
+        amz_date = self._checked_date(headers.get("X-Amz-Date", ""), scope_date)
+        content_sha = headers.get("X-Amz-Content-SHA256")
+        if content_sha is not None and content_sha != hashlib.sha256(body).hexdigest():
+            raise Unauthorized("X-Amz-Content-SHA256 does not match the request body")
+
+        request = AWSRequest(method=method, url=f"http://{headers.get('Host', '')}{raw_path}",
+                             data=body)
+        for name in fields["SignedHeaders"].split(";"):
+            values = headers.getall(name, [])
+            if not values:
+                raise Unauthorized(f"Signed header {name!r} is not in the request")
+            for value in values:
+                request.headers[name] = value
+        request.context["timestamp"] = amz_date
+        secret, account = self.credentials[access_key]
+        signer = SigV4Auth(Credentials(access_key, secret), service, region)
+        try:
+            expected = signer.signature(
+                signer.string_to_sign(request, signer.canonical_request(request)), request)
+        except UnicodeError:
+            raise Unauthorized("The signed path or headers are not valid UTF-8") from None
+        if not hmac.compare_digest(expected.encode(),
+                                   fields["Signature"].encode("utf-8", "replace")):
+            raise Unauthorized("The request signature we calculated does not match the "
+                               "signature you provided")
+        return account
+
+    def _checked_date(self, amz_date: str, scope_date: str) -> str:
+        try:
+            signed_at = datetime.strptime(amz_date, SIGV4_TIMESTAMP).replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise Unauthorized("X-Amz-Date must be present as YYYYMMDDTHHMMSSZ") from None
+        if amz_date[:8] != scope_date:
+            raise Unauthorized("The Credential date does not match X-Amz-Date")
+        if abs(self.wall_clock() - signed_at.timestamp()) > MAX_SKEW_S:
+            raise Unauthorized(f"Signature expired: {amz_date} is more than 15 minutes "
+                               f"from the server's time")
+        return amz_date
