@@ -6,10 +6,12 @@ receiver stamps packets with kernel receive times (SO_TIMESTAMPNS); tshark captu
 packets on `lo` and its `rtp,streams` statistics referee the result. Prints one JSON object
 per N, then a summary table:
 
-    .venv/bin/python bench/bench_media.py --streams 1 50 200 500 --seconds 10
+    .venv/bin/python bench/bench_media.py --streams 1 50 200 500 --seconds 10 [--duplex] [--realtime]
 
-interval_* are |arrival interval - 20 ms| in ms over all streams; cpu_share is the engine
-process's CPU time over wall time (1.0 = one core).
+sent/received count the measured window (after 1 s of warm-up); lost and interval_* come from
+the receiver's per-SSRC sequence numbers and kernel times: |arrival interval - 20 ms| in ms
+over all streams. cpu_share is the engine process's CPU time over wall time (1.0 = one core).
+tshark.* is tshark's rtp,streams over the whole capture.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness.media.engine import MediaEngine  # noqa: E402
+from harness.media.engine import DEFAULT_PHASES, MediaEngine  # noqa: E402
 from harness.media.sources import encode_frames, tone  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -40,21 +42,26 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 # ---- the receiver process -------------------------------------------------------------------
+def _port_pair() -> tuple[socket.socket, socket.socket]:
+    """UDP sockets on an even port and the next one (RTP and RTCP)."""
+    for port in range(40000, 50000, 2):
+        pair = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            pair[0].bind((HOST, port))
+            pair[1].bind((HOST, port + 1))
+            return pair[0], pair[1]
+        except OSError:
+            for sock in pair:
+                sock.close()
+    raise OSError("no free port pair for the receiver")
+
+
 def receive(duplex: bool) -> None:
     """Receiver process: print the RTP port, record (ssrc, seq, kernel time) per packet until a
     line "FROM_NS TO_NS" arrives on stdin, then print the statistics of the packets that
     arrived in that window as JSON."""
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for port in range(40000, 41000, 2):
-        try:
-            rtp.bind((HOST, port))
-            rtcp.bind((HOST, port + 1))
-            break
-        except OSError:
-            rtp.close(), rtcp.close()
-            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp, rtcp = _port_pair()
+    port = rtp.getsockname()[1]
     rtp.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 32 << 20)
     rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     rtp.settimeout(0.2)
@@ -134,22 +141,31 @@ def tshark_streams(pcap: Path) -> dict:
     out = subprocess.run(["tshark", "-q", "-r", str(pcap), "-z", "rtp,streams",
                           "-o", "rtp.heuristic_rtp:TRUE"], capture_output=True, text=True,
                          timeout=600).stdout
-    rows = [line for line in out.splitlines() if re.match(r"\s*\d+\.\d+\.\d+\.\d+\s", line)]
+    rows = [line.split() for line in out.splitlines() if "127.0.0.1" in line]
     packets = lost = problems = 0
     max_delta = 0.0
-    for row in rows:
-        fields = row.split()
-        packets += int(fields[6])
-        lost += int(fields[7])
-        max_delta = max(max_delta, float(fields[10]))
-        problems += row.rstrip().endswith("X")
+    for fields in rows:
+        at = next(i for i, f in enumerate(fields) if re.fullmatch(r"\(-?[\d.]+%\)", f))
+        packets += int(fields[at - 2])
+        lost += int(fields[at - 1])
+        max_delta = max(max_delta, float(fields[at + 3]))
+        problems += fields[-1] == "X"
     return {"streams": len(rows), "packets": packets, "lost": lost,
             "max_delta_ms": round(max_delta, 3), "problems": problems}
 
 
 # ---- the engine side --------------------------------------------------------------------------
-async def run_engine(n: int, seconds: float, port: int) -> dict:
-    engine = MediaEngine(HOST)
+async def run_engine(n: int, seconds: float, port: int, phases: int, realtime: bool) -> dict:
+    if realtime:  # only the engine: the receiver and tshark are already running
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    try:
+        return await _run_engine(n, seconds, port, phases)
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+async def _run_engine(n: int, seconds: float, port: int, phases: int) -> dict:
+    engine = MediaEngine(HOST, phases=phases)
     frames = encode_frames(tone(440, 1.0), "PCMU")
     sessions = [await engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
                                   on_digit=lambda d: None) for _ in range(n)]
@@ -159,10 +175,12 @@ async def run_engine(n: int, seconds: float, port: int) -> dict:
         session.start((HOST, port))
     await asyncio.sleep(1.0)  # warm up
     cpu0, wall0, window0 = time.process_time(), time.monotonic(), time.time_ns()
+    sent0 = sum(s.sender.packets_sent for s in sessions)
     late0 = engine.late_ticks
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    result = {"window_ns": [window0, time.time_ns()],"sent": sum(s.sender.packets_sent for s in sessions),
+    result = {"window_ns": [window0, time.time_ns()],
+              "sent": sum(s.sender.packets_sent for s in sessions) - sent0,
               "received_back": sum(s.receiver.packets for s in sessions),
               "send_errors": sum(s.send_errors for s in sessions),
               "late_ticks": engine.late_ticks - late0,
@@ -171,7 +189,7 @@ async def run_engine(n: int, seconds: float, port: int) -> dict:
     return result
 
 
-def bench(n: int, seconds: float, duplex: bool, capture: bool) -> dict:
+def bench(n: int, seconds: float, duplex: bool, capture: bool, phases: int, realtime: bool) -> dict:
     receiver = subprocess.Popen([sys.executable, __file__, "--receiver"] + (["--duplex"] if duplex else []),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     port = int(receiver.stdout.readline())
@@ -179,17 +197,19 @@ def bench(n: int, seconds: float, duplex: bool, capture: bool) -> dict:
     pcap = tmp / "rtp.pcap"
     tshark = start_capture(pcap, port) if capture else None
     try:
-        engine = asyncio.run(run_engine(n, seconds, port))
+        engine = asyncio.run(run_engine(n, seconds, port, phases, realtime))
+    except BaseException:
+        receiver.kill()
+        raise
     finally:
         if tshark is not None:
             stop_capture(tshark)
-        window = engine["window_ns"] if "engine" in locals() else [0, 0]
-        receiver.stdin.write(f"{window[0]} {window[1]}\n")
-        receiver.stdin.flush()
-        arrivals = json.loads(receiver.stdout.readline())
-        receiver.wait(10)
-    del engine["window_ns"]
-    result = {"streams": n, "seconds": seconds, "duplex": duplex, **engine, **arrivals}
+    window = engine.pop("window_ns")
+    receiver.stdin.write(f"{window[0]} {window[1]}\n")
+    receiver.stdin.flush()
+    arrivals = json.loads(receiver.stdout.readline())
+    receiver.wait(10)
+    result = {"streams": n, "seconds": seconds, "duplex": duplex, "phases": phases, "realtime": realtime, **engine, **arrivals}
     if tshark is not None:
         result["tshark"] = tshark_streams(pcap)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -201,15 +221,19 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 50, 200, 500])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--duplex", action="store_true", help="echo every packet back to its session")
+    parser.add_argument("--phases", type=int, default=DEFAULT_PHASES, help="clock phases")
     parser.add_argument("--no-capture", action="store_true", help="skip the tshark referee")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the engine under SCHED_FIFO (root), as a media server would")
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         receive(args.duplex)
         return
+
     results = []
     for n in args.streams:
-        result = bench(n, args.seconds, args.duplex, not args.no_capture)
+        result = bench(n, args.seconds, args.duplex, not args.no_capture, args.phases, args.realtime)
         print(json.dumps(result), flush=True)
         results.append(result)
     print(f"{'streams':>7} {'sent':>8} {'recv':>8} {'lost':>5} {'p50':>6} {'p99':>6} {'max':>7} "

@@ -1,7 +1,12 @@
-"""The media clock, sans-IO: absolute deadlines start + n x 20 ms, so streams never drift.
+"""The media clock, sans-IO: absolute deadlines, so streams never drift.
 
-A late wake-up runs the ticks it missed at once; after a stall longer than `max_lag` the missed
-ticks are skipped instead of sent in a burst (the streams' timestamps still advance by them).
+The 20 ms period is split into `phases` slots; slot n falls at start + n x period / phases and
+belongs to phase n mod phases. Each stream sends in the slot of its own phase, so a stream's
+packets are exactly one period apart while the work of many streams is spread over the period
+instead of being sent in one burst.
+
+A late wake-up runs the slots it missed at once; after a stall longer than `max_lag` whole
+periods are skipped instead of sent in a burst (the streams' timestamps still advance by them).
 """
 from __future__ import annotations
 
@@ -13,21 +18,24 @@ EARLY_TOLERANCE = 1e-4
 
 
 class MediaClock:
-    def __init__(self, start: float, period: float = PTIME, max_lag: float = 0.2):
-        self.start, self.period, self.max_lag = start, period, max_lag
-        self.ticks = 0  # ticks run or skipped so far
+    def __init__(self, start: float, period: float = PTIME, phases: int = 1, max_lag: float = 0.2):
+        self.start, self.period, self.phases, self.max_lag = start, period, phases, max_lag
+        self.slot = period / phases
+        self.slots = 0  # slots run or skipped so far
 
     @property
     def next_deadline(self) -> float:
-        return self.start + self.ticks * self.period
+        return self.start + self.slots * self.slot
 
-    def due(self, now: float) -> tuple[int, int]:
-        """(ticks to run now, ticks to skip) at time `now`; advances past both."""
-        reached = math.floor((now - self.start + EARLY_TOLERANCE) / self.period) + 1
-        missed = reached - self.ticks
-        if missed <= 0:
-            return 0, 0
-        self.ticks = reached
-        if now - self.start - (reached - missed) * self.period > self.max_lag:
-            return 1, missed - 1
-        return missed, 0
+    def due(self, now: float) -> tuple[range, int]:
+        """(slot numbers to run now, whole periods skipped) at time `now`; advances past both."""
+        reached = math.floor((now - self.start + EARLY_TOLERANCE) / self.slot) + 1
+        first = self.slots
+        if reached <= first:
+            return range(0), 0
+        self.slots = reached
+        skipped = 0
+        if now - (self.start + first * self.slot) > self.max_lag:
+            skipped = (reached - first - 1) // self.phases
+            first += skipped * self.phases
+        return range(first, reached), skipped

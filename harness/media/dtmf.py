@@ -113,13 +113,11 @@ class DigitSender:
             code, start, segment, elapsed, marker = DTMF_EVENTS.index(digit), timestamp, 0, 0, True
             while elapsed < samples:
                 elapsed = min(elapsed + FRAME_SAMPLES, samples)
-                if elapsed - segment > MAX_EVENT_DURATION:
-                    event = TelephoneEvent(code, False, EVENT_VOLUME, MAX_EVENT_DURATION)
-                    timestamp = yield event.build(), (start + segment) & 0xFFFFFFFF, marker
-                    segment += MAX_EVENT_DURATION
-                else:
-                    event = TelephoneEvent(code, elapsed == samples, EVENT_VOLUME, elapsed - segment)
-                    timestamp = yield event.build(), (start + segment) & 0xFFFFFFFF, marker
+                closing = elapsed - segment > MAX_EVENT_DURATION  # this segment is full
+                event = TelephoneEvent(code, not closing and elapsed == samples, EVENT_VOLUME,
+                                       MAX_EVENT_DURATION if closing else elapsed - segment)
+                timestamp = yield event.build(), (start + segment) & 0xFFFFFFFF, marker
+                segment += MAX_EVENT_DURATION if closing else 0
                 marker = False
             end = TelephoneEvent(code, True, EVENT_VOLUME, samples - segment).build()
             for _ in range(END_PACKETS - event.end):

@@ -1,15 +1,19 @@
 """The stub's media edge: UDP sockets for RTP and RTCP (RTP port + 1), and the one media clock
 that paces every stream.
 
-The clock is one timer on the event loop at absolute deadlines (`MediaClock`); each tick sends
-one packet per started session straight from its socket. Everything that decides what to send
-or what arrived means lives in the sans-IO `RtpSender`, `RtpReceiver`, `RtcpReporter` and
-`Recording`; this module only moves bytes, reads the time and writes recordings.
+The clock (`MediaClock`) wakes the event loop through a timerfd at absolute deadlines (loop
+timers where there is no timerfd); at each slot every started session of that slot's phase
+sends one packet straight from its socket. Sockets are read with `add_reader`, draining a few
+datagrams per wake-up. Everything that decides what to send or what arrived means lives in the
+sans-IO `RtpSender`, `RtpReceiver`, `RtcpReporter` and `Recording`; this module only moves
+bytes, reads the time and writes recordings.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import os
 import secrets
 import socket
 import time
@@ -27,21 +31,17 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 _monotonic = time.monotonic  # the default event loop's clock
 _PAIR_ATTEMPTS = 64
-#: The loop timer fires this early; the clock sleeps the rest. epoll rounds its timeout up to
-#: whole milliseconds, which alone would make intervals wander by up to 1 ms.
-WAKE_EARLY = 0.0015
+#: Slots per 20 ms period among which sessions are spread (see `MediaClock`).
+DEFAULT_PHASES = 4
+#: The clock's first deadline lies this far after the first session starts.
+WAKE_UP_LEAD = 0.001
 _RTCP_TYPES = range(192, 224)  # second octet of RTCP packets multiplexed on the RTP port
+#: Datagrams read per readiness callback (bounded, so one busy socket cannot hold the loop).
+MAX_READS = 64
+RECV_SIZE = 2048
 
 
-class _RtcpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: "MediaSession"):
-        self.session = session
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.session._rtcp_received(data)
-
-
-class MediaSession(asyncio.DatagramProtocol):
+class MediaSession:
     """One leg's media: an RTP and an RTCP socket, a sender, a receiver and a reporter.
 
     `on_playback_done(token)` runs when a playback or a digit string ends by itself;
@@ -55,12 +55,12 @@ class MediaSession(asyncio.DatagramProtocol):
         self.engine, self.sender, self.receiver = engine, sender, receiver
         self._rtp_socket, self._rtcp_socket = sockets
         self._sendto = self._rtp_socket.sendto
+        self.local_port = self._rtp_socket.getsockname()[1]
+        self.rtcp_port = self._rtcp_socket.getsockname()[1]
         self.reporter = RtcpReporter(sender, receiver.stats, f"sma-stub-{secrets.token_hex(6)}@{engine.host}")
         self.on_playback_done, self.on_digit = on_playback_done, on_digit
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self._rtcp_transport: asyncio.DatagramTransport | None = None
         self.recordings: list[Recording] = []
         self._incoming_taps: list = []
         self._outgoing_taps: list = []
@@ -68,27 +68,29 @@ class MediaSession(asyncio.DatagramProtocol):
         self.rtcp_invalid = 0
         self.closed = False
 
-    @property
-    def local_port(self) -> int:
-        return self._rtp_socket.getsockname()[1]
+    def _read_rtp(self) -> None:
+        """Read what the RTP socket holds (at most MAX_READS), stamped with one arrival time."""
+        recv, now = self._rtp_socket.recv, _monotonic()
+        for _ in range(MAX_READS):
+            try:
+                data = recv(RECV_SIZE)
+            except OSError:  # drained (BlockingIOError), or an ICMP error reported on the socket
+                return
+            if len(data) > 1 and data[1] in _RTCP_TYPES:
+                self._rtcp_received(data)
+                continue
+            digits = self.receiver.receive(data, now)
+            for track in self._incoming_taps:
+                track.add(data, now)
+            for digit in digits:
+                self.on_digit(digit)
 
-    @property
-    def rtcp_port(self) -> int:
-        return self._rtcp_socket.getsockname()[1]
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if len(data) > 1 and data[1] in _RTCP_TYPES:
-            self._rtcp_received(data)
-            return
-        now = _monotonic()
-        digits = self.receiver.receive(data, now)
-        for track in self._incoming_taps:
-            track.add(data, now)
-        for digit in digits:
-            self.on_digit(digit)
+    def _read_rtcp(self) -> None:
+        for _ in range(MAX_READS):
+            try:
+                self._rtcp_received(self._rtcp_socket.recv(RECV_SIZE))
+            except OSError:
+                return
 
     def _rtcp_received(self, data: bytes) -> None:
         try:
@@ -106,6 +108,8 @@ class MediaSession(asyncio.DatagramProtocol):
 
     def tick(self, now: float) -> None:
         """Run one clock tick: send this tick's packet, report finished media, RTCP, DTMF."""
+        if self.closed:
+            return
         packet = self.sender.tick()
         if packet is not None:
             try:
@@ -176,44 +180,43 @@ class MediaSession(asyncio.DatagramProtocol):
             self._send_rtcp(self.reporter.bye(_monotonic(), time.time()))
         for recording in list(self.recordings):
             self.stop_recording(recording)
-        for transport in (self.transport, self._rtcp_transport):
-            if transport is not None:
-                transport.close()
+        for sock in (self._rtp_socket, self._rtcp_socket):
+            self.engine._loop.remove_reader(sock.fileno())
+            sock.close()
 
 
 class MediaEngine:
     """Opens media sessions on `host` (RTP on an even port, RTCP on the next one, within
-    `port_range` when given) and runs the shared clock while any session is started."""
+    `port_range` when given) and runs the shared clock while any session is started; started
+    sessions are spread over the clock's `phases`."""
 
-    def __init__(self, host: str = "127.0.0.1", port_range: tuple[int, int] | None = None):
+    def __init__(self, host: str = "127.0.0.1", port_range: tuple[int, int] | None = None,
+                 phases: int = DEFAULT_PHASES):
         self.host = host
         self.port_range = port_range
+        self.phases = phases
         self._sessions: set[MediaSession] = set()
-        self._active: dict[MediaSession, None] = {}  # started sessions, in start order
+        self._active: dict[MediaSession, int] = {}  # started sessions and their phase
+        self._phases: list[dict[MediaSession, None]] = []
         self._clock: MediaClock | None = None
+        self._timerfd: _TimerFd | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self.late_ticks = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.late_ticks = 0  # whole periods skipped after stalls
 
     async def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
                    on_playback_done: Callable[[object], None],
                    on_digit: Callable[[DigitReceived], None],
                    inband_dtmf: bool = False) -> MediaSession:
         """Bind a new RTP/RTCP socket pair. `inband_dtmf` also detects DTMF tones in the audio."""
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         sockets = self._bind_pair()
         session = MediaSession(
             self, sockets, RtpSender(payload_type, codec, dtmf_payload_type),
             RtpReceiver(dtmf_payload_type, payload_type, codec, inband_dtmf),
             on_playback_done, on_digit)
-        try:
-            await loop.create_datagram_endpoint(lambda: session, sock=sockets[0])
-            session._rtcp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _RtcpProtocol(session), sock=sockets[1])
-        except BaseException:
-            session.close()
-            for sock in sockets:
-                sock.close()
-            raise
+        self._loop.add_reader(sockets[0].fileno(), session._read_rtp)
+        self._loop.add_reader(sockets[1].fileno(), session._read_rtcp)
         self._sessions.add(session)
         return session
 
@@ -248,47 +251,115 @@ class MediaEngine:
         return len(self._sessions)
 
     def _activate(self, session: MediaSession) -> None:
-        self._active[session] = None
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._clock = MediaClock(loop.time())
-            self._timer = loop.call_at(self._clock.next_deadline - WAKE_EARLY, self._on_clock)
+        if session in self._active:
+            return
+        if self._clock is None:
+            self._clock = MediaClock(self._loop.time() + WAKE_UP_LEAD, phases=self.phases)
+            self._phases = [{} for _ in range(self.phases)]
+            self._start_waking()
+        phase = min(range(self.phases), key=lambda p: len(self._phases[p]))
+        self._phases[phase][session] = None
+        self._active[session] = phase
 
     def _remove(self, session: MediaSession) -> None:
         self._sessions.discard(session)
-        self._active.pop(session, None)
+        phase = self._active.pop(session, None)
+        if phase is not None:
+            del self._phases[phase][session]
+
+    def _start_waking(self) -> None:
+        """Wake at every slot: through a timerfd where there is one, else loop timers."""
+        if self._timerfd is None:
+            self._timerfd = _TimerFd.create()
+        if self._timerfd is None:
+            self._timer = self._loop.call_at(self._clock.next_deadline, self._on_clock)
+        else:
+            self._timerfd.arm(self._clock.start, self._clock.slot)
+            self._loop.add_reader(self._timerfd.fd, self._on_clock)
+
+    def _stop_waking(self) -> None:
+        if self._timerfd is not None:
+            self._loop.remove_reader(self._timerfd.fd)
+            self._timerfd.disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._clock = None
 
     def _on_clock(self) -> None:
-        loop = asyncio.get_running_loop()
-        wait = self._clock.next_deadline - loop.time()
-        if wait > 0:
-            time.sleep(wait)  # the last stretch to the deadline, finer than epoll's milliseconds
-        now = loop.time()
-        run, skipped = self._clock.due(now)
-        active = list(self._active)
-        if active:
-            self._timer = loop.call_at(self._clock.next_deadline - WAKE_EARLY, self._on_clock)
-        else:
-            self._timer = self._clock = None
+        if self._timerfd is not None:
+            self._timerfd.clear()
+        now = self._loop.time()
+        slots, skipped = self._clock.due(now)
         if skipped:
             self.late_ticks += skipped
-            for session in active:
+            for session in self._active:
                 session.sender.skip(skipped)
-        for _ in range(run):
-            for session in active:
-                if session.closed:
-                    continue
+        for slot in slots:
+            for session in list(self._phases[slot % self.phases]):
                 try:
                     session.tick(now)
                 except Exception:
                     log.exception("media tick failed")
+        if not self._active:
+            self._stop_waking()
+        elif self._timerfd is None:
+            self._timer = self._loop.call_at(self._clock.next_deadline, self._on_clock)
 
     async def close(self) -> None:
         for session in list(self._sessions):
             session.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._clock = None
+        if self._clock is not None:
+            self._stop_waking()
+        if self._timerfd is not None:
+            self._timerfd.close()
+            self._timerfd = None
+
+
+class _TimerFd:
+    """A Linux timerfd that fires at absolute CLOCK_MONOTONIC deadlines (the event loop's
+    clock), so the loop wakes on time: epoll's own timeout is rounded up to whole ms."""
+
+    _CLOCK_MONOTONIC, _TFD_NONBLOCK, _TFD_CLOEXEC, _TFD_TIMER_ABSTIME = 1, 0o4000, 0o2000000, 1
+    _libc = None
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    @classmethod
+    def create(cls) -> "_TimerFd | None":
+        """A new timerfd, or None where there is none (not 64-bit Linux)."""
+        if ctypes.sizeof(ctypes.c_long) != 8:  # the itimerspec layout below
+            return None
+        try:
+            cls._libc = cls._libc or ctypes.CDLL(None, use_errno=True)
+            fd = cls._libc.timerfd_create(cls._CLOCK_MONOTONIC, cls._TFD_NONBLOCK | cls._TFD_CLOEXEC)
+        except (OSError, AttributeError):
+            return None
+        return cls(fd) if fd >= 0 else None
+
+    def arm(self, first: float, interval: float) -> None:
+        """Fire at `first` (monotonic seconds), then every `interval` seconds."""
+        spec = (ctypes.c_int64 * 4)(*_timespec(interval), *_timespec(first))
+        if self._libc.timerfd_settime(self.fd, self._TFD_TIMER_ABSTIME, spec, None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def disarm(self) -> None:
+        self._libc.timerfd_settime(self.fd, 0, (ctypes.c_int64 * 4)(), None)
+
+    def clear(self) -> None:
+        try:
+            os.read(self.fd, 8)
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _timespec(seconds: float) -> tuple[int, int]:
+    whole = int(seconds)
+    return whole, int(round((seconds - whole) * 1e9))
 
 
 def _udp_socket(host: str, port: int) -> socket.socket | None:

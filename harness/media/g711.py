@@ -30,8 +30,7 @@ def _ulaw_decode_all() -> np.ndarray:
 def _alaw_encode_all() -> np.ndarray:
     pcm = np.arange(-32768, 32768, dtype=np.int32)
     mask = np.where(pcm >= 0, 0xD5, 0x55)
-    mag = np.where(pcm >= 0, pcm, -pcm - 8)
-    mag = np.maximum(mag, 0)
+    mag = np.where(pcm >= 0, pcm, ~pcm)  # one's complement for negatives, as ITU-T G.191
     seg = np.searchsorted(_ALAW_SEG_END, mag)
     shift = np.where(seg < 2, 4, seg + 3)
     code = (seg << 4) | ((mag >> shift) & 0x0F)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 RTP_VERSION = 2
 _HEADER = struct.Struct("!BBHII")

@@ -19,9 +19,9 @@ class ReceptionStats:
 
     def __init__(self, clock_rate: int = 8000):
         self.clock_rate = clock_rate
-        self.ssrc: int | None = None
+        self._restart(None, 0)
 
-    def _restart(self, ssrc: int, seq: int) -> None:
+    def _restart(self, ssrc: int | None, seq: int) -> None:
         self.ssrc = ssrc
         self.base_seq = self.max_seq = seq
         self.cycles = 0

@@ -2,7 +2,8 @@
 what the far end's packets mean, and the RTCP reports about both.
 
 Across playbacks and digits the SSRC stays, the sequence number advances by one per packet
-sent and the timestamp by 160 per tick, whatever is sent or whether anything is (hold). The
+sent and the timestamp by 160 per tick, whatever is sent or whether anything is (hold); only
+the packets of an RFC 4733 event keep the event's start timestamp. The
 marker bit starts each talkspurt: the first packet, the first after hold or a clock resync,
 the first of a playback that follows idle silence, and the first of each RFC 4733 event.
 """
