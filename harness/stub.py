@@ -1,9 +1,9 @@
 """The SMA stub: SIP, RTP, handler invocations and the REST API on one asyncio event loop.
 
 This is the edge that wires the sans-IO cores together: SIP events become SMA engine inputs,
-engine commands become SIP responses, media playback and handler invocations. It runs either
-in the caller's thread (`await stub.start_async()`, used by `sip-harness serve`) or embedded
-in a background thread (`stub.start()`), which is what tests and the runner use.
+engine commands become SIP requests and responses, media and handler invocations. It runs
+either on the caller's loop (`await stub.start_async()`, used by `sip-harness serve`) or
+embedded in a background thread (`stub.start()`), which is what tests and the runner use.
 """
 from __future__ import annotations
 
@@ -16,27 +16,39 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api.server import build_app
+from .api.server import ApiSettings, build_app
+from .api.serving import ApiRunner
+from .media.bridge import BridgeTap, LiveFeed
+from .media.dtmf import SOURCE_SIP_INFO, DigitReceived
 from .media.engine import MediaEngine, MediaSession
-from .media.sources import FRAME_SAMPLES, RATE, InvalidAudioSource, wav_frames
 from .media.g711 import SILENCE_BYTE
+from .media.recording import Recording
+from .media.sources import FRAME_SAMPLES, RATE, InvalidAudioSource, wav_frames
+from .media.speech import SpeechError, speech_frames
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
-from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_sdp, parse_sdp
-from .sip.transport import UdpSipTransport
+from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
+from .sip.transport import TcpSipTransport, UdpSipTransport
 from .sma import commands as cmd
 from .sma.engine import CallTransaction
+from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded
 from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
 
 log = logging.getLogger(__name__)
 FORWARDED_HEADERS = ("user-to-user", "diversion")
+OUTBOUND_DTMF_PT = 101
 
 
 @dataclass
 class StubConfig:
-    """Everything the stub needs to serve; `bucket_dir/<BucketName>/<Key>` stands for S3."""
+    """Everything the stub needs to serve.
+
+    `bucket_dir/<BucketName>/<Key>` stands for S3. `routes` says where the legs the SMA
+    places go (CallAndBridge, CreateSipMediaApplicationCall): a number, or a Voice Connector
+    ARN, or "*" -> a SIP URI template where `{user}` is the number dialled.
+    """
 
     applications: list[SipMediaApplication]
     rules: list[SipRule]
@@ -49,6 +61,8 @@ class StubConfig:
     handler_retries: int = 1
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
     rtp_port_range: tuple[int, int] | None = None
+    routes: dict[str, str] = field(default_factory=dict)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 @dataclass
@@ -58,11 +72,14 @@ class _SipCall:
     sip_call_id: str
     leg: Leg
     transaction: CallTransaction
-    audio: AudioAnswer
-    media: MediaSession
-    sdp: bytes
+    transport: UdpSipTransport | TcpSipTransport
+    media: MediaSession | None = None
+    audio: AudioAnswer | None = None
+    sdp: bytes = b""
+    outbound: bool = False
     answered: bool = False
     hangup_code: int = 0
+    recordings: dict[object, Recording] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +100,7 @@ class Stub:
     def __init__(self, config: StubConfig):
         self.config = config
         self.journal: list[JournalEntry] = []
+        self.draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._calls: dict[str, _SipCall] = {}  # by SIP Call-ID
@@ -90,37 +108,40 @@ class Stub:
         self._handlers: dict[str, HandlerRunner] = {}
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self.sip: UdpSipTransport | None = None
+        self.udp: UdpSipTransport | None = None
+        self.tcp: TcpSipTransport | None = None
         self.media: MediaEngine | None = None
         self.service: SmaService | None = None
-        self._api_runner: web.AppRunner | None = None
+        self._api_runner: ApiRunner | None = None
         self.api_port = 0
 
     # ---- life cycle ---------------------------------------------------------------------
     async def start_async(self) -> None:
-        """Bind SIP, RTP and the API on the running loop."""
+        """Bind SIP (UDP and TCP on one port number), RTP and the API on the running loop."""
         self._loop = asyncio.get_running_loop()
-        loop = self._loop
-        self.service = SmaService(loop.time, lambda: int(time.time() * 1000))
-        for sma in self.config.applications:
+        cfg = self.config
+        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
+        for sma in cfg.applications:
             self.service.add_application(sma)
-            log_path = self.config.run_dir / f"handler-{sma.name}.log" if self.config.run_dir else None
+            log_path = cfg.run_dir / f"handler-{sma.name}.log" if cfg.run_dir else None
             self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
                 sma.handler, function_name=sma.name, env=sma.handler_env,
-                timeout_s=self.config.handler_timeout_s, retries=self.config.handler_retries,
+                timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
-        for rule in self.config.rules:
+        for rule in cfg.rules:
             self.service.add_rule(rule)
-        self.media = MediaEngine(self.config.host, self.config.rtp_port_range)
-        self.sip = await UdpSipTransport.listen(self.config.host, self.config.sip_port, self._on_sip)
-        self._api_runner = web.AppRunner(build_app(self), access_log=None)
+        self.media = MediaEngine(cfg.host, cfg.rtp_port_range)
+        self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp)
+        self.tcp = await TcpSipTransport.listen(cfg.host, self.udp.port, self._on_tcp)
+        self._api_runner = ApiRunner(build_app(self, cfg.api), access_log=None)
         await self._api_runner.setup()
-        site = web.TCPSite(self._api_runner, self.config.host, self.config.api_port)
+        site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
         await site.start()
         self.api_port = site._server.sockets[0].getsockname()[1]
 
     async def stop_async(self) -> None:
-        """Hang up nothing, just release everything: sockets, workers, tasks."""
+        """Drain (the API answers 503), then release everything: sockets, workers, tasks."""
+        self.draining = True
         for handle in self._timers.values():
             handle.cancel()
         for task in list(self._tasks):
@@ -128,8 +149,9 @@ class Stub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._api_runner is not None:
             await self._api_runner.cleanup()
-        if self.sip is not None:
-            self.sip.close()
+        for transport in (self.udp, self.tcp):
+            if transport is not None:
+                transport.close()
         if self.media is not None:
             await self.media.close()
         for handler in self._handlers.values():
@@ -168,19 +190,25 @@ class Stub:
 
     @property
     def sip_port(self) -> int:
-        return self.sip.port
+        return self.udp.port
 
     @property
     def api_url(self) -> str:
         return f"http://{self.config.host}:{self.api_port}"
 
-    def sip_uri(self, user: str) -> str:
-        return f"sip:{user}@{self.config.host}:{self.sip_port}"
+    def sip_uri(self, user: str, transport: str = "udp") -> str:
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+
+    def add_route(self, number: str, uri: str) -> None:
+        """Send the legs the SMA places to `number` (or "*", or a Voice Connector ARN) to `uri`."""
+        self.config.routes[number] = uri
 
     def resources(self) -> dict[str, int]:
         """Open dialogs, media sessions, transactions, tasks and handler workers (leak checks)."""
         return self.run_in_loop(lambda: {
-            "dialogs": self.sip.endpoint.active_dialogs(), "media_sessions": self.media.session_count,
+            "dialogs": self.udp.endpoint.active_dialogs() + self.tcp.endpoint.active_dialogs(),
+            "media_sessions": self.media.session_count,
             "transactions": len(self.service.transactions), "tasks": len(self._tasks),
             "handler_workers": sum(h.worker_count for h in self._handlers.values())})
 
@@ -188,91 +216,145 @@ class Stub:
     def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:
         """UpdateSipMediaApplicationCall: queue CALL_UPDATE_REQUESTED, answer at once."""
         tx = self.service.find_transaction(sma_id, transaction_id)
+        if tx.invocations_exhausted:
+            raise ResourceLimitExceeded(f"Transaction {transaction_id} has used its 1000 invocations")
         self._note("update_requested", tx.transaction_id, arguments=arguments)
         tx.update_requested(arguments)
         self._dispatch(tx)
         return tx.transaction_id
 
+    def create_call(self, sma_id: str, from_number: str, to_number: str,
+                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str:
+        """CreateSipMediaApplicationCall: a new transaction whose LEG-A we place."""
+        sma = self.service.applications.get(sma_id)
+        if sma is None:
+            raise NotFound(f"SIP media application {sma_id} not found")
+        if self._route(to_number, None) is None:
+            raise BadRequest(f"no route for {to_number}: give the stub a route for it")
+        tx = self.service.new_transaction(sma, None)
+        leg = Leg(new_id(), "LEG-A", to_number, from_number, "Outbound", int(time.time() * 1000))
+        self._note("call_created", tx.transaction_id, call_id=leg.call_id, to=to_number,
+                   from_=from_number, arguments=arguments)
+        tx.outbound_call(leg, arguments, sip_headers)
+        self._dispatch(tx)
+        return tx.transaction_id
+
     # ---- SIP events -------------------------------------------------------------------------
-    def _on_sip(self, event: object) -> None:
+    def _on_udp(self, event: object) -> None:
+        self._on_sip(event, self.udp)
+
+    def _on_tcp(self, event: object) -> None:
+        self._on_sip(event, self.tcp)
+
+    def _on_sip(self, event: object, transport) -> None:
         if isinstance(event, sip_events.IncomingCall):
-            self._spawn(self._incoming(event))
-        elif isinstance(event, sip_events.CallConfirmed):
-            call = self._calls.get(event.call_id)
-            if call:
-                self._note("sip_confirmed", call.transaction.transaction_id, sip_call_id=event.call_id)
-        elif isinstance(event, sip_events.CallEnded):
-            self._call_ended(event)
-        elif isinstance(event, sip_events.MalformedMessage):
+            self._spawn(self._incoming(event, transport))
+            return
+        if isinstance(event, sip_events.MalformedMessage):
             self._note("sip_malformed", None, source=list(event.source), reason=event.reason,
                        answered=event.answered)
-
-    async def _incoming(self, event: sip_events.IncomingCall) -> None:
-        endpoint, req = self.sip.endpoint, event.request
-        try:
-            audio = answer_offer(parse_sdp(req.body), self.config.codecs)
-        except SdpError as exc:
-            self._note("sip_rejected", None, sip_call_id=event.call_id, status=488, reason=str(exc))
-            endpoint.reject(event.call_id, 488, self._loop.time())
-            self.sip.flush()
             return
-        to_uri = uri_of(req.headers.get("to"))
-        to_user = _user(to_uri)
+        call = self._calls.get(event.call_id)
+        if call is None:
+            return
+        tx = call.transaction
+        if isinstance(event, sip_events.CallConfirmed):
+            self._note("sip_confirmed", tx.transaction_id, sip_call_id=event.call_id)
+        elif isinstance(event, sip_events.CallProgress):
+            tx.leg_ringing(call.leg.call_id)
+        elif isinstance(event, sip_events.CallAnswered):
+            call.audio, call.answered = event.audio, True
+            call.media.start((event.audio.remote_host, event.audio.remote_port))
+            self._note("answered", tx.transaction_id, call_id=call.leg.call_id, sip_call_id=event.call_id)
+            tx.leg_answered(call.leg.call_id)
+        elif isinstance(event, sip_events.MediaUpdated):
+            (call.media.pause if event.held else call.media.resume)()
+            self._note("held" if event.held else "resumed", tx.transaction_id, call_id=call.leg.call_id)
+        elif isinstance(event, sip_events.DtmfInfo):
+            self._digit(call, DigitReceived(event.digit, event.duration_ms, SOURCE_SIP_INFO))
+        elif isinstance(event, sip_events.CallEnded):
+            self._call_ended(call, event)
+        self._dispatch(tx)
+
+    async def _incoming(self, event: sip_events.IncomingCall, transport) -> None:
+        req = event.request
+        try:
+            offer = parse_sdp(req.body)
+            audio = answer_offer(offer, self.config.codecs)
+        except SdpError as exc:
+            self._refuse(transport, event.call_id, 488, str(exc))
+            return
+        to_user = _user(uri_of(req.headers.get("to")))
         targets = self.service.route(to_user, _host(req.uri))
         if not targets:
-            self._note("sip_rejected", None, sip_call_id=event.call_id, status=404,
-                       reason=f"no SIP rule matches {to_user}")
-            endpoint.reject(event.call_id, 404, self._loop.time())
-            self.sip.flush()
+            self._refuse(transport, event.call_id, 404, f"no SIP rule matches {to_user}")
             return
         sma, rule = targets[0]
-        session = await self.media.open(
-            audio.payload_type, audio.codec, audio.dtmf_payload_type,
-            on_playback_done=lambda token: self._media_done(call, token),
-            on_digit=lambda digit: self._note("dtmf_received", tx.transaction_id,
-                                              call_id=leg.call_id, digit=digit.digit))
         leg = Leg(call_id=new_id(), participant_tag="LEG-A", to=to_user,
                   from_=_user(uri_of(req.headers.get("from"))), direction="Inbound",
                   start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
-        sdp = build_sdp(self.config.host, session.local_port, int(time.time()), 1,
-                        audio.payload_type, audio.codec, audio.dtmf_payload_type, audio.ptime,
-                        audio.direction)
         tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
-        call = _SipCall(event.call_id, leg, tx, audio, session, sdp)
-        self._calls[event.call_id] = call
-        self._legs[leg.call_id] = call
+        call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
+        session = await self._open_media(call)
+        call.sdp = build_answer(offer, audio, self.config.host, session.local_port, int(time.time()), 1)
+        self._track(call)
         self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
-                   sip_media_application_id=sma.sip_media_application_id, to=leg.to, from_=leg.from_,
-                   rtp_port=session.local_port)
+                   sip_media_application_id=sma.sip_media_application_id, to=leg.to,
+                   from_=leg.from_, rtp_port=session.local_port,
+                   transport=transport.endpoint.transport.lower())
         tx.inbound_call(leg)
         self._dispatch(tx)
 
-    def _call_ended(self, event: sip_events.CallEnded) -> None:
-        call = self._calls.pop(event.call_id, None)
-        if call is None:
-            return
+    def _refuse(self, transport, call_id: str, status: int, reason: str) -> None:
+        self._note("sip_rejected", None, sip_call_id=call_id, status=status, reason=reason)
+        transport.endpoint.reject(call_id, status, self._loop.time())
+        transport.flush()
+
+    def _call_ended(self, call: _SipCall, event: sip_events.CallEnded) -> None:
+        self._calls.pop(call.sip_call_id, None)
         self._legs.pop(call.leg.call_id, None)
         call.media.close()
-        code = call.hangup_code if event.by == "local" else 0
-        self._note("sip_ended", call.transaction.transaction_id, sip_call_id=event.call_id,
-                   by=event.by, reason=event.reason, status=event.status)
-        call.transaction.leg_ended(call.leg.call_id, code)
-        self._dispatch(call.transaction)
+        tx = call.transaction
+        self._note("sip_ended", tx.transaction_id, sip_call_id=event.call_id, by=event.by,
+                   reason=event.reason, status=event.status)
+        if call.outbound and not call.answered:
+            tx.leg_failed(call.leg.call_id, event.status)
+        else:
+            tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
+
+    async def _open_media(self, call: _SipCall) -> MediaSession:
+        """The RTP session of a call, in the codec of `call.audio`, reporting to the call."""
+        a = call.audio
+        call.media = await self.media.open(
+            a.payload_type, a.codec, a.dtmf_payload_type,
+            on_playback_done=lambda token: self._media_done(call, token),
+            on_digit=lambda digit: self._digit(call, digit))
+        return call.media
+
+    def _track(self, call: _SipCall) -> None:
+        self._calls[call.sip_call_id] = call
+        self._legs[call.leg.call_id] = call
 
     def _media_done(self, call: _SipCall, token: object) -> None:
         call.transaction.media_done(token)
         self._dispatch(call.transaction)
+
+    def _digit(self, call: _SipCall, digit: DigitReceived) -> None:
+        tx = call.transaction
+        self._note("dtmf_received", tx.transaction_id, call_id=call.leg.call_id, digit=digit.digit,
+                   duration_ms=digit.duration_ms, source=digit.source)
+        tx.digit_received(call.leg.call_id, digit.digit)
+        self._dispatch(tx)
 
     # ---- engine commands ----------------------------------------------------------------------
     def _dispatch(self, tx: CallTransaction) -> None:
         for command in tx.take_commands():
             self._execute(tx, command)
         self._arm_timer(tx)
-        self.sip.flush()
+        for transport in (self.udp, self.tcp):
+            transport.flush()
 
     def _execute(self, tx: CallTransaction, c: object) -> None:
-        now = self._loop.time()
-        endpoint = self.sip.endpoint
         if isinstance(c, cmd.Invoke):
             self._spawn(self._invoke(tx, c))
             return
@@ -280,39 +362,60 @@ class Stub:
             self.service.drop(c.transaction_id)
             self._note("transaction_ended", c.transaction_id)
             return
+        if isinstance(c, cmd.PlaceCall):
+            self._spawn(self._place_call(tx, c))
+            return
+        if isinstance(c, cmd.Bridge):
+            self._bridge(tx, c)
+            return
         call = self._legs.get(c.call_id)
         if call is None:
             return
+        now, endpoint, session = self._loop.time(), call.transport.endpoint, call.media
         if isinstance(c, cmd.Ring):
             endpoint.ring(call.sip_call_id)
         elif isinstance(c, cmd.Answer):
-            endpoint.answer(call.sip_call_id, call.sdp, now)
-            call.answered = True
-            call.media.start((call.audio.remote_host, call.audio.remote_port))
-            self._note("answered", tx.transaction_id, call_id=c.call_id)
+            if not call.outbound and not call.answered:
+                endpoint.answer(call.sip_call_id, call.sdp, now)
+                call.answered = True
+                session.start((call.audio.remote_host, call.audio.remote_port))
+                self._note("answered", tx.transaction_id, call_id=c.call_id)
         elif isinstance(c, cmd.PlayAudio):
             self._play_audio(tx, call, c)
         elif isinstance(c, cmd.PlaySilence):
             frames = [bytes([SILENCE_BYTE[call.audio.codec]]) * FRAME_SAMPLES] * max(
                 1, round(c.duration_ms * RATE / 1000 / FRAME_SAMPLES))
-            call.media.sender.play(frames, c.token)
+            session.sender.play(frames, c.token)
             self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
                        media="silence", duration_ms=c.duration_ms)
+        elif isinstance(c, cmd.Speak):
+            self._spawn(self._speak(tx, call, c))
+        elif isinstance(c, cmd.SendDigits):
+            session.send_digits(c.digits, c.tone_ms, c.token)
+            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
+                       media="digits", digits=c.digits)
         elif isinstance(c, cmd.StopMedia):
-            token = call.media.sender.stop()
+            token = session.sender.stop()
             self._note("media_stopped", tx.transaction_id, call_id=c.call_id, token=token)
+        elif isinstance(c, cmd.StartRecordAudio):
+            self._start_recording(tx, call, c.token, c.bucket, c.key, "INCOMING")
+        elif isinstance(c, cmd.StopRecordAudio):
+            self._stop_recording(tx, call, c.token)
+        elif isinstance(c, cmd.CallRecording):
+            self._call_recording(tx, call, c)
+        elif isinstance(c, cmd.CancelCall):
+            endpoint.hangup(call.sip_call_id, now)
         elif isinstance(c, cmd.HangupLeg):
             call.hangup_code = c.sip_code
             self._note("hangup", tx.transaction_id, call_id=c.call_id, sip_code=c.sip_code)
-            if call.answered:
+            if call.answered or call.outbound:
                 endpoint.hangup(call.sip_call_id, now)
             else:
                 endpoint.reject(call.sip_call_id, c.sip_code or 480, now)
 
     def _play_audio(self, tx: CallTransaction, call: _SipCall, c: cmd.PlayAudio) -> None:
         try:
-            path = _bucket_path(self.config.bucket_dir, c.bucket, c.key)
-            frames = wav_frames(path, call.audio.codec)
+            frames = wav_frames(_bucket_path(self.config.bucket_dir, c.bucket, c.key), call.audio.codec)
         except InvalidAudioSource as exc:
             self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
             tx.media_done(c.token, ("InvalidAudioSource", "Audio Source parameter value is invalid."))
@@ -320,6 +423,91 @@ class Stub:
         call.media.sender.play(frames, c.token, c.repeat)
         self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
                    media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat)
+
+    async def _speak(self, tx: CallTransaction, call: _SipCall, c: cmd.Speak) -> None:
+        s = c.speech
+        try:
+            frames = await speech_frames(s["text"], call.audio.codec, s["voice"], s["language"],
+                                         s["text_type"])
+        except SpeechError as exc:
+            self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
+            tx.media_done(c.token, ("SystemException", "System error while running action."))
+        else:
+            call.media.sender.play(frames, c.token)
+            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
+                       media="speech", text=s["text"], voice=s["voice"])
+        self._dispatch(tx)
+
+    def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
+                         track: str) -> None:
+        try:
+            path = _bucket_path(self.config.bucket_dir, bucket, object_key, must_exist=False)
+        except InvalidAudioSource as exc:
+            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=str(exc))
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        call.recordings[key] = call.media.start_recording(path, track)
+        self._note("recording_started", tx.transaction_id, call_id=call.leg.call_id,
+                   bucket=bucket, key=object_key, track=track)
+
+    def _stop_recording(self, tx, call: _SipCall, key: object) -> None:
+        recording = call.recordings.pop(key, None)
+        if recording is not None:
+            path = call.media.stop_recording(recording)
+            self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
+
+    def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
+        if c.operation == "start":
+            self._start_recording(tx, call, "call", c.bucket, c.key, c.track)
+        elif c.operation == "stop":
+            self._stop_recording(tx, call, "call")
+        elif "call" in call.recordings:
+            call.recordings["call"].pause(c.operation == "pause")
+            self._note(f"recording_{c.operation}d", tx.transaction_id, call_id=c.call_id)
+
+    def _route(self, number: str, arn: str | None) -> str | None:
+        routes = self.config.routes
+        template = routes.get(arn or "") or routes.get(number) or routes.get("*")
+        return template.format(user=number) if template else None
+
+    async def _place_call(self, tx: CallTransaction, c: cmd.PlaceCall) -> None:
+        target = self._route(c.uri, c.arn)
+        if target is None:
+            self._note("place_failed", tx.transaction_id, call_id=c.call_id, reason=f"no route for {c.uri}")
+            tx.leg_failed(c.call_id, 404)
+            self._dispatch(tx)
+            return
+        codec = self._codec_for(tx)
+        leg = next((l for l in tx.legs if l.call_id == c.call_id), None) or \
+            Leg(c.call_id, "LEG-B", c.to, c.from_, "Outbound", int(time.time() * 1000))
+        transport = self.tcp if ";transport=tcp" in target.lower() else self.udp
+        call = _SipCall("", leg, tx, transport, outbound=True, audio=AudioAnswer(
+            self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
+        session = await self._open_media(call)
+        offer = build_offer(self.config.host, session.local_port, int(time.time()), 1, (codec,),
+                            OUTBOUND_DTMF_PT)
+        call.sip_call_id = sip_call_id = transport.endpoint.invite(
+            target, offer, self._loop.time(), from_uri=f"sip:{c.from_}@{self.config.host}",
+            headers=list(c.sip_headers.items()))
+        self._track(call)
+        self._note("call_placed", tx.transaction_id, call_id=c.call_id, sip_call_id=sip_call_id,
+                   target=target, rtp_port=session.local_port)
+        self._dispatch(tx)
+
+    def _codec_for(self, tx: CallTransaction) -> str:
+        """The codec of the transaction's first leg (so a bridge needs no transcoding), or PCMU."""
+        first = next((self._legs[l.call_id] for l in tx.legs if l.call_id in self._legs), None)
+        return first.audio.codec if first is not None and first.audio else "PCMU"
+
+    def _bridge(self, tx: CallTransaction, c: cmd.Bridge) -> None:
+        a, b = self._legs.get(c.call_id_a), self._legs.get(c.call_id_b)
+        if a is None or b is None:
+            return
+        for src, dst in ((a, b), (b, a)):
+            feed = LiveFeed(dst.audio.codec)
+            dst.media.sender.play(feed, ("bridge", src.leg.call_id))
+            src.media.add_incoming_tap(BridgeTap(src.audio.payload_type, src.audio.codec, feed))
+        self._note("bridged", tx.transaction_id, call_id_a=c.call_id_a, call_id_b=c.call_id_b)
 
     async def _invoke(self, tx: CallTransaction, c: cmd.Invoke) -> None:
         handler = self._handlers[tx.sma.sip_media_application_id]
@@ -382,12 +570,12 @@ def _sip_headers(headers) -> dict[str, str]:
             if name.lower().startswith("x-") or name.lower() in FORWARDED_HEADERS}
 
 
-def _bucket_path(root: Path, bucket: str, key: str) -> Path:
+def _bucket_path(root: Path, bucket: str, key: str, must_exist: bool = True) -> Path:
     """The local file standing for s3://bucket/key; keys cannot leave the bucket folder."""
     base = (root / bucket).resolve()
     path = (base / key).resolve()
     if base not in path.parents:
         raise InvalidAudioSource(f"key {key!r} escapes bucket {bucket!r}")
-    if not path.is_file():
+    if must_exist and not path.is_file():
         raise InvalidAudioSource(f"s3://{bucket}/{key} not found under {root}")
     return path

@@ -33,10 +33,12 @@ class TrackAssembler:
         self.decode = DECODERS[codec]
         self.payload_type, self.dtmf_payload_type = payload_type, dtmf_payload_type
         self._packets: list[tuple[float, bytes]] = []
+        self.paused = False
 
     def add(self, datagram: bytes, now: float) -> None:
-        """Keep one RTP datagram sent or received at `now`."""
-        self._packets.append((now, datagram))
+        """Keep one RTP datagram sent or received at `now` (dropped while paused: silence)."""
+        if not self.paused:
+            self._packets.append((now, datagram))
 
     def pcm(self, origin: float) -> np.ndarray:
         """The track as int16 PCM whose sample 0 is at time `origin`."""
@@ -133,6 +135,12 @@ class Recording:
 
     def stop(self, now: float) -> None:
         self.stop_time = now
+
+    def pause(self, paused: bool = True) -> None:
+        """Pause (or resume) both tracks: what passes meanwhile is recorded as silence."""
+        for track in (self.incoming, self.outgoing):
+            if track is not None:
+                track.paused = paused
 
     def pcm(self) -> np.ndarray:
         """The recorded audio: 1-D for one track, samples x 2 for BOTH."""
