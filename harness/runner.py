@@ -12,16 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import botocore.session
+import numpy as np
 from botocore.config import Config
 
-from .caller import Call, Caller, CallerError
+from .caller import Call, Caller, CallerError, Listener
 from .media.sources import read_wav
 from .profiles.schema import Profile, Step
 from .sma.model import SipMediaApplication, SipRule
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
-from .wire.audio import label_packets, segments
+from .wire.audio import dtmf_events, label_packets, segments, tone_frequency
 from .wire.switch import check_switch
 
 REPORT_SCHEMA_VERSION = 1
@@ -102,6 +103,8 @@ class ProfileRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
         self.calls: dict[str, Call] = {}
+        self.listeners: dict[str, Listener] = {}
+        self.created: list[str] = []  # TransactionIds of CreateSipMediaApplicationCall
         self.updates: list[dict] = []
         self.leftovers: dict[str, int] = {}
 
@@ -135,41 +138,73 @@ class ProfileRun:
 
     # ---- steps ------------------------------------------------------------------------
     def _steps(self, stub: Stub) -> None:
-        endpoints = self.profile.endpoints
-        first = next(iter(endpoints.values()))
-        with Caller(transport=first.transport, workdir=self.run_dir / "caller",
-                    codecs=tuple(first.codecs)) as caller:
-            client = api_client(stub, self.profile.stub.aws_region)
-            try:
-                for number, step in enumerate(self.profile.steps, 1):
-                    self.progress(f"  step {number}/{len(self.profile.steps)}: {step.kind}")
-                    self._step(step, stub, caller, client)
-            finally:
-                for call in self.calls.values():
-                    if call.state != "DISCONNECTED":
-                        call.hangup()
-                        call.wait_for("DISCONNECTED", timeout=10)
+        callers: dict[str, Caller] = {}
 
-    def _step(self, step: Step, stub: Stub, caller: Caller, client) -> None:
+        def caller_for(endpoint: str) -> Caller:
+            if endpoint not in callers:
+                spec = self.profile.endpoints[endpoint]
+                callers[endpoint] = Caller(transport=spec.transport, codecs=tuple(spec.codecs),
+                                           workdir=self.run_dir / f"caller-{endpoint}")
+            return callers[endpoint]
+        try:
+            for callee in self.profile.callees:
+                listener = caller_for(callee.endpoint).listen(
+                    user=callee.number, answer=callee.answer, ring_ms=callee.ring_ms,
+                    play=self._file(callee.play),
+                    record_dir=self.run_dir / f"callee-{callee.name}")
+                self.listeners[callee.name] = listener
+                stub.add_route(callee.number, listener.uri)
+            client = api_client(stub, self.profile.stub.aws_region)
+            for number, step in enumerate(self.profile.steps, 1):
+                self.progress(f"  step {number}/{len(self.profile.steps)}: {step.kind}")
+                self._step(step, stub, caller_for, client)
+        finally:
+            for call in self.calls.values():
+                if call.state != "DISCONNECTED":
+                    call.hangup()
+                    call.wait_for("DISCONNECTED", timeout=10)
+            for caller in callers.values():
+                caller.close()
+
+    def _file(self, relative: str | None) -> Path | None:
+        return (self.profile.path.parent / relative).resolve() if relative else None
+
+    def _call(self, name: str, timeout: float = 10.0) -> Call:
+        """A named call: placed by a call step, or received by a callee (waited for)."""
+        if name not in self.calls:
+            self.calls[name] = self.listeners[name].wait_call(timeout)
+        return self.calls[name]
+
+    def _step(self, step: Step, stub: Stub, caller_for, client) -> None:
         kind = step.kind
         if kind == "call":
             s = step.call
-            self.calls[s.name] = caller.call(
-                stub.sip_uri(s.to), from_uri=f"sip:{s.from_}@{stub.config.host}",
-                headers=s.headers, record_to=self.run_dir / f"caller-{s.name}-heard.wav")
+            uri = stub.sip_uri(s.to, self.profile.endpoints[s.endpoint].transport)
+            self.calls[s.name] = caller_for(s.endpoint).call(
+                uri, from_uri=f"sip:{s.from_}@{stub.config.host}", headers=s.headers,
+                play=self._file(s.play), record_to=self.run_dir / f"caller-{s.name}-heard.wav")
         elif kind == "wait":
-            self.calls[step.wait.call].wait_for(step.wait.state, timeout=step.wait.timeout_ms / 1000)
+            start, timeout = time.monotonic(), step.wait.timeout_ms / 1000
+            call = self._call(step.wait.call, timeout)
+            call.wait_for(step.wait.state, timeout=max(0.1, timeout - (time.monotonic() - start)))
         elif kind == "sleep_ms":
             time.sleep(step.sleep_ms / 1000)
         elif kind == "update":
             self._update(step.update, stub, client)
         elif kind == "send_dtmf":
-            self.calls[step.send_dtmf.call].send_dtmf(step.send_dtmf.digits)
+            self._call(step.send_dtmf.call).send_dtmf(step.send_dtmf.digits)
         elif kind == "hangup":
-            self.calls[step.hangup.call].hangup()
+            self._call(step.hangup.call).hangup()
+        elif kind == "create_call":
+            s = step.create_call
+            resp = client.create_sip_media_application_call(
+                SipMediaApplicationId=self.profile.stub.sip_media_application_id,
+                FromPhoneNumber=s.from_, ToPhoneNumber=s.to, SipHeaders=s.sip_headers,
+                ArgumentsMap=s.arguments)
+            self.created.append(resp["SipMediaApplicationCall"]["TransactionId"])
 
     def _update(self, s, stub: Stub, client) -> None:
-        tx = s.transaction_id or self._arrival(stub, s.call)["transaction_id"]
+        tx = s.transaction_id or self._transaction_of(stub, s.call)
         sma_id = s.sip_media_application_id or self.profile.stub.sip_media_application_id
         record = {"time": time.time(), "transaction_id": tx, "arguments": s.arguments,
                   "expect_status": s.expect_status, "expect_error": s.expect_error}
@@ -183,13 +218,18 @@ class ProfileRun:
             record["error"] = exc.response["Error"]["Code"]
         self.updates.append(record)
 
+    def _transaction_of(self, stub: Stub, call_name: str) -> str:
+        if call_name in self.listeners and call_name not in self.calls and self.created:
+            return self.created[-1]
+        return self._arrival(stub, call_name)["transaction_id"]
+
     def _arrival(self, stub: Stub, call_name: str) -> dict:
-        """The stub's journal entry for the arrival of a named call."""
-        sip_call_id = self.calls[call_name].call_id
+        """The stub's journal entry for a named call: its arrival, or the leg the stub placed."""
+        sip_call_id = self._call(call_name).call_id
         for entry in stub.journal_json():
-            if entry["kind"] == "call_arrived" and entry["sip_call_id"] == sip_call_id:
+            if entry["kind"] in ("call_arrived", "call_placed") and entry["sip_call_id"] == sip_call_id:
                 return entry
-        raise RuntimeError(f"the stub has no transaction for call {call_name!r} ({sip_call_id})")
+        raise RuntimeError(f"the stub has no leg for call {call_name!r} ({sip_call_id})")
 
     # ---- verdict ----------------------------------------------------------------------
     def _judge(self, stub: Stub, wire: WireAnalysis) -> None:
@@ -223,6 +263,17 @@ class ProfileRun:
             checks.append(self._check_switch(stub, wire, expect.switch))
         if expect.bye_from is not None:
             checks.append(self._check_bye(stub, wire, expect.bye_from))
+        if expect.received_digits is not None:
+            checks.append(self._check_received_digits(stub, wire, journal, expect.received_digits))
+        if expect.dtmf_to_caller is not None:
+            checks.append(self._check_dtmf_to_caller(stub, wire, expect.dtmf_to_caller))
+        for name, status in (expect.final_status or {}).items():
+            seen = self._call(name).last_status
+            checks.append(Check(f"final status of {name}", seen == status,
+                                f"SIP {seen}" + ("" if seen == status else f", expected {status}"),
+                                {"status": seen}))
+        if expect.recording_tone_hz is not None:
+            checks.append(self._check_recording(journal, expect.recording_tone_hz))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
                             dict(self.leftovers)))
@@ -242,9 +293,48 @@ class ProfileRun:
         streams = wire.streams(src=(stub.config.host, port))
         return streams[0] if streams else None
 
+    def _first_call(self) -> str:
+        return next((s.call.name for s in self.profile.steps if s.call), None) or \
+            self.profile.callees[0].name
+
+    def _check_received_digits(self, stub: Stub, wire: WireAnalysis, journal: list[dict],
+                               expected: list[str]) -> Check:
+        got = [e["event"]["ActionData"]["ReceivedDigits"] for e in journal
+               if e["kind"] == "invocation" and e["event"].get("ActionData", {}).get("ReceivedDigits")]
+        port = self._arrival(stub, self._first_call())["rtp_port"]
+        on_wire = "".join(d.digit or "" for s in wire.streams(dst=(stub.config.host, port))
+                          for d in dtmf_events(s))
+        reached = _in_order("".join(got), on_wire)
+        ok = got == expected and reached
+        return Check("received digits", ok,
+                     f"the handler got {got}; the caller's RFC 4733 digits on the wire: {on_wire!r}"
+                     + ("" if got == expected else f"; expected {expected}")
+                     + ("" if reached else "; not every digit the handler got crossed the wire"),
+                     {"received": got, "on_wire": on_wire})
+
+    def _check_dtmf_to_caller(self, stub: Stub, wire: WireAnalysis, expected: str) -> Check:
+        stream = self._stub_stream(stub, wire, self._first_call())
+        digits = "".join(d.digit or "" for d in dtmf_events(stream)) if stream else ""
+        return Check("digits sent to the caller", digits == expected,
+                     f"RFC 4733 digits on the wire: {digits!r}" + ("" if digits == expected else f", expected {expected!r}"),
+                     {"digits": digits})
+
+    def _check_recording(self, journal: list[dict], tone_hz: float) -> Check:
+        paths = [Path(e["path"]) for e in journal if e["kind"] == "recording_stopped"]
+        if not paths or not paths[-1].is_file():
+            return Check("recording", False, "no recording was written")
+        pcm = read_wav(paths[-1].read_bytes())
+        middle = pcm[len(pcm) // 4: 3 * len(pcm) // 4]
+        freqs = [tone_frequency(middle[i:i + 160]) for i in range(0, len(middle) - 160, 160)]
+        found = [f for f in freqs if f is not None]
+        heard = float(np.median(found)) if found else None
+        ok = heard is not None and abs(heard - tone_hz) <= 10
+        return Check("recording", ok, f"{paths[-1].name}: {len(pcm) / 8000:.2f} s, tone "
+                     f"{heard and round(heard)} Hz" + ("" if ok else f", expected {tone_hz} Hz"),
+                     {"path": str(paths[-1]), "seconds": len(pcm) / 8000, "tone_hz": heard})
+
     def _check_prompts(self, stub: Stub, wire: WireAnalysis, expected: list[str]) -> Check:
-        first_call = next(s.call.name for s in self.profile.steps if s.call)
-        stream = self._stub_stream(stub, wire, first_call)
+        stream = self._stub_stream(stub, wire, self.profile.expect.prompts_call or self._first_call())
         if stream is None:
             return Check("prompts heard", False, "no RTP from the stub on the wire")
         played = [seg.prompt for seg in segments(label_packets(stream, load_prompts(stub.config.bucket_dir)))
@@ -277,6 +367,12 @@ class ProfileRun:
 
     def _write_json(self, name: str, data) -> None:
         (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+
+def _in_order(needle: str, haystack: str) -> bool:
+    """Whether the characters of `needle` appear in `haystack` in order."""
+    it = iter(haystack)
+    return all(ch in it for ch in needle)
 
 
 def load_prompts(bucket_dir: Path) -> dict[str, object]:

@@ -7,6 +7,10 @@ sends one packet straight from its socket. Sockets are read with `add_reader`, d
 datagrams per wake-up. Everything that decides what to send or what arrived means lives in the
 sans-IO `RtpSender`, `RtpReceiver`, `RtcpReporter` and `Recording`; this module only moves
 bytes, reads the time and writes recordings.
+
+An engine given a `harness.netem.NetworkImpairment` passes every RTP packet through it,
+outgoing ones before `sendto` and incoming ones after `recv` (RTCP is not impaired); delayed
+ones leave (or arrive) from a loop timer. Without one (the default) nothing changes.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..netem import INCOMING, OUTGOING, RTP, NetworkImpairment
 from .clock import MediaClock
 from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
 from .recording import BOTH, Recording
@@ -59,10 +64,12 @@ class MediaSession:
         self.rtcp_port = self._rtcp_socket.getsockname()[1]
         self.reporter = RtcpReporter(sender, receiver.stats, f"sma-stub-{secrets.token_hex(6)}@{engine.host}")
         self.on_playback_done, self.on_digit = on_playback_done, on_digit
+        self.impairment = engine.impairment
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
         self.recordings: list[Recording] = []
         self._incoming_taps: list = []
+        self._bridge_taps: list = []
         self._outgoing_taps: list = []
         self.send_errors = 0
         self.rtcp_invalid = 0
@@ -78,12 +85,25 @@ class MediaSession:
                 return
             if len(data) > 1 and data[1] in _RTCP_TYPES:
                 self._rtcp_received(data)
-                continue
-            digits = self.receiver.receive(data, now)
-            for track in self._incoming_taps:
-                track.add(data, now)
-            for digit in digits:
-                self.on_digit(digit)
+            elif self.impairment is None:
+                self._rtp_received(data, now)
+            else:
+                for at, packet in self.impairment.decide(INCOMING, RTP, data, now):
+                    if at <= now:
+                        self._rtp_received(packet, now)
+                    else:
+                        self.engine._loop.call_at(at, self._rtp_received_late, packet)
+
+    def _rtp_received(self, data: bytes, now: float) -> None:
+        digits = self.receiver.receive(data, now)
+        for track in self._incoming_taps:
+            track.add(data, now)
+        for digit in digits:
+            self.on_digit(digit)
+
+    def _rtp_received_late(self, data: bytes) -> None:
+        if not self.closed:
+            self._rtp_received(data, _monotonic())
 
     def _read_rtcp(self) -> None:
         for _ in range(MAX_READS):
@@ -112,10 +132,14 @@ class MediaSession:
             return
         packet = self.sender.tick()
         if packet is not None:
-            try:
-                self._sendto(packet, self.remote)
-            except OSError:  # socket buffer full or the far end unreachable: a lost packet
-                self.send_errors += 1
+            if self.impairment is None:
+                self._send_rtp(packet)
+            else:
+                for at, datagram in self.impairment.decide(OUTGOING, RTP, packet, now):
+                    if at <= now:
+                        self._send_rtp(datagram)
+                    else:
+                        self.engine._loop.call_at(at, self._send_rtp_late, datagram)
             for track in self._outgoing_taps:
                 track.add(packet, now)
         if self.sender.done:
@@ -127,6 +151,16 @@ class MediaSession:
         if self.receiver.events.pending:
             for digit in self.receiver.poll(now):
                 self.on_digit(digit)
+
+    def _send_rtp(self, packet: bytes) -> None:
+        try:
+            self._sendto(packet, self.remote)
+        except OSError:  # socket buffer full or the far end unreachable: a lost packet
+            self.send_errors += 1
+
+    def _send_rtp_late(self, packet: bytes) -> None:
+        if not self.closed:
+            self._send_rtp(packet)
 
     def _send_rtcp(self, data: bytes) -> None:
         try:
@@ -166,8 +200,14 @@ class MediaSession:
         write_wav(recording.path, recording.pcm())
         return recording.path
 
+    def add_incoming_tap(self, tap) -> None:
+        """Give every datagram received from now on to `tap.add(datagram, now)` too (a bridge)."""
+        self._bridge_taps.append(tap)
+        self._update_taps()
+
     def _update_taps(self) -> None:
-        self._incoming_taps = [r.incoming for r in self.recordings if r.incoming is not None]
+        self._incoming_taps = [r.incoming for r in self.recordings if r.incoming is not None] \
+            + self._bridge_taps
         self._outgoing_taps = [r.outgoing for r in self.recordings if r.outgoing is not None]
 
     def close(self) -> None:
@@ -188,11 +228,13 @@ class MediaSession:
 class MediaEngine:
     """Opens media sessions on `host` (RTP on an even port, RTCP on the next one, within
     `port_range` when given) and runs the shared clock while any session is started; started
-    sessions are spread over the clock's `phases`."""
+    sessions are spread over the clock's `phases`. Every session's RTP crosses `impairment`
+    when one is given."""
 
     def __init__(self, host: str = "127.0.0.1", port_range: tuple[int, int] | None = None,
-                 phases: int = DEFAULT_PHASES):
+                 phases: int = DEFAULT_PHASES, impairment: NetworkImpairment | None = None):
         self.host = host
+        self.impairment = impairment
         self.port_range = port_range
         self.phases = phases
         self._sessions: set[MediaSession] = set()

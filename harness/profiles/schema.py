@@ -67,12 +67,35 @@ class EndpointSpec:
 
 
 @dataclass
+class CalleeSpec:
+    """A pjsua2 user agent that answers the legs the SMA places to `number`."""
+
+    number: str
+    name: str = "b"
+    answer: bool = True
+    ring_ms: int = 0  # how long it rings (180 Ringing) before it answers
+    play: str | None = None  # a WAV (relative to the profile) it sends once answered
+    endpoint: str = "default"
+
+
+@dataclass
 class CallStep:
     to: str
     from_: str = "+14255550199"
     name: str = "a"
     endpoint: str = "default"
     headers: dict[str, str] = field(default_factory=dict)
+    play: str | None = None  # a WAV (relative to the profile) the caller sends, looped
+
+
+@dataclass
+class CreateCallStep:
+    """CreateSipMediaApplicationCall; the call reaches the callee that has number `to`."""
+
+    to: str
+    from_: str = "+14255550199"
+    arguments: dict[str, str] = field(default_factory=dict)
+    sip_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,6 +138,7 @@ class Step:
     update: UpdateStep | None = None
     send_dtmf: DtmfStep | None = None
     hangup: HangupStep | None = None
+    create_call: CreateCallStep | None = None
 
     def validate(self) -> str | None:
         given = [k for k, v in vars(self).items() if v is not None]
@@ -144,8 +168,13 @@ class Expect:
 
     events: list[str] | None = None
     prompts: list[str] | None = None
+    prompts_call: str | None = None  # whose stream `prompts` is read from (default: the first call)
     switch: SwitchExpect | None = None
     bye_from: Literal["stub", "caller"] | None = None
+    received_digits: list[str] | None = None  # ReceivedDigits the handler got, in order
+    dtmf_to_caller: str | None = None  # RFC 4733 digits the stub sent to the first call
+    final_status: dict[str, int] | None = None  # call name -> final SIP status it saw
+    recording_tone_hz: float | None = None  # a recording was written, holding this tone
 
     def validate(self) -> str | None:
         bad = [e for e in self.events or [] if e not in EVENT_TYPES]
@@ -160,10 +189,11 @@ class Profile:
     description: str = ""
     endpoints: dict[str, EndpointSpec] = field(default_factory=lambda: {"default": EndpointSpec()})
     expect: Expect = field(default_factory=Expect)
+    callees: list[CalleeSpec] = field(default_factory=list)
     path: Path | None = field(default=None, init=False)
 
     def validate(self) -> str | None:
-        names = {s.call.name for s in self.steps if s.call}
+        names = {s.call.name for s in self.steps if s.call} | {c.name for c in self.callees}
         for step in self.steps:
             if step.call and step.call.endpoint not in self.endpoints:
                 return f"steps: endpoint {step.call.endpoint!r} is not defined under endpoints"
