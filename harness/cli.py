@@ -44,7 +44,8 @@ def cmd_run(args) -> int:
         print("no profile selected", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out or f"artifacts/run-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True))
+    results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True),
+                           stub_url=args.stub)
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
@@ -78,8 +79,11 @@ def cmd_serve(args) -> int:
     config = dataclasses.replace(stub_config(profile, out), host=args.host, sip_port=args.sip_port,
                                  api_port=args.api_port, rtp_port_range=(int(low), int(high)))
 
+    def configurator(path: str):
+        return stub_config(load_profile(Path(path)), out)
+
     async def serve() -> None:
-        stub = Stub(config)
+        stub = Stub(config, configurator)
         await stub.start_async()
         print(f"sip-harness serve: SIP udp {config.host}:{stub.sip_port}, API {stub.api_url}, "
               f"RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
@@ -103,13 +107,16 @@ def cmd_analyze(args) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `sip-harness` (also used to check the compose file's commands)."""
     parser = argparse.ArgumentParser(prog="sip-harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run profiles against the embedded stub")
     run.add_argument("paths", nargs="*", help="profile files or folders (default: sip_profiles)")
     run.add_argument("-k", help="only profiles whose name or file name contains this")
     run.add_argument("--out", help="artifact folder (default: artifacts/run-<time>)")
+    run.add_argument("--stub", metavar="URL",
+                     help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check profiles without running them")
     validate.add_argument("paths", nargs="*")
@@ -126,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
     analyze.add_argument("pcap")
     analyze.set_defaults(func=cmd_analyze)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ProfileError, FileNotFoundError) as exc:

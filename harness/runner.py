@@ -19,6 +19,7 @@ from .caller import Call, Caller, CallerError, Listener
 from .media.sources import read_wav
 from .profiles.schema import Profile, Step
 from .sma.model import SipMediaApplication, SipRule
+from .remote import RemoteStub, RemoteStubError
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
@@ -97,8 +98,9 @@ def api_client(stub: Stub, region: str):
 class ProfileRun:
     """One execution of one profile."""
 
-    def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None]):
-        self.profile, self.progress = profile, progress
+    def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None],
+                 stub_url: str | None = None):
+        self.profile, self.progress, self.stub_url = profile, progress, stub_url
         self.run_dir = out_dir / slug(profile.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
@@ -112,7 +114,9 @@ class ProfileRun:
         start = time.monotonic()
         pcap = self.run_dir / "capture.pcap"
         try:
-            stub = Stub(stub_config(self.profile, self.run_dir)).start()
+            config = stub_config(self.profile, self.run_dir)
+            stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve()) \
+                if self.stub_url else Stub(config).start()
             try:
                 cfg = stub.config
                 bpf = (f"host {cfg.host} and (udp port {stub.sip_port} or tcp port {stub.api_port}"
@@ -130,7 +134,7 @@ class ProfileRun:
                 stub.stop()
                 self._write_json("journal.json", stub.journal_json())
             self._judge(stub, analyze_pcap(str(pcap)))
-        except (CallerError, OSError, RuntimeError, ValueError) as exc:
+        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError) as exc:
             self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
         self.result.duration_s = round(time.monotonic() - start, 3)
         self._write_json("report.json", self.result.to_json())
@@ -380,11 +384,12 @@ def load_prompts(bucket_dir: Path) -> dict[str, object]:
     return {p.name: read_wav(p.read_bytes(), p.name) for p in sorted(bucket_dir.rglob("*.wav"))}
 
 
-def run_profiles(profiles: list[Profile], out_dir: Path,
-                 progress: Callable[[str], None] = print) -> list[ProfileResult]:
-    """Run each profile in turn; one folder of artifacts per profile under `out_dir`."""
+def run_profiles(profiles: list[Profile], out_dir: Path, progress: Callable[[str], None] = print,
+                 stub_url: str | None = None) -> list[ProfileResult]:
+    """Run each profile in turn (against the embedded stub, or the `sip-harness serve` at
+    `stub_url`); one folder of artifacts per profile under `out_dir`."""
     results = []
     for i, profile in enumerate(profiles, 1):
         progress(f"[{i}/{len(profiles)}] {profile.name}")
-        results.append(ProfileRun(profile, out_dir, progress).execute())
+        results.append(ProfileRun(profile, out_dir, progress, stub_url).execute())
     return results

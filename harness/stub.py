@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_of
 from .sip.transport import TcpSipTransport, UdpSipTransport
 from .sma import commands as cmd
 from .sma.engine import CallTransaction
-from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded
+from .control import add_control_routes
+from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
 from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
@@ -95,10 +97,15 @@ class JournalEntry:
 
 
 class Stub:
-    """The local SMA emulator."""
+    """The local SMA emulator.
 
-    def __init__(self, config: StubConfig):
+    `configurator`, when given, lets a remote runner switch the stub to another profile's
+    SMA, rules and handler (`POST /_harness/configure {"profile": PATH}`, see `control.py`).
+    """
+
+    def __init__(self, config: StubConfig, configurator: Callable[[str], StubConfig] | None = None):
         self.config = config
+        self.configurator = configurator
         self.journal: list[JournalEntry] = []
         self.draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +127,20 @@ class Stub:
         """Bind SIP (UDP and TCP on one port number), RTP and the API on the running loop."""
         self._loop = asyncio.get_running_loop()
         cfg = self.config
+        self._load_applications(cfg)
+        self.media = MediaEngine(cfg.host, cfg.rtp_port_range)
+        self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp)
+        self.tcp = await TcpSipTransport.listen(cfg.host, self.udp.port, self._on_tcp)
+        app = build_app(self, cfg.api)
+        add_control_routes(app, self)
+        self._api_runner = ApiRunner(app, access_log=None)
+        await self._api_runner.setup()
+        site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
+        await site.start()
+        self.api_port = site._server.sockets[0].getsockname()[1]
+
+    def _load_applications(self, cfg: StubConfig) -> None:
+        """A fresh service model with the SMAs, rules and handlers of `cfg`."""
         self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
         for sma in cfg.applications:
             self.service.add_application(sma)
@@ -130,14 +151,24 @@ class Stub:
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
         for rule in cfg.rules:
             self.service.add_rule(rule)
-        self.media = MediaEngine(cfg.host, cfg.rtp_port_range)
-        self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp)
-        self.tcp = await TcpSipTransport.listen(cfg.host, self.udp.port, self._on_tcp)
-        self._api_runner = ApiRunner(build_app(self, cfg.api), access_log=None)
-        await self._api_runner.setup()
-        site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
-        await site.start()
-        self.api_port = site._server.sockets[0].getsockname()[1]
+
+    async def reconfigure(self, profile: str) -> None:
+        """Serve another profile's SMA, rules, handler and bucket; the journal starts anew.
+        Only while no call is up (ServiceUnavailable otherwise)."""
+        if self.configurator is None:
+            raise ServiceUnavailable("this stub was started without a profile configurator")
+        if self.service.transactions or self._calls:
+            raise ServiceUnavailable("calls are still up; reconfigure between runs")
+        new = self.configurator(profile)
+        for handler in self._handlers.values():
+            await handler.close()
+        self._handlers.clear()
+        self.config.applications, self.config.rules = new.applications, new.rules
+        self.config.bucket_dir, self.config.routes = new.bucket_dir, {}
+        self.config.handler_timeout_s = new.handler_timeout_s
+        self.config.handler_retries = new.handler_retries
+        self._load_applications(self.config)
+        self.journal.clear()
 
     async def stop_async(self) -> None:
         """Drain (the API answers 503), then release everything: sockets, workers, tasks."""
@@ -206,11 +237,14 @@ class Stub:
 
     def resources(self) -> dict[str, int]:
         """Open dialogs, media sessions, transactions, tasks and handler workers (leak checks)."""
-        return self.run_in_loop(lambda: {
-            "dialogs": self.udp.endpoint.active_dialogs() + self.tcp.endpoint.active_dialogs(),
-            "media_sessions": self.media.session_count,
-            "transactions": len(self.service.transactions), "tasks": len(self._tasks),
-            "handler_workers": sum(h.worker_count for h in self._handlers.values())})
+        return self.run_in_loop(self.count_resources)
+
+    def count_resources(self) -> dict[str, int]:
+        """`resources()` on the stub's own loop."""
+        return {"dialogs": self.udp.endpoint.active_dialogs() + self.tcp.endpoint.active_dialogs(),
+                "media_sessions": self.media.session_count,
+                "transactions": len(self.service.transactions), "tasks": len(self._tasks),
+                "handler_workers": sum(h.worker_count for h in self._handlers.values())}
 
     # ---- the API backend ------------------------------------------------------------------
     def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:

@@ -1,0 +1,82 @@
+"""Remote mode, as docker-compose.yml runs it: `sip-harness serve` in its own process with the
+compose file's arguments (ports and folders made free and temporary), and `sip-harness run
+--stub URL` against it, captures included."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PROFILES, ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def compose_command(service: str) -> list[str]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["command"]
+
+
+def replace_option(args: list[str], option: str, value: str) -> list[str]:
+    i = args.index(option)
+    return args[:i + 1] + [value] + args[i + 2:]
+
+
+@pytest.fixture
+def served(tmp_path):
+    args = compose_command("stub")
+    sip_port, api_port = free_port(), free_port()
+    low = 30000 + (os.getpid() % 500) * 40
+    for option, value in (("--sip-port", str(sip_port)), ("--api-port", str(api_port)),
+                          ("--rtp-ports", f"{low}-{low + 38}"), ("--out", str(tmp_path / "serve"))):
+        args = replace_option(args, option, value)
+    proc = subprocess.Popen([str(BIN / "sip-harness"), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{api_port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/ready", timeout=1)
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "sip-harness serve did not get ready in 30 s"
+            time.sleep(0.2)
+    yield url, proc
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+
+
+def test_suite_runs_against_a_served_stub(served, tmp_path):
+    url, _ = served
+    args = replace_option(compose_command("suite"), "--stub", url)
+    args = replace_option(args, "--out", str(tmp_path / "suite"))
+    profiles = [str(PROFILES / "update_switches_prompt.yaml"), str(PROFILES / "call_and_bridge.yaml")]
+    args = [a for a in args if a != "sip_profiles"]
+    done = subprocess.run([str(BIN / "sip-harness"), *args[:1], *profiles, *args[1:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2/2 profiles passed" in done.stdout
+    for folder in (tmp_path / "suite").iterdir():
+        report = json.loads((folder / "report.json").read_text())
+        assert report["verdict"] == "pass"
+        assert (folder / "capture.pcap").stat().st_size > 10_000
+
+
+def test_served_stub_journal_and_resources(served):
+    url, _ = served
+    info = json.load(urllib.request.urlopen(url + "/_harness/info", timeout=5))
+    assert info["host"] == "127.0.0.1" and info["sip_port"] > 0
+    assert json.load(urllib.request.urlopen(url + "/_harness/resources", timeout=5))["dialogs"] == 0
