@@ -38,6 +38,7 @@ def _load_all(paths: list[str], keyword: str | None) -> list[Profile]:
 
 
 def cmd_run(args) -> int:
+    from .report import write_junit
     from .runner import run_profiles
     profiles = _load_all(args.paths, args.k)
     if not profiles:
@@ -49,13 +50,15 @@ def cmd_run(args) -> int:
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
-        print(f"{r.verdict.upper():5} {r.profile}  update-to-switch {latency}  artifacts {r.run_dir}")
+        print(f"{r.verdict.upper():5} {r.profile}  update-to-switch {latency}  "
+              f"artifacts {r.run_dir} (report.html)")
         for check in r.checks:
             print(f"      {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
         if r.error:
             print(f"      error: {r.error}")
+    junit = write_junit(results, Path(args.junit) if args.junit else out / "junit.xml")
     passed = sum(r.verdict == "pass" for r in results)
-    print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out}")
+    print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
 
 
@@ -115,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="*", help="profile files or folders (default: sip_profiles)")
     run.add_argument("-k", help="only profiles whose name or file name contains this")
     run.add_argument("--out", help="artifact folder (default: artifacts/run-<time>)")
+    run.add_argument("--junit", metavar="FILE", help="JUnit XML file (default: OUT/junit.xml)")
     run.add_argument("--stub", metavar="URL",
                      help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
     run.set_defaults(func=cmd_run)

@@ -20,13 +20,13 @@ from .media.sources import read_wav
 from .profiles.schema import Profile, Step
 from .sma.model import SipMediaApplication, SipRule
 from .remote import RemoteStub, RemoteStubError
+from .report import write_profile_reports
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
 from .wire.audio import dtmf_events, label_packets, segments, tone_frequency
 from .wire.switch import check_switch
 
-REPORT_SCHEMA_VERSION = 1
 RTP_PORTS_PER_RUN = 400
 
 
@@ -52,7 +52,7 @@ class ProfileResult:
     update_to_switch_ms: float | None = None
 
     def to_json(self) -> dict:
-        return {"schema_version": REPORT_SCHEMA_VERSION, **asdict(self)}
+        return asdict(self)
 
 
 def slug(text: str) -> str:
@@ -113,6 +113,7 @@ class ProfileRun:
     def execute(self) -> ProfileResult:
         start = time.monotonic()
         pcap = self.run_dir / "capture.pcap"
+        wire = None
         try:
             config = stub_config(self.profile, self.run_dir)
             stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve()) \
@@ -133,11 +134,15 @@ class ProfileRun:
             finally:
                 stub.stop()
                 self._write_json("journal.json", stub.journal_json())
-            self._judge(stub, analyze_pcap(str(pcap)))
+            wire = analyze_pcap(str(pcap))
+            self._judge(stub, wire)
         except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError) as exc:
             self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
         self.result.duration_s = round(time.monotonic() - start, 3)
-        self._write_json("report.json", self.result.to_json())
+        journal = json.loads((self.run_dir / "journal.json").read_text()) \
+            if (self.run_dir / "journal.json").is_file() else []
+        write_profile_reports(self.result, wire, journal, self.run_dir, self.updates,
+                              load_prompts(self.profile.path.parent / self.profile.stub.bucket_dir))
         return self.result
 
     # ---- steps ------------------------------------------------------------------------

@@ -47,7 +47,9 @@ OUTBOUND_DTMF_PT = 101
 class StubConfig:
     """Everything the stub needs to serve.
 
-    `bucket_dir/<BucketName>/<Key>` stands for S3. `routes` says where the legs the SMA
+    `bucket_dir/<BucketName>/<Key>` stands for S3; objects the stub writes (recordings) go to
+    `written_dir/<BucketName>/<Key>` (the run's folder, never the profile's), and are read
+    from there first. `routes` says where the legs the SMA
     places go (CallAndBridge, CreateSipMediaApplicationCall): a number, or a Voice Connector
     ARN, or "*" -> a SIP URI template where `{user}` is the number dialled.
     """
@@ -65,6 +67,18 @@ class StubConfig:
     rtp_port_range: tuple[int, int] | None = None
     routes: dict[str, str] = field(default_factory=dict)
     api: ApiSettings = field(default_factory=ApiSettings)
+
+    @property
+    def written_dir(self) -> Path | None:
+        return self.run_dir / "s3" if self.run_dir else None
+
+    def read_path(self, bucket: str, key: str) -> Path:
+        """The file standing for s3://bucket/key: written by this stub, else in the bucket folder."""
+        if self.written_dir is not None:
+            written = _bucket_path(self.written_dir, bucket, key, must_exist=False)
+            if written.is_file():
+                return written
+        return _bucket_path(self.bucket_dir, bucket, key)
 
 
 @dataclass
@@ -449,7 +463,7 @@ class Stub:
 
     def _play_audio(self, tx: CallTransaction, call: _SipCall, c: cmd.PlayAudio) -> None:
         try:
-            frames = wav_frames(_bucket_path(self.config.bucket_dir, c.bucket, c.key), call.audio.codec)
+            frames = wav_frames(self.config.read_path(c.bucket, c.key), call.audio.codec)
         except InvalidAudioSource as exc:
             self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
             tx.media_done(c.token, ("InvalidAudioSource", "Audio Source parameter value is invalid."))
@@ -475,7 +489,9 @@ class Stub:
     def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
                          track: str) -> None:
         try:
-            path = _bucket_path(self.config.bucket_dir, bucket, object_key, must_exist=False)
+            if self.config.written_dir is None:
+                raise InvalidAudioSource("the stub has no run folder to write recordings to")
+            path = _bucket_path(self.config.written_dir, bucket, object_key, must_exist=False)
         except InvalidAudioSource as exc:
             self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=str(exc))
             return
