@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 
 DEFAULT_TIMEOUT_S = 5.0
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
 DEFAULT_RETRIES = 1
 NODE_SUFFIXES = (".js", ".cjs", ".mjs")
 _NODE_WORKER = Path(__file__).with_name("node_worker.js")
@@ -122,9 +123,10 @@ class _Worker:
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         await self.proc.stdin.drain()
         while True:
-            line = await self.proc.stdout.readline()
-            if not line:
-                raise ConnectionError(f"handler process exited with code {await self.proc.wait()}")
+            try:
+                line = await self.proc.stdout.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                raise ConnectionError(f"handler process exited with code {await self.proc.wait()}") from None
             if line.startswith(self.nonce):
                 return json.loads(line[len(self.nonce):])
             if self.log is not None:  # the handler's own output on stdout is its log
@@ -158,7 +160,7 @@ class ProcessHandler(HandlerRunner):
         proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=self._log if self._log is not None else asyncio.subprocess.DEVNULL,
-            cwd=str(c.cwd) if c.cwd else None, env=env, limit=8 * 1024 * 1024)
+            cwd=str(c.cwd) if c.cwd else None, env=env, limit=MAX_RESPONSE_BYTES)
         self.cold_starts += 1
         worker = _Worker(proc, nonce, self._log)
         self._all.add(worker)
@@ -171,7 +173,12 @@ class ProcessHandler(HandlerRunner):
         except asyncio.TimeoutError:
             await self._discard(worker)
             return {"error": self._timeout_error()}
-        except (ConnectionError, ValueError) as exc:  # died, or a line too long or not JSON
+        except asyncio.LimitOverrunError:
+            await self._discard(worker)
+            return {"error": {"errorType": "Function.ResponseSizeTooLarge",
+                              "errorMessage": f"Response payload size exceeded maximum allowed payload "
+                                              f"size ({MAX_RESPONSE_BYTES} bytes)."}}
+        except (ConnectionError, ValueError) as exc:  # died, or a line that is not JSON
             await self._discard(worker)
             return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc)}}
         self._idle.append(worker)
