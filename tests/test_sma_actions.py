@@ -325,3 +325,20 @@ def test_the_1000th_invocation_is_the_last():
     tx.take_commands()
     tx.update_requested({})
     assert tx.take_commands() == [cmd.HangupLeg("call-a", 480)]
+
+
+@pytest.mark.parametrize("action,error_type", [
+    ({"Type": "PlayAudio", "Parameters": {"AudioSource": {"Type": "S3", "BucketName": "b", "Key": "../../etc/passwd"}}},
+     "InvalidAudioSource"),
+    ({"Type": "PlayAudio", "Parameters": {"AudioSource": {"Type": "S3", "BucketName": "..", "Key": "x.wav"}}},
+     "InvalidAudioSource"),
+    ({"Type": "RecordAudio", "Parameters": {"RecordingTerminators": ["#"], "RecordingDestination": {
+        "Type": "S3", "BucketName": "rec", "Prefix": "../../outside/"}}}, "InvalidActionParameter"),
+    ({"Type": "StartCallRecording", "Parameters": {"CallId": "call-a", "Track": "BOTH", "Destination": {
+        "Type": "S3", "Location": "bucket/../../../tmp"}}}, "InvalidActionParameter"),
+])
+def test_s3_keys_and_prefixes_cannot_leave_the_bucket(action, error_type):
+    tx, _ = make_tx()
+    (event,) = invoked(respond(tx, action))
+    assert event["InvocationEventType"] == "ACTION_FAILED"
+    assert event["ActionData"]["ErrorType"] == error_type

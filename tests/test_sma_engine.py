@@ -172,3 +172,16 @@ def test_handler_failure_ends_the_call_with_480(tx):
     tx.take_commands()
     tx.handler_result(1, None, failed="timeout")
     assert tx.take_commands() == [cmd.HangupLeg("call-a", 480)]
+
+
+def test_the_stub_maps_s3_into_its_folders_only(tmp_path):
+    from harness.media.sources import InvalidAudioSource
+    from harness.stub import StubConfig
+    (tmp_path / "bucket" / "b").mkdir(parents=True)
+    (tmp_path / "bucket" / "b" / "p.wav").write_bytes(b"RIFF")
+    (tmp_path / "secret.wav").write_bytes(b"RIFF")
+    config = StubConfig([], [], tmp_path / "bucket", run_dir=tmp_path / "run")
+    assert config.read_path("b", "p.wav") == (tmp_path / "bucket" / "b" / "p.wav").resolve()
+    for bucket, key in (("b", "../../secret.wav"), ("b", "/etc/passwd"), ("b", "missing.wav")):
+        with pytest.raises(InvalidAudioSource):
+            config.read_path(bucket, key)

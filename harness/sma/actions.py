@@ -178,7 +178,8 @@ def audio_source(params: dict, name: str) -> tuple[str, str]:
     src = params.get(name)
     if not isinstance(src, dict):
         raise missing(name)
-    if src.get("Type", "S3") != "S3" or not src.get("BucketName") or not src.get("Key"):
+    if src.get("Type", "S3") != "S3" or not src.get("BucketName") or not src.get("Key") \
+            or not _safe_key(f"{src['BucketName']}/{src['Key']}"):
         raise ActionFailure("InvalidAudioSource", "Audio Source parameter value is invalid.")
     return str(src["BucketName"]), str(src["Key"])
 
@@ -221,6 +222,11 @@ def _digit_collection(params: dict, p: ParsedAction) -> None:
     params.setdefault("TerminatorDigits", ["#"])
     params.setdefault("InBetweenDigitsDurationInMilliseconds", repeat_ms)
     params.setdefault("Repeat", 1)
+
+
+def _safe_key(text: str) -> bool:
+    """An S3 key or prefix that stays inside its bucket folder (no `..` segment, not absolute)."""
+    return not text.startswith("/") and ".." not in text.replace("\\", "/").split("/")
 
 
 def _sip_headers(params: dict) -> dict[str, str]:
@@ -293,7 +299,7 @@ def parse_action(action: dict) -> ParsedAction:
         if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("BucketName"):
             raise ActionFailure("InvalidActionParameter", "RecordingDestination parameter value is invalid.")
         prefix = dest.get("Prefix", "")
-        if not isinstance(prefix, str) or len(prefix) > 979:
+        if not isinstance(prefix, str) or len(prefix) > 979 or not _safe_key(prefix):
             raise ActionFailure("InvalidActionParameter", "RecordingDestination parameter value is invalid.")
         v.update(bucket=str(dest["BucketName"]), prefix=prefix,
                  duration_s=as_int(params, "DurationInSeconds", 0, minimum=0) or None,
@@ -352,7 +358,8 @@ def parse_action(action: dict) -> ParsedAction:
     elif kind == "StartCallRecording":
         v["track"] = as_str(params, "Track", choices=("BOTH", "INCOMING", "OUTGOING"))
         dest = params.get("Destination")
-        if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("Location"):
+        if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("Location") \
+                or not _safe_key(str(dest["Location"])):
             raise ActionFailure("InvalidActionParameter", "Destination parameter value is invalid.")
         v["location"] = str(dest["Location"])
     return p
