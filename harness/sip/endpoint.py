@@ -239,7 +239,7 @@ class SipEndpoint(UasRole, UacRole):
             digit, duration = "", ""
         self._respond(tx, 200, now)
         if len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
-            ms = int(duration) if duration.isascii() and duration.isdigit() else 0
+            ms = int(duration) if duration.isascii() and duration.isdigit() and len(duration) <= 9 else 0
             self._events.append(DtmfInfo(call.call_id, digit.upper(), ms))
 
     def _on_reinvite(self, call: Call, req: SipRequest, tx: ServerInvite, now: float) -> None:

@@ -6,12 +6,15 @@ stream with port 0), `build_offer` + `read_answer` make our own offer and read i
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 
 #: Static payload types of RFC 3551 that we can carry.
 STATIC_CODECS = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
 DEFAULT_DTMF_PT = 101
 HOLD_ADDRESS = "0.0.0.0"
+#: The longest packet time we accept from an offer (ms); longer ones fall back to 20.
+MAX_PTIME = 1000
 
 
 class SdpError(ValueError):
@@ -59,6 +62,15 @@ class SessionDescription:
 
 
 _DIRECTIONS = {"sendrecv", "sendonly", "recvonly", "inactive"}
+_MAX_DIGITS = 10
+
+
+def _number(text: str, limit: int | None = None) -> int | None:
+    """`text` as a number when it is at most 10 ASCII digits (and at most `limit`), else None."""
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS):
+        return None
+    value = int(text)
+    return value if limit is None or value <= limit else None
 
 
 def parse_sdp(body: bytes | str) -> SessionDescription:
@@ -97,14 +109,15 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
 
 def _media_line(value: str, direction: str) -> MediaDescription:
     parts = value.split()
-    if len(parts) < 3 or not parts[1].split("/")[0].isascii() or not parts[1].split("/")[0].isdigit():
-        raise SdpError(f"bad media line {value!r}")
+    port = _number(parts[1].split("/")[0], 65535) if len(parts) >= 3 else None
+    if port is None:
+        raise SdpError(f"bad media line {value[:60]!r}")
     fmts = parts[3:]
     rtp = parts[2].upper().startswith("RTP/")
-    if rtp and not all(f.isascii() and f.isdigit() and int(f) < 128 for f in fmts):
-        raise SdpError(f"bad payload types in media line {value!r}")
-    return MediaDescription(media=parts[0], port=int(parts[1].split("/")[0]), proto=parts[2],
-                            formats=[int(f) for f in fmts] if rtp else [],
+    formats = [_number(f, 127) for f in fmts] if rtp else []
+    if None in formats:
+        raise SdpError(f"bad payload types in media line {value[:60]!r}")
+    return MediaDescription(media=parts[0], port=port, proto=parts[2], formats=formats,
                             direction=direction, format_text=" ".join(fmts))
 
 
@@ -114,20 +127,21 @@ def _attribute(cur: MediaDescription | None, value: str) -> None:
         cur.direction = name
     elif cur is not None and name in ("rtpmap", "fmtp"):
         pt_s, _, rest = arg.partition(" ")
-        if not (pt_s.isascii() and pt_s.isdigit()):
-            raise SdpError(f"bad a={name} line {value!r}")
+        pt = _number(pt_s)
+        if pt is None:
+            raise SdpError(f"bad a={name} line {value[:60]!r}")
         if name == "rtpmap":
-            enc, _, rate = rest.strip().partition("/")
-            rate = rate.split("/")[0]
-            if not enc or not (rate.isascii() and rate.isdigit()):
-                raise SdpError(f"bad a=rtpmap line {value!r}")
-            cur.rtpmap[int(pt_s)] = (enc, int(rate))
+            enc, _, rate_s = rest.strip().partition("/")
+            rate = _number(rate_s.split("/")[0])
+            if not enc or rate is None:
+                raise SdpError(f"bad a=rtpmap line {value[:60]!r}")
+            cur.rtpmap[pt] = (enc, rate)
         else:
-            cur.fmtp[int(pt_s)] = rest
+            cur.fmtp[pt] = rest
     elif cur is not None and name == "ptime":
-        ptime = arg.strip().split(".")[0]
-        if ptime.isascii() and ptime.isdigit() and int(ptime) > 0:
-            cur.ptime = int(ptime)
+        ptime = _number(arg.strip().split(".")[0], MAX_PTIME)
+        if ptime:
+            cur.ptime = ptime
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,10 @@ def answer_offer(offer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "
     host = audio.connection or offer.connection
     if not host:
         raise SdpError("no connection address for the audio stream")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:  # media is sent to literal addresses only: no DNS lookup per packet
+        raise SdpError(f"connection address {host[:60]!r} is not an IP address") from None
     wanted = {c.upper() for c in codecs}
     common = [pt for pt in audio.formats if (audio.codec_name(pt) or "").upper() in wanted
               and audio.find(audio.codec_name(pt)) == pt]

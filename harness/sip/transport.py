@@ -1,10 +1,16 @@
 """The asyncio edge of the SIP core: a UDP socket or a TCP listener feeding one `SipEndpoint`,
-delivering its events and running its timers. The only I/O in `harness.sip`."""
+delivering its events and running its timers. The only I/O in `harness.sip`.
+
+A UDP transport given a `harness.netem.NetworkImpairment` passes every datagram through it,
+outgoing ones before `sendto` and incoming ones on receipt; delayed ones go out (or in) from
+a loop timer. Without one (the default) nothing changes.
+"""
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
+from ..netem import INCOMING, OUTGOING, SIP, NetworkImpairment
 from .endpoint import SipEndpoint
 from .events import Address, Transmit
 
@@ -66,20 +72,25 @@ class _SipTransport:
 
 
 class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
-    """Drives an endpoint from one UDP socket; hands its events to `on_event`."""
+    """Drives an endpoint from one UDP socket; hands its events to `on_event`; passes its
+    datagrams through `impairment` when given."""
 
-    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent):
+    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent,
+                 impairment: NetworkImpairment | None = None):
         super().__init__(endpoint, on_event)
         self.transport: asyncio.DatagramTransport | None = None
+        self.impairment = impairment
+        self._closed = False
 
     @classmethod
-    async def listen(cls, host: str, port: int, on_event: OnEvent, **options
+    async def listen(cls, host: str, port: int, on_event: OnEvent,
+                     impairment: NetworkImpairment | None = None, **options
                      ) -> "UdpSipTransport":
         """Bind `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
         loop = asyncio.get_running_loop()
         endpoint = SipEndpoint(host, port, "UDP", **options)
-        _, proto = await loop.create_datagram_endpoint(lambda: cls(endpoint, on_event),
-                                                       local_addr=(host, port))
+        _, proto = await loop.create_datagram_endpoint(
+            lambda: cls(endpoint, on_event, impairment), local_addr=(host, port))
         endpoint.port = proto.transport.get_extra_info("sockname")[1]
         return proto
 
@@ -87,13 +98,39 @@ class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        self._received(data, addr[:2])
+        if self.impairment is None:
+            self._received(data, addr[:2])
+            return
+        now = self._loop.time()
+        for at, datagram in self.impairment.decide(INCOMING, SIP, data, now):
+            if at <= now:
+                self._received(datagram, addr[:2])
+            else:
+                self._loop.call_at(at, self._received_late, datagram, addr[:2])
+
+    def _received_late(self, data: bytes, addr: Address) -> None:
+        if not self._closed:
+            self._received(data, addr)
 
     def _send(self, tx: Transmit) -> None:
-        if self.transport is not None and tx.data:
+        if self.transport is None or not tx.data:
+            return
+        if self.impairment is None:
             self.transport.sendto(tx.data, tx.addr)
+            return
+        now = self._loop.time()
+        for at, datagram in self.impairment.decide(OUTGOING, SIP, tx.data, now):
+            if at <= now:
+                self.transport.sendto(datagram, tx.addr)
+            else:
+                self._loop.call_at(at, self._send_late, datagram, tx.addr)
+
+    def _send_late(self, data: bytes, addr: Address) -> None:
+        if not self._closed:
+            self.transport.sendto(data, addr)
 
     def close(self) -> None:
+        self._closed = True
         self._stop_timer()
         if self.transport is not None:
             self.transport.close()

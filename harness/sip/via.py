@@ -38,8 +38,11 @@ class Via:
 
 
 def top_via(msg: SipMessage) -> Via:
-    """The first Via of a message (parse_message guarantees there is one)."""
-    return Via.parse(msg.headers.get_all("via")[0])
+    """The first Via of a message; SipParseError when its Via headers are all empty."""
+    vias = msg.headers.get_all("via")
+    if not vias:
+        raise SipParseError("empty Via header")
+    return Via.parse(vias[0])
 
 
 def stamp_received(headers: Headers, source: tuple[str, int]) -> None:

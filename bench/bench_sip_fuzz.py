@@ -1,0 +1,603 @@
+"""Hostile SIP against a live stub: malformed and mutated messages over UDP and TCP, while real
+calls (`sipp -sn uac`) go through it; prints one JSON object.
+
+Each case is a real message of a call (INVITE with SDP, ACK, BYE, CANCEL, OPTIONS, INFO, a
+re-INVITE, responses, unknown methods) or plain junk, mutated one to three times: truncation,
+duplicated or dropped headers, bad Content-Length, huge headers, binary junk, wrong CSeq,
+unknown methods, nasty header values, broken line endings, damaged bodies (SDP, DTMF relay),
+spliced messages and oversized datagrams. Case `i` of seed `s` is always the same bytes
+(`case(s, i, ...)`). Cases go out in batches (UDP: in-dialog cases use a dialog opened for
+the batch; TCP: one connection per batch); an OPTIONS must be answered within
+`probe_timeout` after each batch and every 48 KB (no hang).
+Calls the stub answers are ACKed and hung up. A crash is any exception the stub's event loop
+reports, an error logged by the harness, or an `internal_error` in the stub's journal.
+
+    python bench/bench_sip_fuzz.py [--cases 100000] [--seed 1] [--max-seconds 900]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import itertools
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.sip.framing import StreamFramer  # noqa: E402
+from harness.sip.message import SipParseError, SipResponse, parse_message  # noqa: E402
+from harness.sip.sdp import build_offer  # noqa: E402
+
+HOST = "127.0.0.1"
+UDP_MAX = 65507  # the largest datagram loopback carries
+BATCH_CASES = 50
+#: UDP bytes sent before an OPTIONS must be answered: what is in flight then fits the stub's
+#: socket buffer (a 64 KB datagram takes twice that of it on loopback)
+SYNC_BYTES = 48 * 1024
+TCP_SHARE = 4  # every 4th batch goes over TCP
+T1 = 0.5
+MAX_ERRORS = 100  # kept in the report (all are counted)
+
+
+# ---- the corpus: the messages of a real call ------------------------------------------------
+@dataclass(frozen=True)
+class Ids:
+    """Who a case claims to be: its dialog (the batch's, when it has one) and branch."""
+
+    call_id: str
+    from_tag: str
+    to_tag: str
+    branch: str
+    port: int
+    transport: str
+
+
+def _request(method: str, ids: Ids, cseq: int, body: bytes = b"", ctype: str = "",
+             to_tag: bool = True, extra: str = "") -> bytes:
+    to = f"<sip:+14345550101@{HOST}>" + (f";tag={ids.to_tag}" if to_tag and ids.to_tag else "")
+    head = (f"{method} sip:+14345550101@{HOST} SIP/2.0\r\n"
+            f"Via: SIP/2.0/{ids.transport} {HOST}:{ids.port};rport;branch={ids.branch}\r\n"
+            f"Max-Forwards: 70\r\nFrom: \"Fuzz\" <sip:+14255550199@{HOST}>;tag={ids.from_tag}\r\n"
+            f"To: {to}\r\nCall-ID: {ids.call_id}\r\nCSeq: {cseq} {method}\r\n"
+            f"Contact: <sip:fuzz@{HOST}:{ids.port}>\r\nUser-Agent: sip-fuzz\r\n{extra}")
+    if ctype:
+        head += f"Content-Type: {ctype}\r\n"
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _response(status: str, method: str, ids: Ids, cseq: int) -> bytes:
+    return (f"SIP/2.0 {status}\r\nVia: SIP/2.0/{ids.transport} {HOST}:{ids.port};branch={ids.branch}\r\n"
+            f"From: <sip:+14255550199@{HOST}>;tag={ids.from_tag}\r\nTo: <sip:sma@{HOST}>;tag={ids.to_tag}\r\n"
+            f"Call-ID: {ids.call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+SDP = build_offer(HOST, 4000, 1)
+HOLD_SDP = build_offer(HOST, 4000, 1, 2, direction="sendonly")
+TEMPLATES = {
+    "INVITE": lambda ids: _request("INVITE", ids, 1, SDP, "application/sdp", to_tag=False,
+                                   extra="X-Case: fuzz\r\nSupported: timer\r\n"),
+    "ACK": lambda ids: _request("ACK", ids, 1),
+    "BYE": lambda ids: _request("BYE", ids, 2),
+    "CANCEL": lambda ids: _request("CANCEL", ids, 1, to_tag=False),
+    "OPTIONS": lambda ids: _request("OPTIONS", ids, 1, to_tag=False, extra="Accept: application/sdp\r\n"),
+    "INFO": lambda ids: _request("INFO", ids, 3, b"Signal=5\r\nDuration=160\r\n", "application/dtmf-relay"),
+    "re-INVITE": lambda ids: _request("INVITE", ids, 4, HOLD_SDP, "application/sdp"),
+    "REGISTER": lambda ids: _request("REGISTER", ids, 1, to_tag=False, extra="Expires: 3600\r\n"),
+    "PRACK": lambda ids: _request("PRACK", ids, 5, extra="RAck: 1 1 INVITE\r\n"),
+    "200 INVITE": lambda ids: _response("200 OK", "INVITE", ids, 1),
+    "180 INVITE": lambda ids: _response("180 Ringing", "INVITE", ids, 1),
+    "486 BYE": lambda ids: _response("486 Busy Here", "BYE", ids, 2),
+    "junk": lambda ids: b"",
+}
+TEMPLATE_NAMES = tuple(TEMPLATES)
+IN_DIALOG = {"ACK", "BYE", "INFO", "re-INVITE", "PRACK"}
+
+
+# ---- mutations ------------------------------------------------------------------------------
+NASTY = [b"", b" ", b"*", b"<", b">", b"<>", b"<sip:>", b"sip:@", b"\"", b"\"unclosed <sip:a@b>",
+         b";tag", b";tag=;tag=", b",,,", b"SIP/2.0/UDP", b"SIP/2.0/UDP ;branch=", b"9" * 5000,
+         b"1 INVITE", b"4294967296 BYE", b"99999999999 ACK", b"-1 OPTIONS", b"\x00\x01\x02",
+         b"\xff\xfe\xfd", "\u00e9t\u00e9 \u2028".encode(), b"%00%ff", b"\t\t", b"sips:x@[::1]:0",
+         b"<sip:a@127.0.0.1:99999>", b"<sip:a@[zz]>", b"tel:+1", b"a" * 300]
+BODY_DAMAGE = [b"m=audio 99999 RTP/AVP 0", b"m=audio 4000 RTP/AVP 128", b"m=audio 4000 RTP/AVP",
+              b"m=audio " + b"9" * 5000 + b" RTP/AVP 0", b"m=audio 4000 RTP/AVP " + b"1" * 4400,
+              b"m=audio -1 RTP/AVP 0", b"m=video 4000 RTP/AVP 0", b"m=audio 0 RTP/AVP 0",
+              b"m=audio 4000/2 RTP/AVP 0 8 101", b"m=", b"c=IN IP4", b"c=IN IP4 localhost",
+              b"c=IN IP4 127.0.0.1/127/3", b"c=IN IP6 ::1", b"c=IN IP4 0.0.0.0", b"a=rtpmap:0",
+              b"a=rtpmap:0 /8000", b"a=rtpmap:101 telephone-event/" + b"9" * 4400,
+              b"a=rtpmap:" + b"9" * 4400 + b" PCMU/8000", b"a=ptime:" + b"9" * 4400, b"a=ptime:0",
+              b"a=fmtp:x 0-15", b"a=sendonly", b"a=inactive", b"v=1", b"x", b"\xff=\xff",
+              b"Signal=", b"Signal=55", b"Signal=\xff", b"Duration=-1", b"Duration=" + b"9" * 5000,
+              b"Duration=\xd9\xa3", b"=", b""]
+METHODS = [b"FOO", b"INVITE", b"ACK", b"BYE", b"CANCEL", b"OPTIONS", b"invite", b"", b"IN VITE",
+           b"SUBSCRIBE", b"NOTIFY", b"MESSAGE", b"UPDATE", b"REFER", b"X" * 200, b"\x00"]
+LENGTHS = [b"", b"0", b"1", b"-1", b"abc", b"99999", b"4294967296", b"9" * 11, b"1 1", b" 00000000000012"]
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n")
+
+
+def truncate(rng, data):
+    return data[:rng.randrange(len(data) + 1)]
+
+
+def duplicate_header(rng, data):
+    lines = _lines(data)
+    line = lines[rng.randrange(len(lines))]
+    lines.insert(rng.randrange(1, len(lines) + 1), line)
+    return b"\r\n".join(lines)
+
+
+def drop_header(rng, data):
+    lines = _lines(data)
+    if len(lines) > 1:
+        del lines[rng.randrange(1, len(lines))]
+    return b"\r\n".join(lines)
+
+
+def content_length(rng, data):
+    value = rng.choice(LENGTHS) if rng.random() < 0.7 else str(len(data) + rng.randint(-50, 50)).encode()
+    if rng.random() < 0.3:  # a second, conflicting one
+        return data.replace(b"\r\n\r\n", b"\r\nContent-Length: " + value + b"\r\n\r\n", 1)
+    return re.sub(rb"Content-Length:[^\r\n]*", b"Content-Length: " + value, data, count=1)
+
+
+def huge_header(rng, data):
+    size = rng.choice([1024, 8192, 40000, 60000])
+    value = rng.choice([b"x", b"9", b";", b",", b"<"]) * size
+    name = rng.choice([b"X-Huge", b"Via", b"To", b"Contact", b"Call-ID", b"Subject"])
+    return data.replace(b"\r\n", b"\r\n" + name + b": " + value + b"\r\n", 1)
+
+
+def junk(rng, data):
+    at = rng.randrange(len(data) + 1)
+    return data[:at] + rng.randbytes(rng.choice([1, 4, 32, 512])) + data[at:]
+
+
+def flip(rng, data):
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 8) if out else 0):
+        out[rng.randrange(len(out))] = rng.randrange(256)
+    return bytes(out)
+
+
+def wrong_cseq(rng, data):
+    number = rng.choice([b"0", b"1", b"2", b"7", b"4294967295", b"9999999999", b"99999999999",
+                         b"-3", b"", b"x"])
+    method = rng.choice([b"INVITE", b"BYE", b"ACK", b"INFO", b"FOO", b"", b"INVITE INVITE"])
+    return re.sub(rb"CSeq:[^\r\n]*", b"CSeq: " + number + b" " + method, data, count=1)
+
+
+def unknown_method(rng, data):
+    method = rng.choice(METHODS)
+    first, sep, rest = data.partition(b" ")
+    if first.startswith(b"SIP/"):
+        return data.replace(b" ", b" " + rng.choice([b"999", b"0", b"abc", b"1000", b""]) + b" ", 1)
+    return method + sep + rest
+
+
+def nasty_value(rng, data):
+    lines = _lines(data)
+    i = rng.randrange(len(lines))
+    name, sep, _ = lines[i].partition(b":")
+    lines[i] = name + b":" + rng.choice(NASTY) if sep else rng.choice(NASTY)
+    return b"\r\n".join(lines)
+
+
+def line_endings(rng, data):
+    choice = rng.randrange(4)
+    if choice == 0:
+        return data.replace(b"\r\n", b"\n")
+    if choice == 1:
+        return data.replace(b"\r\n", b"\r")
+    if choice == 2:
+        return data.replace(b"\r\n", b"\r\n \t", rng.randint(1, 4))  # folded lines
+    return data.replace(b"\r\n\r\n", b"\r\n", 1)
+
+
+def body_damage(rng, data):
+    """A line of the body (SDP, DTMF relay) replaced or added; Content-Length mostly kept
+    right, so that the damage reaches the body's parser."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    lines = body.split(b"\r\n")
+    i = rng.randrange(len(lines))
+    lines[i:i + (rng.random() < 0.5)] = [rng.choice(BODY_DAMAGE)]
+    body = b"\r\n".join(lines)
+    if rng.random() < 0.8:
+        head = re.sub(rb"Content-Length:[^\r\n]*", b"Content-Length: %d" % len(body), head, count=1)
+    return head + sep + body
+
+
+def splice(rng, data):
+    other = rng.choice([data, b"\r\n\r\n", b"\r\n", b"SIP/2.0 200 OK\r\n\r\n"])
+    return data + other if rng.random() < 0.5 else other + data
+
+
+def oversized(rng, data):
+    size = rng.choice([65535, 65536, UDP_MAX, 70000, 200000])
+    return data + b"x" * max(0, size - len(data))
+
+
+MUTATIONS = (truncate, duplicate_header, drop_header, content_length, huge_header, junk, flip,
+             wrong_cseq, unknown_method, nasty_value, line_endings, body_damage, splice, oversized)
+
+
+def case(seed: int, index: int, dialog: Ids | None, port: int, transport: str) -> tuple[str, bytes]:
+    """Case `index` of `seed`: the template's name and the mutated bytes. In-dialog templates
+    use `dialog` (the batch's call) when given."""
+    rng = random.Random(f"{seed}:{index}")
+    name = rng.choice(TEMPLATE_NAMES)
+    if name == "junk":
+        return name, rng.randbytes(rng.choice([1, 16, 300, 2000]))
+    branch = f"z9hG4bK-fz{seed}-{index}"
+    if name in IN_DIALOG and dialog is not None and rng.random() < 0.8:
+        ids = Ids(dialog.call_id, dialog.from_tag, dialog.to_tag, branch, port, transport)
+    else:
+        ids = Ids(f"fz-{seed}-{index}@{HOST}", f"f{index}", f"t{index}", branch, port, transport)
+    data = TEMPLATES[name](ids)
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        data = rng.choice(MUTATIONS)(rng, data)
+    return name, data
+
+
+def sends_media_only_to_loopback(data: bytes) -> bool:
+    """Whether every SDP connection address in `data` that is an IP address is loopback (or
+    0.0.0.0, hold): a case never makes the stub send media off this machine."""
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.strip()[2:].split() if line.strip().startswith("c=") else []
+        if len(parts) == 3:
+            try:
+                address = ipaddress.ip_address(parts[2].split("/")[0])
+            except ValueError:
+                continue
+            if not (address.is_loopback or address.is_unspecified):
+                return False
+    return True
+
+
+# ---- the live run ---------------------------------------------------------------------------
+class _ErrorLog(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(f"{record.name}: {record.getMessage()}"[:500])
+
+
+@dataclass
+class FuzzReport:
+    seed: int
+    cases: int = 0
+    udp_cases: int = 0
+    tcp_cases: int = 0
+    skipped_off_host: int = 0
+    batches: int = 0
+    crashes: int = 0
+    errors: list[str] = field(default_factory=list)
+    probes: int = 0
+    probe_max_ms: float = 0.0
+    hangs: int = 0
+    fuzz_calls_answered: int = 0
+    calls_placed: int = 0
+    calls_succeeded: int = 0
+    malformed_journaled: int = 0
+    duration_s: float = 0.0
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["cases_per_s"] = round(self.cases / self.duration_s, 1) if self.duration_s else 0.0
+        out["probe_max_ms"] = round(self.probe_max_ms, 1)
+        out["duration_s"] = round(self.duration_s, 1)
+        return out
+
+
+class SipFuzzer:
+    """Fuzzes a started `harness.stub.Stub` (UDP and TCP on `stub.sip_port`); places a real
+    SIPp call every `calls_every` batches, over UDP and TCP in turn. Use as a context manager:
+    every SIPp process is killed and every socket closed on exit."""
+
+    def __init__(self, stub, seed: int, workdir: Path, calls_every: int = 40,
+                 probe_timeout: float = 10.0, call_hold_ms: int = 800):
+        self.stub, self.seed, self.workdir = stub, seed, Path(workdir)
+        self.calls_every, self.probe_timeout, self.call_hold_ms = calls_every, probe_timeout, call_hold_ms
+        self.target = (HOST, stub.sip_port)
+        self.report = FuzzReport(seed)
+        self._sipp: list[subprocess.Popen] = []
+        self._loop_errors: list[str] = []
+        self._log = _ErrorLog()
+        self._journal_seen = 0
+        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._udp.bind((HOST, 0))
+        self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        self._probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._probe.bind((HOST, 0))
+        self._dialog: Ids | None = None
+        self._branches = itertools.count()
+
+    def __enter__(self) -> "SipFuzzer":
+        logging.getLogger("harness").addHandler(self._log)
+        logging.getLogger("asyncio").addHandler(self._log)
+        self.stub.run_in_loop(lambda: asyncio.get_running_loop().set_exception_handler(self._on_loop_error))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self._sipp:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.stub.run_in_loop(lambda: asyncio.get_running_loop().set_exception_handler(None))
+        logging.getLogger("harness").removeHandler(self._log)
+        logging.getLogger("asyncio").removeHandler(self._log)
+        self._udp.close()
+        self._probe.close()
+
+    def _on_loop_error(self, loop, context: dict) -> None:
+        self._loop_errors.append(f"{context.get('message')}: {context.get('exception')!r}"[:500])
+
+    # ---- the run ----
+    def run(self, cases: int, max_seconds: float) -> FuzzReport:
+        """Send `cases` cases (fewer if `max_seconds` runs out), then wait for the SIPp calls."""
+        start, index, r = time.monotonic(), 0, self.report
+        while r.cases < cases and time.monotonic() - start < max_seconds:
+            if r.batches % self.calls_every == 0:
+                self._place_call("tcp" if (r.batches // self.calls_every) % 2 else "udp")
+            transport = "TCP" if r.batches % TCP_SHARE == TCP_SHARE - 1 else "UDP"
+            index = self._batch(index, min(BATCH_CASES, cases - r.cases), transport)
+            r.batches += 1
+            self._check()
+            if r.hangs:
+                break
+        deadline = time.monotonic() + 45
+        for proc in self._sipp:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        r.calls_succeeded = sum(1 for proc in self._sipp if proc.returncode == 0)
+        self._probe_udp()
+        self._check()
+        r.duration_s = time.monotonic() - start
+        return r
+
+    def _batch(self, index: int, count: int, transport: str) -> int:
+        port = self._udp.getsockname()[1]
+        if transport == "UDP":
+            self._open_dialog(port)
+        payloads = []
+        while len(payloads) < count:
+            _, data = case(self.seed, index, self._dialog if transport == "UDP" else None, port, transport)
+            index += 1
+            if not sends_media_only_to_loopback(data):
+                self.report.skipped_off_host += 1
+                continue
+            payloads.append(data[:UDP_MAX] if transport == "UDP" else data)
+        while transport == "TCP" and not sends_media_only_to_loopback(b"".join(payloads)):
+            payloads.pop()  # a line of SDP made of the ends of two cases on the stream
+            self.report.skipped_off_host += 1
+        if transport == "UDP":
+            in_flight = 0
+            for data in payloads:
+                if in_flight and in_flight + len(data) > SYNC_BYTES:
+                    self._probe_udp()
+                    self._drain_udp()
+                    in_flight = 0
+                self._udp.sendto(data, self.target)
+                in_flight += len(data)
+            self.report.udp_cases += len(payloads)
+            self._drain_udp()
+            self._close_dialog()
+            self._probe_udp()
+            self._drain_udp()
+        else:
+            self._send_tcp(payloads)
+            self.report.tcp_cases += len(payloads)
+        self.report.cases += len(payloads)
+        return index
+
+    # ---- UDP: a dialog per batch, answers, cleanup, probes ----
+    def _open_dialog(self, port: int) -> None:
+        n = self.report.batches
+        ids = Ids(f"fz-dialog-{self.seed}-{n}@{HOST}", f"d{n}", "", f"z9hG4bK-fzd{self.seed}-{n}", port, "UDP")
+        invite, self._dialog = TEMPLATES["INVITE"](ids), None
+        deadline = time.monotonic() + self.probe_timeout
+        while self._dialog is None and time.monotonic() < deadline:
+            self._udp.sendto(invite, self.target)  # again after T1: it may have been lost
+            resend = time.monotonic() + T1
+            while self._dialog is None and time.monotonic() < resend:
+                self._drain_udp(wait=0.05, dialog=ids)
+
+    def _close_dialog(self) -> None:
+        if self._dialog is not None:
+            # the highest CSeq there is: in-dialog cases may have used any lower one
+            bye = _request("BYE", replace(self._dialog, branch=self._branch()), 9_999_999_999)
+            self._udp.sendto(bye, self.target)
+            self._dialog = None
+
+    def _drain_udp(self, wait: float = 0.0, dialog: Ids | None = None) -> None:
+        """Read the stub's answers; ACK the 2xx to our INVITEs (and hang those up unless it is
+        the dialog being opened)."""
+        self._udp.settimeout(wait)  # 0: non-blocking
+        try:
+            while True:
+                data = self._udp.recv(UDP_MAX)
+                for reply in self._answer(data, "UDP", dialog):
+                    self._udp.sendto(reply, self.target)
+        except (BlockingIOError, socket.timeout):
+            return
+
+    def _branch(self) -> str:
+        return f"z9hG4bK-fzc{self.seed}-{next(self._branches)}"
+
+    def _answer(self, data: bytes, transport: str, dialog: Ids | None = None) -> list[bytes]:
+        """The ACK for a 2xx to one of our INVITEs, and a BYE unless it opens `dialog`."""
+        try:
+            resp = parse_message(data)
+            number, method = resp.cseq
+        except SipParseError:
+            return []
+        if not isinstance(resp, SipResponse) or method != "INVITE" or not 200 <= resp.status < 300:
+            return []
+        ids = Ids(resp.call_id, (resp.headers.get("from") or "").rpartition(";tag=")[2],
+                  (resp.headers.get("to") or "").rpartition(";tag=")[2], self._branch(),
+                  self._udp.getsockname()[1], transport)
+        ack = _request("ACK", ids, number)
+        if dialog is not None and resp.call_id == dialog.call_id:
+            self._dialog = ids
+            return [ack]
+        self.report.fuzz_calls_answered += 1
+        return [ack, _request("BYE", replace(ids, branch=self._branch()), number + 1)]
+
+    def _probe_udp(self) -> None:
+        n = self.report.probes
+        ids = Ids(f"fz-probe-{self.seed}-{n}@{HOST}", "p", "", f"z9hG4bK-fzp{self.seed}-{n}",
+                  self._probe.getsockname()[1], "UDP")
+        options, sent = TEMPLATES["OPTIONS"](ids), time.monotonic()
+        interval, answered = T1, False
+        while not answered and time.monotonic() - sent < self.probe_timeout:
+            self._probe.sendto(options, self.target)  # retransmitted as a UAC does (timer E)
+            self._probe.settimeout(interval)
+            try:
+                while not answered:
+                    data = self._probe.recv(UDP_MAX)
+                    answered = ids.call_id.encode() in data and data.startswith(b"SIP/2.0 200")
+            except socket.timeout:
+                interval = min(2 * interval, 4.0)
+        if not answered:
+            self.report.hangs += 1
+            self.report.errors.append(f"no answer to OPTIONS within {self.probe_timeout} s")
+            return
+        self.report.probes += 1
+        self.report.probe_max_ms = max(self.report.probe_max_ms, (time.monotonic() - sent) * 1e3)
+
+    # ---- TCP: one connection per batch; then an OPTIONS on a fresh one ----
+    def _send_tcp(self, payloads: list[bytes]) -> None:
+        conn = socket.create_connection(self.target, timeout=self.probe_timeout)
+        replies = b""
+        try:
+            for data in payloads:
+                try:
+                    conn.sendall(data)
+                except OSError:  # the stub closed a stream it could not frame: a new one
+                    conn.close()
+                    conn = socket.create_connection(self.target, timeout=self.probe_timeout)
+            conn.settimeout(0.05)
+            replies = _read_some(conn)
+        finally:
+            conn.close()
+        self._hang_up_tcp(replies)
+        self._probe_tcp()
+
+    def _hang_up_tcp(self, replies: bytes) -> None:
+        cleanup = [reply for message in StreamFramer().feed(replies)
+                   for reply in self._answer(message, "TCP")]
+        if cleanup:
+            with socket.create_connection(self.target, timeout=self.probe_timeout) as conn:
+                conn.sendall(b"".join(cleanup))
+                conn.settimeout(0.2)
+                _read_some(conn)
+
+    def _probe_tcp(self) -> None:
+        n = self.report.probes
+        ids = Ids(f"fz-tprobe-{self.seed}-{n}@{HOST}", "p", "", f"z9hG4bK-fzt{self.seed}-{n}", 9, "TCP")
+        sent = time.monotonic()
+        with socket.create_connection(self.target, timeout=self.probe_timeout) as conn:
+            conn.sendall(TEMPLATES["OPTIONS"](ids))
+            framer, answered = StreamFramer(), False
+            try:
+                while not answered:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    answered = any(m.startswith(b"SIP/2.0 200") for m in framer.feed(chunk))
+            except socket.timeout:
+                pass
+        if not answered:
+            self.report.hangs += 1
+            self.report.errors.append(f"no answer to OPTIONS over TCP within {self.probe_timeout} s")
+            return
+        self.report.probes += 1
+        self.report.probe_max_ms = max(self.report.probe_max_ms, (time.monotonic() - sent) * 1e3)
+
+    # ---- real calls and crash checks ----
+    def _place_call(self, transport: str) -> None:
+        cmd = [shutil.which("sipp") or "sipp", "-sn", "uac", "-s", "+14345550101", "-i", HOST, "-p", "0",
+               "-m", "1", "-d", str(self.call_hold_ms), "-timeout", "30", "-timeout_error",
+               f"{HOST}:{self.stub.sip_port}"]
+        if transport == "tcp":
+            cmd[1:1] = ["-t", "t1"]
+        self._sipp.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, cwd=self.workdir))
+        self.report.calls_placed += 1
+
+    def _check(self) -> None:
+        journal = self.stub.journal
+        new, self._journal_seen = journal[self._journal_seen:], len(journal)
+        r = self.report
+        r.malformed_journaled += sum(1 for e in new if e.kind == "sip_malformed")
+        found = [f"internal_error: {e.data}"[:500] for e in new if e.kind == "internal_error"]
+        for errors in (self._loop_errors, self._log.records):  # appended to from the stub's thread
+            n = len(errors)
+            found += errors[:n]
+            del errors[:n]
+        r.crashes += len(found)
+        r.errors += found[:max(0, MAX_ERRORS - len(r.errors))]
+
+
+def _read_some(conn: socket.socket) -> bytes:
+    """What arrives on `conn` until it is quiet for its timeout or closed (at most 4 MB)."""
+    data = b""
+    try:
+        while len(data) < 4 * 1024 * 1024:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
+def stub_for_fuzzing(run_dir: Path):
+    """The stub with the bundled update-prompt handler answering every number."""
+    from harness.sma.model import SipMediaApplication, SipRule
+    from harness.stub import Stub, StubConfig
+    sma_id = "5f0e8c2a-6d1b-4c55-9a3e-2b7f1e0d9c41"
+    profiles = ROOT / "sip_profiles"
+    sma = SipMediaApplication(sma_id, str(profiles / "handlers" / "update_prompt.py"), name="update-prompt")
+    return Stub(StubConfig([sma], [SipRule("rule-1", "ToPhoneNumber", "*", [(1, sma_id)])],
+                           profiles / "bucket", run_dir=run_dir))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--calls-every", type=int, default=40, help="batches between SIPp calls")
+    args = parser.parse_args()
+    if shutil.which("sipp") is None:
+        sys.exit("sipp is not installed (Debian package sip-tester)")
+    with tempfile.TemporaryDirectory() as tmp:
+        with stub_for_fuzzing(Path(tmp)) as stub, \
+                SipFuzzer(stub, args.seed, Path(tmp), args.calls_every) as fuzzer:
+            report = fuzzer.run(args.cases, args.max_seconds)
+    print(json.dumps(report.to_json(), indent=2))
+
+
+if __name__ == "__main__":
+    main()
