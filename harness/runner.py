@@ -19,6 +19,7 @@ from .caller import Call, Caller, CallerError, Listener
 from .media.sources import read_wav
 from .profiles.schema import Profile, Step
 from .sma.model import SipMediaApplication, SipRule
+from .netem import NetworkImpairment
 from .remote import RemoteStub, RemoteStubError
 from .report import write_profile_reports
 from .stub import Stub, StubConfig
@@ -80,10 +81,17 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
                      [(r.priority, sma.sip_media_application_id)])
              for i, r in enumerate(spec.sip_rules)]
     low = random.randrange(20000, 60000 - RTP_PORTS_PER_RUN, 2)
+    impairment = None
+    if profile.network is not None:
+        plain = asdict(profile.network)
+        for kind in ("sip", "rtp"):
+            plain[kind] = {d: {k: v for k, v in o.items() if v is not None}
+                           for d, o in (plain[kind] or {}).items() if o is not None}
+        impairment = NetworkImpairment.from_dict(plain)
     return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
                       handler_timeout_s=spec.handler_timeout_ms / 1000,
                       handler_retries=spec.handler_retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN))
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment)
 
 
 def api_client(stub: Stub, region: str):

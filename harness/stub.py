@@ -26,6 +26,7 @@ from .media.g711 import SILENCE_BYTE
 from .media.recording import Recording
 from .media.sources import FRAME_SAMPLES, RATE, InvalidAudioSource, wav_frames
 from .media.speech import SpeechError, speech_frames
+from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
 from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
@@ -67,6 +68,7 @@ class StubConfig:
     rtp_port_range: tuple[int, int] | None = None
     routes: dict[str, str] = field(default_factory=dict)
     api: ApiSettings = field(default_factory=ApiSettings)
+    impairment: NetworkImpairment | None = None
 
     @property
     def written_dir(self) -> Path | None:
@@ -142,8 +144,9 @@ class Stub:
         self._loop = asyncio.get_running_loop()
         cfg = self.config
         self._load_applications(cfg)
-        self.media = MediaEngine(cfg.host, cfg.rtp_port_range)
-        self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp)
+        self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
+        self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp,
+                                                impairment=cfg.impairment)
         self.tcp = await TcpSipTransport.listen(cfg.host, self.udp.port, self._on_tcp)
         app = build_app(self, cfg.api)
         add_control_routes(app, self)
@@ -201,6 +204,9 @@ class Stub:
             await self.media.close()
         for handler in self._handlers.values():
             await handler.close()
+        if self.config.impairment is not None:
+            for record in self.config.impairment.records:
+                self._note("impairment", None, packet=record.to_json())
 
     def start(self) -> "Stub":
         """Run the stub embedded, on its own event loop in a background thread."""

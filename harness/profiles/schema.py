@@ -58,6 +58,44 @@ class StubSpec:
 
 
 @dataclass
+class ImpairmentSpec:
+    """Seeded impairment of one direction of SIP or RTP at the stub's network edge."""
+
+    loss: float = 0.0
+    burst_loss: list[float] | None = None  # Gilbert-Elliott [p_enter, p_stay]
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    reorder: float = 0.0
+    duplicate: float = 0.0
+    drop_match: str | None = None  # a regex the start of a datagram must match to be dropped
+    drop_nth: int = 1
+    drop_count: int = 1
+
+    def validate(self) -> str | None:
+        for name in ("loss", "reorder", "duplicate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                return f"{name} is a probability between 0 and 1"
+        if self.burst_loss is not None and len(self.burst_loss) != 2:
+            return "burst_loss is [p_enter, p_stay]"
+        return None
+
+
+@dataclass
+class DirectionsSpec:
+    outgoing: ImpairmentSpec | None = None
+    incoming: ImpairmentSpec | None = None
+
+
+@dataclass
+class NetworkSpec:
+    """Impairment at the stub's edge (outgoing before the wire, incoming after it)."""
+
+    seed: int = 0
+    sip: DirectionsSpec | None = None
+    rtp: DirectionsSpec | None = None
+
+
+@dataclass
 class EndpointSpec:
     """SIP settings of a user agent, named and reusable across steps."""
 
@@ -190,6 +228,7 @@ class Profile:
     endpoints: dict[str, EndpointSpec] = field(default_factory=lambda: {"default": EndpointSpec()})
     expect: Expect = field(default_factory=Expect)
     callees: list[CalleeSpec] = field(default_factory=list)
+    network: NetworkSpec | None = None
     path: Path | None = field(default=None, init=False)
 
     def validate(self) -> str | None:
