@@ -1,4 +1,5 @@
-"""analyze_pcap on crafted captures: SIP over UDP and TCP, HTTP, RTP stream discovery."""
+"""analyze_pcap on crafted captures: SIP over UDP and TCP, HTTP, RTP stream discovery and
+RTP header parsing."""
 from __future__ import annotations
 
 import random
@@ -6,8 +7,11 @@ import random
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from harness.media.rtp import RtpPacket, TelephoneEvent
+from harness.media.rtp import RtpError, RtpPacket, TelephoneEvent
 from harness.wire.analysis import analyze_pcap
+from harness.wire.datagrams import decode_capture
+from harness.wire.pcap_records import read_records
+from harness.wire.rtp_streams import RtpHeaders
 from harness.wire.testing import CaptureBuilder, sdp_body, sip_message
 
 CALLER, STUB = ("127.0.0.1", 5060), ("127.0.0.1", 5080)
@@ -122,6 +126,10 @@ def test_streams_come_from_sdp_and_only_after_it(tmp_path):
     assert a.streams(src=STUB_RTP) == [out] and a.streams(dst=STUB_RTP)[0].ssrc == 0xBBBB
     assert len(a.streams(dst=(STUB_RTP[0], 0))) == 2  # port 0: any port
     assert [f.sequence for f in a.flow(STUB_RTP, CALLER_RTP)] == list(range(13, 63))
+    frames = out.packets                       # columns; RtpFrame objects made on access
+    assert len(frames) == 50 and frames[-1] == list(frames)[-1] == frames[10:][-1]
+    assert (frames[0].sequence, frames[0].timestamp, frames[0].payload) == (13, 480, b"\xff" * 160)
+    assert [f.number for f in frames[:2]] == frames.number[:2].tolist()
 
 
 def test_event_payload_type_named_only_by_the_sender_is_still_decodable(tmp_path):
@@ -181,3 +189,38 @@ def test_many_calls_and_random_payloads_do_not_crash(tmp_path):
     a = analyze_pcap(cb.write(str(tmp_path / "fuzz.pcap")))
     assert list(a.dialogs) == ["call-0", "call-1", "call-2"]
     assert all(len(p.payload) >= 0 for s in a.rtp_streams for p in s.packets)
+
+
+def test_vectorised_rtp_header_parsing_agrees_with_rtp_packet_parse(tmp_path):
+    """CSRC lists, header extensions and padding, valid or cut short, and random bytes."""
+    rnd = random.Random(3)
+    payloads = []
+    for _ in range(600):
+        body = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 30)))
+        packet = RtpPacket(rnd.choice([0, 8, 101, 72, 76, 77, 127]), rnd.getrandbits(16),
+                           rnd.getrandbits(32), rnd.getrandbits(32), body, marker=rnd.random() < 0.3, csrc=tuple(range(rnd.choice([0, 0, 1, 15]))),
+                           extension=rnd.choice([None, (0xBEDE, bytes(4 * rnd.randint(0, 3)))]),
+                           padding=rnd.choice([0, 0, 1, 4])).build()
+        if rnd.random() < 0.3:
+            packet = packet[:rnd.randint(0, len(packet))]
+        if rnd.random() < 0.1:
+            packet = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 20)))
+        payloads.append(packet)
+    cb = CaptureBuilder()
+    for i, payload in enumerate(payloads):
+        cb.udp(0.001 * i, STUB_RTP, CALLER_RTP, payload)
+    udp = decode_capture(read_records(cb.write(str(tmp_path / "rtp.pcap")))).udp
+    headers = RtpHeaders.parse(udp)
+    columns = ("row", "sequence", "timestamp", "ssrc", "payload_type", "marker", "offset", "length")
+    ours = {row: (seq, ts, ssrc, pt, marker, udp.data[off:off + size])
+            for row, seq, ts, ssrc, pt, marker, off, size
+            in zip(*(getattr(headers, name).tolist() for name in columns))}
+    theirs = {}
+    for row, payload in enumerate(payloads):
+        try:
+            p = RtpPacket.parse(payload)
+        except RtpError:
+            continue
+        if not 72 <= p.payload_type <= 76:
+            theirs[row] = (p.sequence, p.timestamp, p.ssrc, p.payload_type, p.marker, p.payload)
+    assert ours == theirs and len(theirs) > 200

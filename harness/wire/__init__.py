@@ -1,7 +1,10 @@
 """The wire: capture packets (`capture`) and read any capture (`analysis.analyze_pcap`).
 
-`pcap` reads and writes files, `tcp_streams` reassembles TCP, `sip_ladder` and
-`http_requests` find the messages, `sdp` + `rtp_streams` + `rtp_stats` the RTP streams and
-their tshark-equal statistics, `audio` what the streams carry, `switch` whether a call
-switched prompts after an update request. `testing` builds synthetic captures for tests.
+`pcap_records` walks a pcap/pcapng file's records, `datagrams` decodes their UDP datagrams
+into numpy columns (with `packets.decode_frame` for the uncommon frames), `tcp_streams`
+reassembles TCP, `sip_ladder` and `http_requests` find the messages, `sdp` + `rtp_streams` +
+`rtp_stats` the RTP streams and their tshark-equal statistics, `audio` what the streams
+carry, `switch` whether a call switched prompts after an update request, `report_text` the
+text report of a capture. `pcap` reads and writes captures as packet objects, and `testing`
+builds synthetic captures for tests.
 """

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.wire.datagrams import decode_capture
 from harness.wire.http_requests import HttpRequest, http_requests
-from harness.wire.pcap import Address, read_pcap
+from harness.wire.packets import Address
+from harness.wire.pcap_records import read_records
 from harness.wire.rtp_streams import RtpFrame, RtpStream, find_rtp_streams
 from harness.wire.sip_ladder import SipOnWire, group_dialogs, ladder_text, sip_from_tcp, sip_from_udp
 from harness.wire.tcp_streams import frame_messages, reassemble
@@ -55,12 +57,11 @@ def _match(addr: Address, want: Address | None) -> bool:
 
 def analyze_pcap(path: str) -> WireAnalysis:
     """Read a pcap/pcapng file and find its SIP, HTTP and RTP (raises PcapError if unreadable)."""
-    capture = read_pcap(path)
-    packets = capture.packets
-    text_messages = [m for run in reassemble(packets) for m in frame_messages(run)]
-    sip = sorted(sip_from_udp(packets) + sip_from_tcp(text_messages),
+    capture = decode_capture(read_records(path))
+    text_messages = [m for run in reassemble(capture.tcp) for m in frame_messages(run)]
+    sip = sorted(sip_from_udp(capture.udp.text_packets()) + sip_from_tcp(text_messages),
                  key=lambda m: (m.ts_ns, m.number))
-    streams = find_rtp_streams(packets, sip, capture.start_ns)
+    streams = find_rtp_streams(capture.udp, sip, capture.start_ns)
     return WireAnalysis(path=path, start_ns=capture.start_ns, frames=capture.frames,
                         sip=tuple(sip), dialogs=group_dialogs(sip),
                         http=tuple(http_requests(text_messages)), rtp_streams=tuple(streams))

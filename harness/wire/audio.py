@@ -131,24 +131,22 @@ def decode_frame(stream: RtpStream, frame: RtpFrame) -> np.ndarray | None:
 
 def audio_frames(stream: RtpStream) -> list[tuple[RtpFrame, np.ndarray]]:
     """The stream's G.711 packets with their decoded samples, in capture order."""
-    out = []
-    for frame in stream.packets:
-        pcm = decode_frame(stream, frame)
-        if pcm is not None:
-            out.append((frame, pcm))
-    return out
+    g711 = [pt for pt in stream.payload_types
+            if (stream.encoding_name(pt) or "").upper() in DECODERS]
+    frames = stream.packets.select(np.isin(stream.packets.payload_type, g711))
+    return [(frame, decode_frame(stream, frame)) for frame in frames]
 
 
 def dtmf_events(stream: RtpStream) -> list[DtmfEvent]:
     """The RFC 4733 events of a stream, one per event (packets sharing an RTP timestamp)."""
     events: dict[tuple[int, int], list[tuple[RtpFrame, TelephoneEvent]]] = {}
-    for frame in stream.packets:
-        if frame.payload_type in stream.event_payload_types:
-            try:
-                ev = TelephoneEvent.parse(frame.payload)
-            except RtpError:
-                continue
-            events.setdefault((frame.timestamp, ev.event), []).append((frame, ev))
+    carrying = np.isin(stream.packets.payload_type, list(stream.event_payload_types))
+    for frame in stream.packets.select(carrying):
+        try:
+            ev = TelephoneEvent.parse(frame.payload)
+        except RtpError:
+            continue
+        events.setdefault((frame.timestamp, ev.event), []).append((frame, ev))
     out = []
     for (_ts, code), items in events.items():
         rate = stream.encodings[items[0][0].payload_type][1] or SAMPLE_RATE
@@ -242,13 +240,21 @@ def label_packets(stream: RtpStream, prompts: Mapping[str, np.ndarray] | None = 
                   matcher: PromptMatcher | None = None) -> list[PacketAudio]:
     """Label every audio packet of a stream (see the module docstring).
 
-    Pass `prompts`, or a `matcher` built once to reuse for several streams.
+    Pass `prompts`, or a `matcher` built once to reuse for several streams. Packets with the
+    same payload (digital silence, a steady tone, a repeated prompt) are measured once.
     """
     frames = audio_frames(stream)
     if matcher is None and prompts:
         codec = next((stream.encoding_name(f.payload_type) for f, _ in frames), None) or "PCMU"
         matcher = PromptMatcher(prompts, codec.upper())
-    levels = [level_dbfs(pcm) for _, pcm in frames]
+    level_of: dict[tuple[int, bytes], float] = {}
+    tone_of: dict[tuple[int, bytes], float | None] = {}
+    levels = []
+    for frame, pcm in frames:
+        key = (frame.payload_type, frame.payload)
+        if key not in level_of:
+            level_of[key] = level_dbfs(pcm)
+        levels.append(level_of[key])
     prompt_labels = _match_prompts(frames, levels, matcher) if matcher else [None] * len(frames)
     out = []
     for (frame, pcm), level, match in zip(frames, levels, prompt_labels):
@@ -260,7 +266,10 @@ def label_packets(stream: RtpStream, prompts: Mapping[str, np.ndarray] | None = 
         elif level < SILENCE_DBFS:
             out.append(PacketAudio(kind="silence", **base))
         else:
-            freq = tone_frequency(pcm)
+            key = (frame.payload_type, frame.payload)
+            if key not in tone_of:
+                tone_of[key] = tone_frequency(pcm)
+            freq = tone_of[key]
             out.append(PacketAudio(kind="tone" if freq is not None else "other",
                                    frequency_hz=freq, **base))
     return out

@@ -23,7 +23,7 @@ from scapy.data import ARPHRD_TO_DLT
 from scapy.libs.structures import sock_fprog
 from scapy.utils import RawPcapWriter
 
-from harness.wire.pcap import LINKTYPE_RAW
+from harness.wire.packets import LINKTYPE_RAW
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from harness.wire.pcap import Address
+from harness.wire.packets import Address
 from harness.wire.tcp_streams import TextMessage, decode_chunked
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 _CN = (13, 19)
 #: Wireshark's clock rates of static payload types (ui/tap-rtp-analysis.c clock_map).
 STATIC_CLOCK_RATES = {0: 8000, 1: 8000, 2: 8000, 3: 8000, 4: 8000, 5: 8000, 6: 16000, 7: 8000,
@@ -36,7 +38,8 @@ def clock_rate(payload_type: int, encoding: tuple[str, int] | None) -> int:
         return STATIC_CLOCK_RATES.get(payload_type, 0)
     if encoding is None or encoding[0].lower().startswith("telephone-event"):
         return 0
-    return encoding[1] or NAMED_CLOCK_RATES.get(encoding[0].lower(), 0)
+    rate = encoding[1] or NAMED_CLOCK_RATES.get(encoding[0].lower(), 0)
+    return rate if rate >= 1000 else 0  # Wireshark divides timestamps by rate // 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,83 +64,149 @@ class RtpStats:
         return 100.0 * self.lost / self.expected if self.expected else 0.0
 
 
-def _unset_last(value: float | None) -> float:
-    return float("inf") if value is None else value
+def stream_stats(time_ms: np.ndarray, seq: np.ndarray, ts: np.ndarray, pt: np.ndarray,
+                 marker: np.ndarray, rate: np.ndarray) -> RtpStats:
+    """The statistics of one stream from its packets' columns, in capture order: relative
+    capture time (ms), sequence number, RTP timestamp, payload type, marker bit, clock rate.
+
+    All with numpy. The jitter and the running means are recurrences: they are evaluated
+    in closed form (`_jitter_scan`, `_mean_scan`), within a bound of what Wireshark's
+    sequential arithmetic gives; a value whose bound straddles a rounding boundary of the
+    3 decimals tshark prints is recomputed in Wireshark's order of operations, so the
+    printed numbers are always the same. The sequence-number state machine is only stepped
+    through in Python when packets arrive late or out of time.
+    """
+    n = len(seq)
+    if n == 0:
+        return RtpStats(0, 0, 0, 0, None, 0.0, 0.0, None, 0.0, 0.0, False)
+    seq = seq.astype(np.int64)
+    rel_ts = (ts.astype(np.int64) - int(ts[0])) & 0xFFFFFFFF
+    wrong_ts = rel_ts >= 0x80000000
+    in_time = ~wrong_ts
+    last_in_time = np.maximum.accumulate(np.where(in_time, np.arange(n), 0))
+    arrival = time_ms[np.concatenate(([0], last_in_time[:-1]))]  # previous in-time packet's
+    cn = np.isin(pt, _CN)
+    counted = ~(marker | wrong_ts | cn | np.concatenate(([True], cn[:-1])))
+    counted[0] = False
+    updates = np.flatnonzero(in_time & (rate > 0))
+    updates = updates[updates > 0]
+    nominal = rel_ts[updates] / (rate[updates] // 1000)
+    expected = arrival[updates] + (nominal - np.concatenate(([0.0], nominal[:-1])))
+    deviation = np.abs(time_ms[updates] - expected)
+    at = np.flatnonzero(counted)
+    delta = time_ms[at] - arrival[at]
+    with_rate = at[rate[at] > 0]
+    jitter_of = np.searchsorted(updates, with_rate)  # each counted audio packet's jitter
+    mean_delta, min_jitter, mean_jitter, max_jitter = _printed_floats(
+        at, delta, with_rate, deviation, jitter_of)
+    errors = _sequence_errors(seq, in_time)
+    expected_packets = int(seq[-1]) + _cycles(seq, in_time) * 65536 - int(seq[0]) + 1
+    return RtpStats(
+        n, expected_packets, expected_packets - n, errors,
+        float(delta.min()) if len(at) else None, mean_delta,
+        max(0.0, float(delta.max())) if len(at) else 0.0, min_jitter, mean_jitter, max_jitter,
+        bool(wrong_ts.any()) or errors > 0)
 
 
-class StatsAccumulator:
-    """Feed packets in capture order with `add`; read the result with `result`."""
+_EPS = float(np.finfo(np.float64).eps)
+_BLOCK = 256
+_A = 15 / 16
+_UP, _DOWN = _A ** -np.arange(_BLOCK), _A ** np.arange(_BLOCK)
 
-    def __init__(self) -> None:
-        self._n = 0
 
-    def add(self, time_ms: float, seq: int, ts: int, pt: int, marker: bool, rate: int) -> None:
-        """Account one packet: its relative capture time, header fields and clock rate."""
-        if self._n == 0:
-            self._start(time_ms, seq, ts, pt)
-            return
-        wrong_ts = not ((ts - self._first_ts) & 0xFFFFFFFF) < 0x80000000
-        in_time = not wrong_ts
-        self._problem |= wrong_ts
-        self._sequence(seq, in_time)
-        excluded = marker or wrong_ts or pt in _CN or self._pt in _CN
-        self._pt = pt
-        jitter_now = None
-        if in_time:
-            if rate:
-                nominal = ((ts - self._first_ts) & 0xFFFFFFFF) / (rate // 1000)
-                expected = self._time + (nominal - self._last_nominal)
-                jitter_now = (15 * self._jitter + abs(time_ms - expected)) / 16
-                self._jitter = jitter_now
-                self._last_nominal = nominal
-            self._delta = time_ms - self._time
-        if not excluded:
-            n = self._n
-            self._max_delta = max(self._max_delta, self._delta)
-            self._min_delta = min(self._min_delta, self._delta, key=_unset_last)
-            self._mean_delta = (self._mean_delta * (n - 1) + self._delta) / n
-            if rate:
-                current = jitter_now if jitter_now is not None else 0.0
-                self._max_jitter = max(self._max_jitter, self._jitter)
-                self._mean_jitter = (self._mean_jitter * (n - 1) + current) / n
-                self._min_jitter = min(self._min_jitter, self._jitter, key=_unset_last)
-        if in_time:
-            self._time = time_ms
-        self._stop_seq = seq
-        self._n += 1
+def _printed_floats(at, delta, with_rate, deviation, jitter_of) -> tuple[float, ...]:
+    """(mean delta, min, mean and max jitter) as tshark prints them (see stream_stats)."""
+    jitter = _jitter_scan(deviation)
+    fast = _floats(_mean_scan(at, delta), jitter[jitter_of], _mean_scan(with_rate, jitter[jitter_of]))
+    jitter_error = 64 * _BLOCK * _EPS * float(jitter.max(initial=0.0))
+    bounds = [_mean_error(at, delta), _mean_error(with_rate, jitter[jitter_of]) + jitter_error,
+              jitter_error, jitter_error]
+    if all(v is None or f"{v - e:.3f}" == f"{v + e:.3f}" for v, e in zip(fast, bounds)):
+        return fast
+    jitter = np.array(_jitter(deviation.tolist()))
+    return _floats(_running_mean(at, delta), jitter[jitter_of],
+                   _running_mean(with_rate, jitter[jitter_of]))
 
-    def _start(self, time_ms: float, seq: int, ts: int, pt: int) -> None:
-        self._n = 1
-        self._start_seq = self._stop_seq = self._seq = seq
-        self._first_ts, self._time, self._pt = ts, time_ms, pt
-        self._last_nominal = self._delta = self._jitter = 0.0
-        self._max_delta = self._mean_delta = self._max_jitter = self._mean_jitter = 0.0
-        self._min_delta: float | None = None
-        self._min_jitter: float | None = None
-        self._cycles, self._under, self._seq_errors, self._problem = 0, False, 0, False
 
-    def _sequence(self, seq: int, in_time: bool) -> None:
-        if in_time and seq < self._start_seq and not self._under:
-            self._cycles, self._under = self._cycles + 1, True
-        elif in_time and seq == 0 and self._stop_seq == 65535 and not self._under:
-            self._cycles, self._under = self._cycles + 1, True
-        elif in_time and seq > self._start_seq and self._under:
-            self._under = False
-        if in_time and (self._seq + 1 == seq or (self._seq == 65535 and seq == 0)):
-            self._seq = seq
-        elif in_time and (self._seq + 1 < seq or self._seq - seq > 0xFF00):
-            self._seq = seq
-            self._seq_errors += 1
-            self._problem = True
-        elif self._seq + 1 > seq:
-            self._seq_errors += 1
-            self._problem = True
+def _floats(mean_delta: float, jitter: np.ndarray, mean_jitter: float) -> tuple[float, ...]:
+    return (mean_delta, float(jitter.min()) if len(jitter) else None, mean_jitter,
+            max(0.0, float(jitter.max())) if len(jitter) else 0.0)
 
-    def result(self) -> RtpStats:
-        """The statistics of the packets added so far."""
-        if self._n == 0:
-            return RtpStats(0, 0, 0, 0, None, 0.0, 0.0, None, 0.0, 0.0, False)
-        expected = self._stop_seq + self._cycles * 65536 - self._start_seq + 1
-        return RtpStats(self._n, expected, expected - self._n, self._seq_errors,
-                        self._min_delta, self._mean_delta, self._max_delta, self._min_jitter,
-                        self._mean_jitter, self._max_jitter, self._problem)
+
+def _jitter_scan(deviation: np.ndarray) -> np.ndarray:
+    """RFC 3550 jitter after each packet, J = (15 J + |D|) / 16 from 0, by blocks: within a
+    block J_t = a^t (a J_in + sum_{j <= t} a^-j D_j / 16) with a = 15/16, and only the
+    blocks' entry values J_in are carried from block to block in Python."""
+    n = len(deviation)
+    blocks = -(-n // _BLOCK)
+    d = np.zeros(blocks * _BLOCK)
+    d[:n] = deviation / 16
+    sums = np.cumsum(d.reshape(blocks, _BLOCK) * _UP, axis=1)
+    entry, j, step = np.empty(blocks), 0.0, _A ** _BLOCK
+    for i, inside in enumerate((_DOWN[-1] * sums[:, -1]).tolist()):
+        entry[i] = j
+        j = step * j + inside
+    return (_DOWN * (_A * entry[:, None] + sums)).ravel()[:n]
+
+
+def _jitter(deviations: list[float]) -> list[float]:
+    """The same jitter in Wireshark's order of operations, one packet at a time."""
+    out, j = [], 0.0
+    append = out.append
+    for d in deviations:
+        j = (15 * j + d) / 16
+        append(j)
+    return out
+
+
+def _mean_scan(at: np.ndarray, values: np.ndarray) -> float:
+    """Wireshark's running mean (see `_running_mean`) in closed form: S = mean * i obeys
+    S_k = S_{k-1} (i_k - 1) / i_{k-1} + x_k, so with G the running product of those
+    factors, mean = G_K / i_K * sum_k x_k / G_k."""
+    if not len(at):
+        return 0.0
+    index = at.astype(np.float64)
+    factors = np.ones(len(at))
+    factors[1:] = (index[1:] - 1) / index[:-1]
+    growth = np.cumprod(factors)
+    return float(np.sum(values / growth) * growth[-1] / index[-1])
+
+
+def _mean_error(at: np.ndarray, values: np.ndarray) -> float:
+    """A bound on |_mean_scan - _running_mean|: a few roundings per value, none amplified."""
+    return 8 * len(at) * _EPS * float(np.abs(values).max(initial=0.0))
+
+
+def _running_mean(at: np.ndarray, values: np.ndarray) -> float:
+    """Wireshark's mean: at packet index i, mean = (mean * (i - 1) + value) / i."""
+    mean = 0.0
+    for i, value in zip(at.tolist(), values.tolist()):
+        mean = (mean * (i - 1) + value) / i
+    return mean
+
+
+def _cycles(seq: np.ndarray, in_time: np.ndarray) -> int:
+    """Sequence-number wraps: a latch set by an in-time packet below the first sequence number
+    (or 0 after 65535) and reset by one above it; each setting counts a cycle."""
+    first, cur, ok = seq[0], seq[1:], in_time[1:]
+    below = ok & ((cur < first) | ((cur == 0) & (seq[:-1] == 65535)))
+    events = below[below | (ok & (cur > first))]
+    return int(np.count_nonzero(events & ~np.concatenate(([False], events[:-1]))))
+
+
+def _sequence_errors(seq: np.ndarray, in_time: np.ndarray) -> int:
+    """Packets that are not the next sequence number after the highest one accepted."""
+    prev, cur = seq[:-1], seq[1:]
+    follows = (prev + 1 == cur) | ((prev == 65535) & (cur == 0))
+    jumps = ~follows & ((prev + 1 < cur) | (prev - cur > 0xFF00))
+    if in_time.all() and (follows | jumps).all():  # each packet is accepted: no state needed
+        return int(np.count_nonzero(jumps))
+    accepted, errors = int(seq[0]), 0
+    for s, ok in zip(cur.tolist(), in_time[1:].tolist()):
+        if ok and (accepted + 1 == s or (accepted == 65535 and s == 0)):
+            accepted = s
+        elif ok and (accepted + 1 < s or accepted - s > 0xFF00):
+            accepted, errors = s, errors + 1
+        elif accepted + 1 > s:
+            errors += 1
+    return errors

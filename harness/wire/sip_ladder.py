@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from harness.sip.message import SipMessage, SipParseError, SipRequest, SipResponse, parse_message
-from harness.wire.pcap import Address, Packet
+from harness.wire.packets import Address, Packet
 from harness.wire.tcp_streams import TextMessage
 
 _COLUMN = 30

@@ -72,7 +72,7 @@ def check_switch(analysis: WireAnalysis, stream: RtpStream, request: HttpRequest
         frames = sorted((f for s in flow for f, _ in audio_frames(s)), key=lambda f: f.number)
         start = before[-1].number if before else first_new.number
         gaps = _discontinuities([f for f in frames if start <= f.number <= first_new.number],
-                                {f.number: s.ssrc for s in flow for f in s.packets})
+                                {n: s.ssrc for s in flow for n in s.packets.number.tolist()})
         problems.extend(gaps)
     if problems:
         reason = "; ".join(problems)

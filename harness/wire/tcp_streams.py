@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from harness.wire.pcap import Address, Packet
+from harness.wire.packets import Address, Packet
 
 _SYN = 0x02
 _START_LINE = re.compile(rb"(?:[A-Z]+ \S+ (?:SIP/2\.0|HTTP/1\.[01])|SIP/2\.0 \d{3}|HTTP/1\.[01] \d{3})")

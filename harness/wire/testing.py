@@ -1,16 +1,32 @@
-"""Build synthetic captures with chosen packet times, for tests of the wire analysis.
+"""Build synthetic captures with chosen packet times, and compare stream tables with tshark's.
 
-Frames are Ethernet/IPv4 built with scapy, as on `lo`; `CaptureBuilder.write` stores them in a
-nanosecond pcap.
+Frames are Ethernet/IPv4 as on `lo` (UDP built with struct, TCP with scapy);
+`CaptureBuilder.write` stores them in a nanosecond pcap. `tshark_stream_table` reads what
+`tshark -q -z rtp,streams` prints and `stream_table` formats our streams the same way, for
+the tests and the benchmark.
 """
 from __future__ import annotations
 
+import re
+import socket
+import struct
 import zlib
+from collections.abc import Iterable
 
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from harness.wire.pcap import Address, write_pcap
+from harness.wire.packets import Address
+from harness.wire.pcap import write_pcap
+from harness.wire.rtp_streams import RtpStream
+
+_TSHARK_ROW = re.compile(
+    r"^\s*[\d.]+\s+[\d.]+\s+(\S+)\s+(\d+)\s+(\S+)\s+(\d+)\s+0x([0-9A-Fa-f]+)\s+.*?\s+(\d+)\s+"
+    r"(-?\d+) \(-?[\d.]+%\)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)"
+    r"\s+(-?[\d.]+)\s*(X?)\s*$")
+_NO_MAC = "00:00:00:00:00:00"
+STREAM_FIELDS = ("packets", "lost", "min_delta", "mean_delta", "max_delta", "min_jitter",
+                 "mean_jitter", "max_jitter", "problem")
 
 
 def sdp_body(address: str, port: int, rtpmap: dict[int, str], session_id: int = 1) -> bytes:
@@ -35,6 +51,18 @@ def sip_message(start_line: str, call_id: str, cseq: str, src: Address, body: by
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+def udp_frame(src: Address, dst: Address, payload: bytes) -> bytes:
+    """An Ethernet/IPv4/UDP frame as on `lo` (zero MAC addresses, no UDP checksum)."""
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0x4000, 64, 17, 0,
+                               socket.inet_aton(src[0]), socket.inet_aton(dst[0])))
+    total = sum(struct.unpack("!10H", ip))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    ip[10:12] = struct.pack("!H", ~total & 0xFFFF)
+    return (bytes(12) + b"\x08\x00" + bytes(ip)
+            + struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload)
+
+
 class CaptureBuilder:
     """Collects frames with times (seconds from t0) and writes them as a pcap."""
 
@@ -45,8 +73,7 @@ class CaptureBuilder:
 
     def udp(self, t: float, src: Address, dst: Address, payload: bytes) -> None:
         """Add one UDP datagram at t seconds."""
-        frame = Ether() / IP(src=src[0], dst=dst[0]) / UDP(sport=src[1], dport=dst[1]) / payload
-        self.frames.append((self.t0_ns + round(t * 1e9), bytes(frame)))
+        self.frames.append((self.t0_ns + round(t * 1e9), udp_frame(src, dst, payload)))
 
     def tcp(self, t: float, src: Address, dst: Address, data: bytes, segment: int = 1400,
             gap: float = 0.0005) -> None:
@@ -54,7 +81,7 @@ class CaptureBuilder:
         seq = self._tcp_seq.get((src, dst), 1000)
         for i in range(0, len(data), segment):
             chunk = data[i:i + segment]
-            frame = (Ether() / IP(src=src[0], dst=dst[0])
+            frame = (Ether(src=_NO_MAC, dst=_NO_MAC) / IP(src=src[0], dst=dst[0])
                      / TCP(sport=src[1], dport=dst[1], seq=seq, ack=1, flags="PA") / chunk)
             self.frames.append((self.t0_ns + round((t + gap * (i // segment)) * 1e9), bytes(frame)))
             seq += len(chunk)
@@ -64,3 +91,28 @@ class CaptureBuilder:
         """Write the frames (in time order unless sort=False) to `path`; return the path."""
         write_pcap(path, sorted(self.frames, key=lambda f: f[0]) if sort else self.frames)
         return path
+
+
+def tshark_stream_table(output: str) -> dict[tuple, dict]:
+    """The rows `tshark -q -z rtp,streams` printed, by (src, sport, dst, dport, ssrc)."""
+    table = {}
+    for line in output.splitlines():
+        m = _TSHARK_ROW.match(line)
+        if m:
+            g = m.groups()
+            table[(g[0], int(g[1]), g[2], int(g[3]), int(g[4], 16))] = dict(
+                zip(STREAM_FIELDS, (int(g[5]), int(g[6]), *g[7:13], g[13] == "X")))
+    return table
+
+
+def stream_table(streams: Iterable[RtpStream]) -> dict[tuple, dict]:
+    """Our streams' statistics with tshark's precision (-1.000 where it has no minimum)."""
+    def ms(x):
+        return "-1.000" if x is None else f"{x:.3f}"
+    table = {}
+    for s in streams:
+        st = s.stats
+        table[(*s.src, *s.dst, s.ssrc)] = dict(zip(STREAM_FIELDS, (
+            st.packets, st.lost, ms(st.min_delta_ms), ms(st.mean_delta_ms), ms(st.max_delta_ms),
+            ms(st.min_jitter_ms), ms(st.mean_jitter_ms), ms(st.max_jitter_ms), st.problem)))
+    return table
