@@ -102,11 +102,17 @@ def cmd_serve(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    from .runner import load_prompts
     from .wire.analysis import analyze_pcap
-    analysis = analyze_pcap(args.pcap)
-    print(analysis.ladder_text())
-    for stream in analysis.rtp_streams:
-        print(stream.describe())
+    from .wire.pcap import PcapError
+    from .wire.report_text import render_analysis
+    try:
+        analysis = analyze_pcap(args.pcap)
+    except (OSError, PcapError) as exc:
+        print(f"sip-harness: {args.pcap}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    prompts = load_prompts(Path(args.bucket)) if args.bucket else None
+    print(render_analysis(analysis, prompts))
     return EXIT_OK
 
 
@@ -136,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
     analyze.add_argument("pcap")
+    analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     analyze.set_defaults(func=cmd_analyze)
     return parser
 

@@ -291,10 +291,25 @@ class ProfileRun:
                                 {"status": seen}))
         if expect.recording_tone_hz is not None:
             checks.append(self._check_recording(journal, expect.recording_tone_hz))
+        if self.profile.network is not None:
+            checks.append(self._check_impairment(stub, wire, journal))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
                             dict(self.leftovers)))
         self.result.verdict = "pass" if all(c.passed for c in checks) else "fail"
+
+    def _check_impairment(self, stub: Stub, wire: WireAnalysis, journal: list[dict]) -> Check:
+        """The loss the stub's edge made is the loss the capture shows on its RTP streams."""
+        touched = [e["packet"] for e in journal if e["kind"] == "impairment"]
+        dropped = sum(1 for p in touched if p["kind"] == "rtp" and p["direction"] == "outgoing"
+                      and p["action"] == "dropped")
+        ports = [e["rtp_port"] for e in journal if e["kind"] in ("call_arrived", "call_placed")]
+        lost = sum(st.stats.lost for port in ports for st in wire.streams(src=(stub.config.host, port)))
+        sip = sum(1 for p in touched if p["kind"] == "sip" and p["action"] == "dropped")
+        return Check("network impairment", dropped == lost,
+                     f"the stub's edge dropped {dropped} outgoing RTP packets, the capture shows "
+                     f"{lost} lost; {sip} SIP datagrams dropped", {"rtp_dropped": dropped,
+                                                                   "rtp_lost_on_wire": lost, "sip_dropped": sip})
 
     def _check_bye(self, stub: Stub, wire: WireAnalysis, who: str) -> Check:
         byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"]

@@ -32,8 +32,9 @@ def frames(name: str) -> list[bytes]:
 
 
 def capture(tmp_path, plan: list[bytes], request_at: float, ssrc_change_at: int | None = None,
-            seq_jump_at: int | None = None):
-    """The stub->caller stream carries `plan` from t=0.1 s, one packet every 20 ms."""
+            seq_jump_at: int | None = None, drop: set[int] = frozenset()):
+    """The stub->caller stream carries `plan` from t=0.1 s, one packet every 20 ms; the
+    packets numbered in `drop` are lost on the wire."""
     cb = CaptureBuilder()
     cb.udp(0.0, CALLER, STUB, sip_message("INVITE sip:x@127.0.0.1 SIP/2.0", "c", "1 INVITE", CALLER,
                                           sdp_body(*CALLER_RTP, {0: "PCMU/8000"})))
@@ -46,7 +47,8 @@ def capture(tmp_path, plan: list[bytes], request_at: float, ssrc_change_at: int 
         if i == seq_jump_at:
             seq += 5
         packet = RtpPacket(0, seq + i, 800 + 160 * i, ssrc, payload)
-        cb.udp(0.1 + 0.02 * i, STUB_RTP, CALLER_RTP, packet.build())
+        if i not in drop:
+            cb.udp(0.1 + 0.02 * i, STUB_RTP, CALLER_RTP, packet.build())
     cb.tcp(request_at, HTTP_CLIENT, API, UPDATE)
     cb.tcp(request_at + 0.003, API, HTTP_CLIENT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     a = analyze_pcap(cb.write(str(tmp_path / "switch.pcap")))
@@ -105,3 +107,10 @@ def test_ssrc_change_and_sequence_jump_across_the_switch_are_reported(tmp_path):
     a, stream, request = capture(tmp_path, welcome + goodbye, request_at=0.69, seq_jump_at=30)
     result = check_switch(a, stream, request, "welcome.wav", "goodbye.wav", PROMPTS)
     assert result.discontinuities == ("frame 32 -> 35: sequence 4029 -> 4035, expected 4030",)
+
+
+def test_packets_lost_on_the_wire_at_the_switch_are_not_a_discontinuity(tmp_path):
+    welcome, goodbye = frames("welcome.wav"), frames("goodbye.wav")
+    a, stream, request = capture(tmp_path, welcome + goodbye, request_at=0.69, drop={30})
+    result = check_switch(a, stream, request, "welcome.wav", "goodbye.wav", PROMPTS)
+    assert result.ok and result.continuous, result.reason

@@ -89,18 +89,28 @@ def check_switch(analysis: WireAnalysis, stream: RtpStream, request: HttpRequest
         continuous=not gaps, discontinuities=gaps)
 
 
+MAX_LOSS_GAP = 50  # a sequence jump beyond this (1 s of packets) is not taken for loss
+
+
 def _discontinuities(frames: list[RtpFrame], ssrc_of: dict[int, int]) -> tuple[str, ...]:
+    """Breaks in the sender's numbering: an SSRC change, sequence numbers going back or far
+    ahead, or timestamps that disagree with the sequence numbers. Packets lost on the wire
+    (a sequence gap with the timestamp advanced to match) are not a break of the stream."""
     found = []
     for a, b in zip(frames, frames[1:]):
         where = f"frame {a.number} -> {b.number}"
         if ssrc_of[a.number] != ssrc_of[b.number]:
             found.append(f"{where}: SSRC changed 0x{ssrc_of[a.number]:08X} -> 0x{ssrc_of[b.number]:08X}")
             continue
-        if (b.sequence - a.sequence) & 0xFFFF != 1:
+        gap = (b.sequence - a.sequence) & 0xFFFF
+        advance = (b.timestamp - a.timestamp) & 0xFFFFFFFF
+        step = len(a.payload)  # G.711: one sample per byte
+        if 1 < gap <= MAX_LOSS_GAP and advance == gap * step:
+            continue  # packets lost on the wire; the sender's numbering is intact
+        if gap != 1:
             found.append(f"{where}: sequence {a.sequence} -> {b.sequence}, "
                          f"expected {(a.sequence + 1) & 0xFFFF}")
-        step = len(a.payload)  # G.711: one sample per byte
-        if (b.timestamp - a.timestamp) & 0xFFFFFFFF != step:
+        elif advance != step:
             found.append(f"{where}: timestamp {a.timestamp} -> {b.timestamp}, expected +{step}")
     return tuple(found)
 
