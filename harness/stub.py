@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class StubConfig:
     routes: dict[str, str] = field(default_factory=dict)
     api: ApiSettings = field(default_factory=ApiSettings)
     impairment: NetworkImpairment | None = None
+    journal_limit: int = 200_000  # entries kept; a long-running `serve` keeps the newest
 
     @property
     def written_dir(self) -> Path | None:
@@ -122,7 +124,7 @@ class Stub:
     def __init__(self, config: StubConfig, configurator: Callable[[str], StubConfig] | None = None):
         self.config = config
         self.configurator = configurator
-        self.journal: list[JournalEntry] = []
+        self.journal: deque[JournalEntry] = deque(maxlen=config.journal_limit)
         self.draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -69,7 +69,10 @@ def test_suite_runs_against_a_served_stub(served, tmp_path):
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2/2 profiles passed" in done.stdout
-    for folder in (tmp_path / "suite").iterdir():
+    assert "<testsuite" in (tmp_path / "suite" / "junit.xml").read_text()
+    folders = [f for f in (tmp_path / "suite").iterdir() if f.is_dir()]
+    assert len(folders) == 2
+    for folder in folders:
         report = json.loads((folder / "report.json").read_text())
         assert report["verdict"] == "pass"
         assert (folder / "capture.pcap").stat().st_size > 10_000
