@@ -1,6 +1,7 @@
 """Shared fixtures: the embedded stub with the bundled handler, and SIPp as an independent peer."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -24,6 +25,13 @@ def require_tool(name: str) -> str:
                     f"packages sip-tester, tshark, espeak-ng, libpcap0.8, chromium) or "
                     f"`bash scripts/setup-system.sh`", pytrace=False)
     return path
+
+
+def require_capture() -> None:
+    """Live captures need CAP_NET_RAW: a clear setup failure without it (CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.fail("setup: live capture needs CAP_NET_RAW: run the tests as root, or grant it with "
+                    "`setcap cap_net_raw+ep $(readlink -f .venv/bin/python)`", pytrace=False)
 
 
 def stub_config(tmp_path: Path, handler: str = "handlers/update_prompt.py", **kw) -> StubConfig:

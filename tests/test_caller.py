@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_tool
 from harness.caller import Caller, CallerError
 
 HOST = "127.0.0.1"
-SIPP = "/usr/bin/sipp"
-
-pytestmark = pytest.mark.skipif(not Path(SIPP).exists(), reason="SIPp (Debian sip-tester) is not installed")
+SIPP = require_tool("sipp")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:

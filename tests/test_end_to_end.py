@@ -2,7 +2,6 @@
 real API, and the switch proven from the scapy capture (with tshark as an independent oracle)."""
 import subprocess
 
-import numpy as np
 import pytest
 
 from conftest import PROFILES, require_tool

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import socket
 import subprocess
 
 import pytest
 
 import harness.stub as stub_module
-from conftest import require_tool, stub_config, wait_until
+from conftest import require_capture, require_tool, stub_config, wait_until
 from harness.media.engine import MediaEngine
 from harness.netem import INCOMING, OUTGOING, RTP, SIP, Impairment, NetworkImpairment
 from harness.sip.transport import UdpSipTransport
@@ -143,8 +142,8 @@ def free_rtp_range(size: int = 40) -> tuple[int, int]:
     return start, start + size
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root (CAP_NET_RAW)")
 def test_rtp_loss_on_the_wire_is_the_seeds_and_tshark_agrees(tmp_path, monkeypatch, procs):
+    require_capture()
     settings = dict(loss=0.05)
     seed = next(s for s in range(100) if Impairment(s, **settings).decide(b"", 0.0))  # keeps packet 0
     net = NetworkImpairment(rtp_outgoing=Impairment(seed, **settings))

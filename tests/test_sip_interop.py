@@ -214,15 +214,15 @@ def _place_call(ua: CoreUA, port: int) -> str:
 @TRANSPORTS
 def test_sipp_uas_answers_a_call_we_place(core, sipp, transport):
     ua = core(transport)
-    port = free_port(transport)
-    proc = sipp("-sn", "uas", "-p", str(port), transport=transport)
+    port, media_port = free_port(transport), free_port("udp")
+    proc = sipp("-sn", "uas", "-p", str(port), "-mp", str(media_port), transport=transport)
     time.sleep(0.3)  # SIPp binds its socket
     call_id = _place_call(ua, port)
     (answered,) = ua.wait_for(CallAnswered)
     progress = ua.events(CallProgress)
     assert [p.status for p in progress] == [180]
     assert (answered.call_id, answered.audio.codec, answered.audio.remote_port) == (
-        call_id, "PCMU", 6000)
+        call_id, "PCMU", media_port)
     ua.run(ua.sip.endpoint.hangup, call_id)
     (ended,) = ua.wait_for(CallEnded)
     assert (ended.by, ended.reason, ended.status) == ("local", "BYE", 200)

@@ -1,18 +1,19 @@
 """Live capture on lo: each packet written once, readable by tshark, clear errors."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, require_tool
+from conftest import ROOT, require_capture, require_tool
 from harness.wire.capture import Capture, CaptureError
 from harness.wire.pcap import read_pcap
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root (CAP_NET_RAW)")
+@pytest.fixture(autouse=True)
+def _capture_permitted():
+    require_capture()
 
 
 def free_udp_port() -> int:

@@ -7,6 +7,7 @@ a loop timer. Without one (the default) nothing changes.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Callable
 
@@ -17,7 +18,7 @@ from .events import Address, Transmit
 OnEvent = Callable[[object], None]
 
 
-class _SipTransport:
+class _SipTransport(abc.ABC):
     """What both transports share: flushing the core's output and arming its timer."""
 
     endpoint: SipEndpoint
@@ -47,8 +48,9 @@ class _SipTransport:
                 self.on_event(event)
         self._arm()
 
+    @abc.abstractmethod
     def _send(self, tx: Transmit) -> None:
-        raise NotImplementedError
+        """Put one message on the wire (or close a connection when `tx.close`)."""
 
     def _arm(self) -> None:
         deadline = self.endpoint.next_deadline()
