@@ -46,7 +46,7 @@ def wire_capture(tmp_path, sma_stub):
 
     def start(name: str = "capture.pcap") -> Capture:
         cfg = sma_stub.config
-        ports = f"udp port {sma_stub.sip_port} or tcp port {sma_stub.api_port}"
+        ports = f"port {sma_stub.sip_port} or tcp port {sma_stub.api_port}"
         if cfg.rtp_port_range:
             ports += f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]}"
         capture = Capture(str(tmp_path / name), iface="lo", bpf=f"host {cfg.host} and ({ports})")

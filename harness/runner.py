@@ -128,7 +128,7 @@ class ProfileRun:
                 if self.stub_url else Stub(config).start()
             try:
                 cfg = stub.config
-                bpf = (f"host {cfg.host} and (udp port {stub.sip_port} or tcp port {stub.api_port}"
+                bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}"
                        f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
                 capture = Capture(str(pcap), iface="lo", bpf=bpf)
                 capture.start()

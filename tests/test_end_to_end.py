@@ -1,5 +1,6 @@
 """The walking skeleton end to end: a real pjsua2 call into the stub, an update through the
 real API, and the switch proven from the scapy capture (with tshark as an independent oracle)."""
+import json
 import subprocess
 
 import pytest
@@ -62,3 +63,24 @@ def test_the_caller_heard_the_first_prompt_then_the_second(run):
     assert 440 in tones[:first_1000]
     assert 440 not in tones[first_1000:]
     assert tones.count(1000) >= 90  # the 2 s prompt played out (100 packets) before the BYE
+
+
+def wire_result(run):
+    """What a run shows on the wire: the SIP ladder and the prompts the stub played."""
+    from harness.runner import load_prompts
+    from harness.wire.audio import label_packets, segments
+    wire = analyze_pcap(f"{run.run_dir}/capture.pcap")
+    (dialog,) = wire.dialogs.values()
+    journal = json.loads(open(f"{run.run_dir}/journal.json").read())
+    port = next(e["rtp_port"] for e in journal if e["kind"] == "call_arrived")
+    (stub_stream,) = wire.streams(src=("127.0.0.1", port))
+    prompts = load_prompts(PROFILES / "bucket")
+    played = [seg.prompt for seg in segments(label_packets(stub_stream, prompts)) if seg.kind == "prompt"]
+    return [m.summary for m in dialog], played
+
+
+def test_a_node_handler_drives_the_profile_to_the_same_wire_result(run, tmp_path):
+    node = ProfileRun(load_profile(PROFILES / "update_switches_prompt_node.yaml"), tmp_path,
+                      progress=lambda line: None).execute()
+    assert node.verdict == "pass", [(c.name, c.detail) for c in node.checks if not c.passed]
+    assert wire_result(node) == wire_result(run)
