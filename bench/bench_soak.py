@@ -3,8 +3,9 @@ Python handler that plays a prompt, RTP); resources counted before and after.
 
 Prints one JSON object: calls completed and failed per phase (SIPp's own counts), and for the
 stub process before/after: open file descriptors, threads, RSS, live transactions, dialogs,
-media sessions, asyncio tasks, handler worker processes. The journal keeps its newest 1,000
-entries, as a long-running `serve` keeps a bounded journal.
+media sessions, asyncio tasks, handler worker processes. The concurrent phase runs twice: the
+first grows the warm handler pool (as Lambda scales out), the second must grow nothing. The
+journal keeps its newest 1,000 entries, as a long-running `serve` keeps a bounded journal.
 
     python bench/bench_soak.py [--sequential 10000] [--concurrent 100] [--hold-ms 2000]
 """
@@ -74,8 +75,12 @@ def main() -> None:
         concurrent = sipp_phase(stub.sip_port, args.concurrent, 50, args.concurrent, args.hold_ms, work)
         time.sleep(2)  # the last BYEs, HANGUP invocations and transaction ends
         after = process_counts(stub)
+        again = sipp_phase(stub.sip_port, args.concurrent, 50, args.concurrent, args.hold_ms, work)
+        time.sleep(2)
+        after_again = process_counts(stub)
     print(json.dumps({"benchmark": "soak", "warm_up": warm, "sequential": sequential,
-                      "concurrent": concurrent, "before": before, "after": after,
+                      "concurrent": concurrent, "concurrent_again": again, "before": before,
+                      "after": after, "after_again": after_again,
                       "seconds": round(time.monotonic() - started, 1)}))
 
 
