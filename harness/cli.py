@@ -101,6 +101,45 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
+def cmd_call(args) -> int:
+    """One troubleshooting call: place it, capture it, hang up, print what the wire shows."""
+    from .caller import Caller, CallerError
+    from .runner import load_prompts
+    from .wire.analysis import analyze_pcap
+    from .wire.capture import Capture, CaptureError
+    from .wire.report_text import render_analysis
+    host = args.uri.split("@")[-1].split(";")[0].split(":")[0]
+    out = Path(args.out or f"artifacts/call-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    pcap = out / "capture.pcap"
+    try:
+        with Capture(pcap, iface=args.iface or ("lo" if host.startswith("127.") else "any"),
+                     bpf=f"host {host}"), Caller(transport=args.transport, workdir=out / "caller") as caller:
+            call = caller.call(args.uri, headers=dict(h.split(":", 1) for h in args.header),
+                               record_to=out / "heard.wav", play=Path(args.play) if args.play else None)
+            print(f"calling {args.uri} ...", flush=True)
+            call.wait_for("CONFIRMED", timeout=args.timeout)
+            print(f"answered ({call.call_id}); holding {args.duration} s", flush=True)
+            if args.dtmf:
+                time.sleep(0.5)
+                call.send_dtmf(args.dtmf)
+            deadline = time.monotonic() + args.duration
+            while call.state != "DISCONNECTED" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if call.state != "DISCONNECTED":
+                call.hangup()
+            call.wait_for("DISCONNECTED", timeout=10)
+            status = call.last_status
+            time.sleep(0.3)
+    except (CallerError, CaptureError) as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    prompts = load_prompts(Path(args.bucket)) if args.bucket else None
+    print(render_analysis(analyze_pcap(str(pcap)), prompts))
+    print(f"final status {status}; capture, recording and logs in {out}")
+    return EXIT_OK
+
+
 def cmd_analyze(args) -> int:
     from .runner import load_prompts
     from .wire.analysis import analyze_pcap
@@ -140,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rtp-ports", default="20000-20400", help="LOW-HIGH")
     serve.add_argument("--out", default="artifacts/serve", help="folder for handler logs")
     serve.set_defaults(func=cmd_serve)
+    call = sub.add_parser("call", help="one troubleshooting call to any SIP URI, captured and analysed")
+    call.add_argument("uri", help="e.g. sip:+14345550101@127.0.0.1:5060")
+    call.add_argument("--duration", type=float, default=5.0, help="seconds to stay on the call")
+    call.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for an answer")
+    call.add_argument("--dtmf", help="digits to send (RFC 4733) once answered")
+    call.add_argument("--play", help="a WAV file to send")
+    call.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
+    call.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    call.add_argument("--iface", help="capture interface (default: lo for 127.x, else any)")
+    call.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
+    call.add_argument("--out", help="artifact folder (default: artifacts/call-<time>)")
+    call.set_defaults(func=cmd_call)
     analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
     analyze.add_argument("pcap")
     analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
