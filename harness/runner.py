@@ -4,6 +4,7 @@ event sequence) and writes the artifacts into one folder per profile."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import time
@@ -117,6 +118,7 @@ class ProfileRun:
         self.created: list[str] = []  # TransactionIds of CreateSipMediaApplicationCall
         self.updates: list[dict] = []
         self.leftovers: dict[str, int] = {}
+        self.caller_leftovers: dict[str, int] = {}
 
     def execute(self) -> ProfileResult:
         start = time.monotonic()
@@ -138,7 +140,7 @@ class ProfileRun:
                     time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
                     capture.stop()
                 self.leftovers = {k: v for k, v in stub.resources().items()
-                                  if v and k != "handler_workers"}
+                                  if v and k != "handler_workers"} | self.caller_leftovers
             finally:
                 stub.stop()
                 self._write_json("journal.json", stub.journal_json())
@@ -180,8 +182,12 @@ class ProfileRun:
                 if call.state != "DISCONNECTED":
                     call.hangup()
                     call.wait_for("DISCONNECTED", timeout=10)
+            pids = [pid for caller in callers.values() for pid in caller.worker_pids]
             for caller in callers.values():
                 caller.close()
+            alive = sum(1 for pid in pids if _alive(pid))
+            if alive:
+                self.caller_leftovers = {"caller_workers": alive}
 
     def _file(self, relative: str | None) -> Path | None:
         return (self.profile.path.parent / relative).resolve() if relative else None
@@ -399,6 +405,15 @@ class ProfileRun:
 
     def _write_json(self, name: str, data) -> None:
         (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process still exists (a caller worker that outlived its Caller)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _in_order(needle: str, haystack: str) -> bool:
