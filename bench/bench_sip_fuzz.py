@@ -545,8 +545,7 @@ class SipFuzzer:
         self.report.calls_placed += 1
 
     def _check(self) -> None:
-        journal = self.stub.journal
-        new, self._journal_seen = journal[self._journal_seen:], len(journal)
+        new, self._journal_seen = self.stub.journal_since(self._journal_seen)
         r = self.report
         r.malformed_journaled += sum(1 for e in new if e.kind == "sip_malformed")
         found = [f"internal_error: {e.data}"[:500] for e in new if e.kind == "internal_error"]

@@ -125,6 +125,7 @@ class Stub:
         self.config = config
         self.configurator = configurator
         self.journal: deque[JournalEntry] = deque(maxlen=config.journal_limit)
+        self.journal_total = 0  # entries ever noted, kept or not
         self.draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -605,6 +606,12 @@ class Stub:
 
     def _note(self, kind: str, transaction_id: str | None, **data) -> None:
         self.journal.append(JournalEntry(time.time(), kind, transaction_id, data))
+        self.journal_total += 1
+
+    def journal_since(self, count: int) -> tuple[list[JournalEntry], int]:
+        """The entries noted after the first `count` (those still kept), and the new count."""
+        total, kept = self.journal_total, list(self.journal)
+        return kept[max(0, len(kept) - (total - count)):], total
 
     def journal_json(self) -> list[dict]:
         """The journal as JSON-ready dicts (safe to call from any thread after the run)."""
