@@ -168,3 +168,17 @@ def test_openapi_document_is_served(api):
     status, headers, payload = request(api, "GET", "/openapi.json")
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert payload == openapi_document()
+
+
+@pytest.mark.parametrize("body", [b'{"Arguments": ' + b"[" * 60_000 + b"]" * 60_000 + b"}",
+                                  b'{"Arguments": {"k": ' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001 + b"}"])
+def test_deeply_nested_json_is_a_bad_request(api, body):
+    status, headers, payload = request(api, "POST", f"/sip-media-applications/{SMA_ID}/calls/t", body)
+    assert status == 400 and headers["x-amzn-ErrorType"] == "BadRequestException"
+
+
+@pytest.mark.parametrize("tx", ["..%2F..%2Fetc%2Fpasswd", "%2E%2E", "x%00y", "%E2%98%8E%F0%9F%93%9E", "..;"])
+def test_odd_ids_are_only_unknown(api, tx):
+    status, headers, payload = request(api, "POST", f"/sip-media-applications/{SMA_ID}/calls/{tx}",
+                                       b'{"Arguments": {"k": "\\u260e"}}')
+    assert status == 404 and headers["x-amzn-ErrorType"] == "NotFoundException"
