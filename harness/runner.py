@@ -30,6 +30,7 @@ from .wire.audio import dtmf_events, label_packets, segments, tone_frequency
 from .wire.switch import check_switch
 
 RTP_PORTS_PER_RUN = 400
+RTP_BASE, RTP_BASE_LIMIT, RTP_LANES = 10000, 32400, 8
 
 
 @dataclass
@@ -69,6 +70,17 @@ def _resolve(base: Path, value: str) -> str:
     return value
 
 
+def rtp_block() -> int:
+    """The first port of a run's RTP range: below the ephemeral ports (32768+), so no other
+    process's socket falls into the capture filter, and in a lane of its own for each
+    pytest-xdist worker (a random block of that lane, for runs in separate processes)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    lane = int(worker) % RTP_LANES if worker.isdigit() else 0
+    blocks = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN
+    index = lane + RTP_LANES * random.randrange(blocks // RTP_LANES)
+    return RTP_BASE + RTP_PORTS_PER_RUN * index
+
+
 def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     """The stub's configuration for a profile, on 127.0.0.1 with free ports."""
     spec, base = profile.stub, profile.path.parent
@@ -81,7 +93,7 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
                      r.to_phone_number if r.to_phone_number is not None else r.request_uri_hostname,
                      [(r.priority, sma.sip_media_application_id)])
              for i, r in enumerate(spec.sip_rules)]
-    low = random.randrange(20000, 60000 - RTP_PORTS_PER_RUN, 2)
+    low = rtp_block()
     impairment = None
     if profile.network is not None:
         plain = asdict(profile.network)
