@@ -330,7 +330,9 @@ class ProfileRun:
                                                                    "rtp_lost_on_wire": lost, "sip_dropped": sip})
 
     def _check_bye(self, stub: Stub, wire: WireAnalysis, who: str) -> Check:
-        byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"]
+        ours = {e["sip_call_id"] for e in stub.journal_json() if e["kind"] in ("call_arrived", "call_placed")}
+        byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"
+                and m.message.call_id in ours]
         if not byes:
             return Check("BYE", False, "no BYE on the wire")
         sender = "stub" if byes[0].src[1] == stub.sip_port else "caller"
