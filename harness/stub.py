@@ -148,9 +148,7 @@ class Stub:
         cfg = self.config
         self._load_applications(cfg)
         self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
-        self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp,
-                                                impairment=cfg.impairment)
-        self.tcp = await TcpSipTransport.listen(cfg.host, self.udp.port, self._on_tcp)
+        await self._listen_sip(cfg)
         app = build_app(self, cfg.api)
         add_control_routes(app, self)
         self._api_runner = ApiRunner(app, access_log=None)
@@ -158,6 +156,19 @@ class Stub:
         site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
         await site.start()
         self.api_port = site._server.sockets[0].getsockname()[1]
+
+    async def _listen_sip(self, cfg: StubConfig, attempts: int = 20) -> None:
+        """UDP and TCP on one port number; with port 0, a number free for both."""
+        for attempt in range(attempts):
+            self.udp = await UdpSipTransport.listen(cfg.host, cfg.sip_port, self._on_udp,
+                                                    impairment=cfg.impairment)
+            try:
+                self.tcp = await TcpSipTransport.listen(cfg.host, self.udp.port, self._on_tcp)
+                return
+            except OSError:
+                self.udp.close()
+                if cfg.sip_port or attempt == attempts - 1:
+                    raise
 
     def _load_applications(self, cfg: StubConfig) -> None:
         """A fresh service model with the SMAs, rules and handlers of `cfg`."""
