@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import tshark_rtp_streams  # noqa: E402
 from harness.media.engine import DEFAULT_PHASES, MediaEngine  # noqa: E402
 from harness.media.sources import encode_frames, tone  # noqa: E402
 
@@ -136,24 +136,6 @@ def stop_capture(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def tshark_streams(pcap: Path) -> dict:
-    """Sum of tshark's rtp,streams table: streams, packets, lost, worst max delta, problems."""
-    out = subprocess.run(["tshark", "-q", "-r", str(pcap), "-z", "rtp,streams",
-                          "-o", "rtp.heuristic_rtp:TRUE"], capture_output=True, text=True,
-                         timeout=600).stdout
-    rows = [line.split() for line in out.splitlines() if "127.0.0.1" in line]
-    packets = lost = problems = 0
-    max_delta = 0.0
-    for fields in rows:
-        at = next(i for i, f in enumerate(fields) if re.fullmatch(r"\(-?[\d.]+%\)", f))
-        packets += int(fields[at - 2])
-        lost += int(fields[at - 1])
-        max_delta = max(max_delta, float(fields[at + 3]))
-        problems += fields[-1] == "X"
-    return {"streams": len(rows), "packets": packets, "lost": lost,
-            "max_delta_ms": round(max_delta, 3), "problems": problems}
-
-
 # ---- the engine side --------------------------------------------------------------------------
 async def run_engine(n: int, seconds: float, port: int, phases: int, realtime: bool) -> dict:
     if realtime:  # only the engine: the receiver and tshark are already running
@@ -211,7 +193,7 @@ def bench(n: int, seconds: float, duplex: bool, capture: bool, phases: int, real
     receiver.wait(10)
     result = {"streams": n, "seconds": seconds, "duplex": duplex, "phases": phases, "realtime": realtime, **engine, **arrivals}
     if tshark is not None:
-        result["tshark"] = tshark_streams(pcap)
+        result["tshark"] = tshark_rtp_streams(pcap)
     shutil.rmtree(tmp, ignore_errors=True)
     return result
 
