@@ -8,6 +8,7 @@ embedded in a background thread (`stub.start()`), which is what tests and the ru
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections import deque
@@ -646,11 +647,18 @@ def _sip_headers(headers) -> dict[str, str]:
             if name.lower().startswith("x-") or name.lower() in FORWARDED_HEADERS}
 
 
-def _bucket_path(root: Path, bucket: str, key: str, must_exist: bool = True) -> Path:
-    """The local file standing for s3://bucket/key; keys cannot leave the bucket folder."""
+@functools.lru_cache(maxsize=4096)
+def _resolved(root: Path, bucket: str, key: str) -> Path | None:
+    """s3://bucket/key under `root`, resolved once (None when the key leaves the bucket)."""
     base = (root / bucket).resolve()
     path = (base / key).resolve()
-    if base not in path.parents:
+    return path if base in path.parents else None
+
+
+def _bucket_path(root: Path, bucket: str, key: str, must_exist: bool = True) -> Path:
+    """The local file standing for s3://bucket/key; keys cannot leave the bucket folder."""
+    path = _resolved(root, bucket, key)
+    if path is None:
         raise InvalidAudioSource(f"key {key!r} escapes bucket {bucket!r}")
     if must_exist and not path.is_file():
         raise InvalidAudioSource(f"s3://{bucket}/{key} not found under {root}")

@@ -76,7 +76,9 @@ class MediaSession:
         self.closed = False
 
     def _read_rtp(self) -> None:
-        """Read what the RTP socket holds (at most MAX_READS), stamped with one arrival time."""
+        """Read what the RTP socket holds (at most MAX_READS), stamped with one arrival time.
+        A clock tick that is due runs first: reads must not push the sending late."""
+        self.engine._tick_if_due()
         recv, now = self._rtp_socket.recv, _monotonic()
         for _ in range(MAX_READS):
             try:
@@ -245,6 +247,7 @@ class MediaEngine:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.late_ticks = 0  # whole periods skipped after stalls
+        self._cursor = 0  # where the next RTP port search starts in port_range
 
     async def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
                    on_playback_done: Callable[[object], None],
@@ -264,13 +267,20 @@ class MediaEngine:
 
     def _bind_pair(self) -> tuple[socket.socket, socket.socket]:
         if self.port_range is not None:
+            # Round the range from where the last pair was taken, skipping ports held: no
+            # rescan from the bottom per call, and a freed port rests before it is reused.
             lo, hi = self.port_range
-            candidates = range(lo + lo % 2, hi, 2)
+            ports = list(range(lo + lo % 2, hi, 2))
+            held = {s.local_port for s in self._sessions}
+            start = self._cursor % max(1, len(ports))
+            candidates = [p for p in ports[start:] + ports[:start] if p not in held]
         else:
             candidates = [0] * _PAIR_ATTEMPTS
         for port in candidates:
             pair = self._try_pair(port)
             if pair is not None:
+                if self.port_range is not None:
+                    self._cursor = (port - (self.port_range[0] + self.port_range[0] % 2)) // 2 + 1
                 return pair
         where = f"in {self.port_range[0]}-{self.port_range[1]}" if self.port_range else "on the host"
         raise OSError(f"no free RTP/RTCP port pair {where}")
@@ -328,6 +338,11 @@ class MediaEngine:
             self._timer = None
         self._clock = None
 
+    def _tick_if_due(self) -> None:
+        """Run the media clock now if its next slot is due (before reading packets)."""
+        if self._clock is not None and self._loop.time() >= self._clock.next_deadline:
+            self._on_clock()
+
     def _on_clock(self) -> None:
         if self._timerfd is not None:
             self._timerfd.clear()
@@ -346,6 +361,8 @@ class MediaEngine:
         if not self._active:
             self._stop_waking()
         elif self._timerfd is None:
+            if self._timer is not None:  # called early by _tick_if_due: one timer only
+                self._timer.cancel()
             self._timer = self._loop.call_at(self._clock.next_deadline, self._on_clock)
 
     async def close(self) -> None:

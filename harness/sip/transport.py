@@ -91,15 +91,21 @@ class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
                      ) -> "UdpSipTransport":
         """Bind `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
         loop = asyncio.get_running_loop()
-        endpoint = SipEndpoint(host, port, "UDP", **options)
-        _, proto = await loop.create_datagram_endpoint(
-            lambda: cls(endpoint, on_event, impairment), local_addr=(host, port))
-        endpoint.port = proto.transport.get_extra_info("sockname")[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        _enlarge_receive_buffer(sock)
+        endpoint = SipEndpoint(host, sock.getsockname()[1], "UDP", **options)
+        proto = cls(endpoint, on_event, impairment)
+        proto.connection_made(_BatchedDatagrams(sock, loop, proto.datagram_received))
         return proto
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        _enlarge_receive_buffer(transport.get_extra_info("socket"))
 
     def datagram_received(self, data: bytes, addr) -> None:
         if self.impairment is None:
@@ -221,6 +227,44 @@ class _TcpConnection(asyncio.Protocol):
             self.transport.write(tx.data)
         if tx.close:
             self.transport.close()
+
+
+MAX_READS = 64
+
+
+class _BatchedDatagrams:
+    """A UDP socket read in batches of up to MAX_READS datagrams per wake-up (an asyncio
+    datagram transport reads one per loop pass, which starves SIP behind hundreds of RTP
+    sockets); the `sendto`/`close` of a datagram transport."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, on_datagram):
+        self.sock, self.loop, self.on_datagram = sock, loop, on_datagram
+        self.send_errors = 0
+        loop.add_reader(sock.fileno(), self._read)
+
+    def _read(self) -> None:
+        for _ in range(MAX_READS):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error reported on the socket: nothing to read
+                continue
+            self.on_datagram(data, addr)
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:  # buffer full or unreachable: a lost datagram, as on the wire
+            self.send_errors += 1
+
+    def get_extra_info(self, name: str):
+        return {"socket": self.sock, "sockname": self.sock.getsockname()}.get(name)
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
