@@ -21,11 +21,10 @@ import argparse
 import json
 import math
 import random
-import shutil
 import tempfile
 from pathlib import Path
 
-from common import TsharkCapture, cpu_share, pacing, tshark_rtp_streams
+from common import TsharkCapture, cpu_share, keep_if_failed, pacing, tshark_rtp_streams
 
 from harness.load import RTP_BASE, RTP_TOP, LoadSpec, run_load
 from harness.wire.analysis import analyze_pcap
@@ -68,11 +67,7 @@ def step(n: int, window: float, ramp: float, sample: int, realtime: bool) -> dic
     figures["meets"] = (figures["succeeded"] == n and figures["lost"] == 0
                         and figures["skipped"] == 0 and figures["tshark"]["lost"] == 0
                         and figures["interval_deviation_ms_p99"] <= P99_BOUND_MS)
-    if figures["meets"]:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        figures["artifacts"] = str(work)
-    return figures
+    return keep_if_failed(figures, work, figures["meets"])
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import cpu_share
+from common import cpu_share, keep_if_failed
 
 from harness.load import LoadSpec, run_load
 from harness.media.sources import tone, write_wav
@@ -51,11 +51,7 @@ def run_rate(rate: int, seconds: float, ramp: int, bucket: Path, sample: int) ->
                "sample_verified": f"{s['sample']['verified']}/{s['sample']['calls']}"
                if "sample" in s else None}
     figures["passed"] = s["passed"] and figures["setups_per_s"] >= KEPT_PACE * rate
-    if figures["passed"]:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        figures["artifacts"] = str(work)
-    return figures
+    return keep_if_failed(figures, work, figures["passed"])
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,15 @@ class TsharkCapture:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def keep_if_failed(figures: dict, work: Path, passed: bool) -> dict:
+    """A step's figures: its work folder removed when it passed, named when it did not."""
+    if passed:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        figures["artifacts"] = str(work)
+    return figures
 
 
 def tshark_rtp_streams(pcap: Path) -> dict:
