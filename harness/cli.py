@@ -108,7 +108,12 @@ def cmd_call(args) -> int:
     from .wire.analysis import analyze_pcap
     from .wire.capture import Capture, CaptureError
     from .wire.report_text import render_analysis
-    host = args.uri.split("@")[-1].split(";")[0].split(":")[0]
+    from .sip.uri import SipUri, UriError
+    try:
+        host = SipUri.parse(args.uri).host
+    except UriError as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     out = Path(args.out or f"artifacts/call-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / "capture.pcap"

@@ -33,6 +33,7 @@ from .sip import events as sip_events
 from .sip.endpoint import uri_of
 from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
 from .sip.transport import TcpSipTransport, UdpSipTransport
+from .sip.uri import SipUri, UriError
 from .sma import commands as cmd
 from .sma.engine import CallTransaction
 from .control import add_control_routes
@@ -353,14 +354,16 @@ class Stub:
         except SdpError as exc:
             self._refuse(transport, event.call_id, 488, str(exc))
             return
-        to_user = _user(uri_of(req.headers.get("to")))
-        targets = self.service.route(to_user, _host(req.uri))
+        to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
+        caller = _sip_uri(uri_of(req.headers.get("from")))
+        to_user = to.user if to else ""
+        targets = self.service.route(to_user, request_uri.host if request_uri else "")
         if not targets:
             self._refuse(transport, event.call_id, 404, f"no SIP rule matches {to_user}")
             return
         sma, rule = targets[0]
         leg = Leg(call_id=new_id(), participant_tag="LEG-A", to=to_user,
-                  from_=_user(uri_of(req.headers.get("from"))), direction="Inbound",
+                  from_=caller.user if caller else "", direction="Inbound",
                   start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
         tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
         call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
@@ -630,15 +633,12 @@ class Stub:
         return [entry.to_json() for entry in list(self.journal)]
 
 
-def _user(uri: str) -> str:
-    """The user part of a SIP URI (the phone number), without parameters."""
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    return rest.split("@", 1)[0].split(";", 1)[0] if "@" in rest else ""
-
-
-def _host(uri: str) -> str:
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    return rest.split("@", 1)[-1].split(";", 1)[0].split(":", 1)[0]
+def _sip_uri(text: str) -> SipUri | None:
+    """A header's or Request-URI's SIP URI, or None for another scheme (tel:, ...)."""
+    try:
+        return SipUri.parse(text)
+    except UriError:
+        return None
 
 
 def _sip_headers(headers) -> dict[str, str]:
