@@ -45,6 +45,7 @@ from .sma.service import SmaService
 log = logging.getLogger(__name__)
 FORWARDED_HEADERS = ("user-to-user", "diversion")
 OUTBOUND_DTMF_PT = 101
+SYSTEM_ERROR = ("SystemException", "System error while running action.")
 
 
 @dataclass
@@ -420,11 +421,29 @@ class Stub:
 
     # ---- engine commands ----------------------------------------------------------------------
     def _dispatch(self, tx: CallTransaction) -> None:
-        for command in tx.take_commands():
-            self._execute(tx, command)
+        """Execute the engine's commands until it emits no more.
+
+        Executing a command can feed the engine at once (a PlayAudio of a missing object fails
+        while it starts), and what the engine emits then is executed in the same pass. A command
+        that raises fails only itself: its action gets ACTION_FAILED (SystemException) and the
+        rest of the batch still runs.
+        """
+        while commands := tx.take_commands():
+            for command in commands:
+                try:
+                    self._execute(tx, command)
+                except Exception as exc:  # one command's failure must not strand the others
+                    self._command_failed(tx, command, exc)
         self._arm_timer(tx)
         for transport in (self.udp, self.tcp):
             transport.flush()
+
+    def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
+        log.error("engine command %s failed", type(c).__name__, exc_info=exc)
+        self._note("internal_error", tx.transaction_id, command=type(c).__name__, error=repr(exc))
+        token = getattr(c, "token", None)
+        if isinstance(token, int) and token > 0:
+            tx.media_done(token, SYSTEM_ERROR)
 
     def _execute(self, tx: CallTransaction, c: object) -> None:
         if isinstance(c, cmd.Invoke):
@@ -503,7 +522,7 @@ class Stub:
                                          s["text_type"])
         except SpeechError as exc:
             self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
-            tx.media_done(c.token, ("SystemException", "System error while running action."))
+            tx.media_done(c.token, SYSTEM_ERROR)
         else:
             call.media.sender.play(frames, c.token)
             self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
