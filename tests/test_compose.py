@@ -247,7 +247,7 @@ def test_compose_runs_the_bundled_suite_against_the_stub_service(image, tmp_path
 def test_a_failing_profile_of_the_users_own_fails_the_run_and_leaves_its_report(image, tmp_path):
     """A profile mounted into both services fails its BYE check: the suite exits 1 and writes
     that profile's report and junit failure. ./artifacts belongs to a CI user (uid 1001 as on
-    GitHub's runners), whose files they stay."""
+    GitHub's runners when the tests run as root), whose files they stay."""
     mine = tmp_path / "my_profiles"
     mine.mkdir()
     profile = yaml.safe_load((ROOT / "sip_profiles" / "update_switches_prompt.yaml").read_text())
@@ -261,7 +261,8 @@ def test_a_failing_profile_of_the_users_own_fails_the_run_and_leaves_its_report(
         "stub": stub_without_network(volumes=mount),
         "suite": {"volumes": mount, "command": suite_command(["/opt/my_profiles"])}}})
     project.artifacts.mkdir()
-    os.chown(project.artifacts, 1001, 1001)
+    ci_user = 1001 if os.geteuid() == 0 else os.geteuid()
+    os.chown(project.artifacts, ci_user, ci_user)
     done = project.run("up", "--exit-code-from", "suite")
     assert done.returncode == 1, done.stdout[-6000:] + done.stderr[-2000:]
     suite = project.artifacts / "suite"
@@ -271,7 +272,7 @@ def test_a_failing_profile_of_the_users_own_fails_the_run_and_leaves_its_report(
     failed = [c for c in report["checks"] if not c["passed"]]
     assert [c["name"] for c in failed] == ["BYE"], failed
     assert "stub" in failed[0]["detail"]
-    assert owners(project.artifacts) == {1001}
+    assert owners(project.artifacts) == {ci_user}
 
 
 def test_the_load_profile_runs_sipp_against_the_stub_service(image, tmp_path):
