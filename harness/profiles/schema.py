@@ -6,7 +6,7 @@ file strictly (see `strict.py`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -179,14 +179,17 @@ class Step:
     create_call: CreateCallStep | None = None
 
     def validate(self) -> str | None:
-        given = [k for k, v in vars(self).items() if v is not None]
+        given = self._given()
         if len(given) != 1:
             return f"a step has exactly one key, got {given or 'none'}"
         return None
 
+    def _given(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
     @property
     def kind(self) -> str:
-        return next(k for k, v in vars(self).items() if v is not None)
+        return self._given()[0]
 
 
 @dataclass

@@ -88,7 +88,17 @@ def render_page(report: dict, timeline: Path) -> str:
         f'<code>{escape(report["run_dir"])}</code> · report schema v{report["schema_version"]}</p>',
     ]
     if report["error"]:
-        parts.append(f'<pre id="error">{escape(report["error"])}</pre>')
+        detail = report.get("error_detail")
+        parts.append(f'<pre id="error">{escape(report["error"])}'
+                     f'{escape(chr(10) + detail) if detail else ""}</pre>')
+    if report.get("problems"):
+        parts += ["<h2>What went wrong</h2>", _table(
+            ("time", "TransactionId", "problem", "detail"),
+            ([_time(p["time"]), p["transaction_id"],
+              _Html(f'<span class="bad">{escape(p["summary"])}</span>'
+                    + (f" (×{p['count']})" if p["count"] > 1 else "")),
+              _Html(f"<pre>{escape(p['detail'])}</pre>") if p["detail"] else None]
+             for p in report["problems"]), numeric=(0,), id_="problems")]
     parts += ["<h2>Checks</h2>", _table(
         ("check", "result", "detail", "measured"),
         ([c["name"], _Html('<span class="ok">ok</span>' if c["passed"] else '<span class="bad">FAIL</span>'),
@@ -105,8 +115,9 @@ def render_page(report: dict, timeline: Path) -> str:
           _time(s["end"])] for s in report["rtp_streams"]), numeric=range(5, 12), id_="streams")]
     parts += ["<h2>Handler events</h2>", _table(
         ("time", "Sequence", "InvocationEventType", "ActionData", "response", "handler ms"),
-        ([_time(e["time"]), e["sequence"], e["invocation_event_type"], e["action_data_type"],
-          e["response"] + (" (ignored by the service)" if e["ignored"] else ""), e["handler_ms"]]
+        ([_time(e["time"]), e["sequence"], _marked(e["invocation_event_type"], e.get("error")),
+          e["action_data_type"], _marked(e["response"] + (" (ignored by the service)" if e["ignored"] else ""),
+                                         "failed" if e["failed"] else None), e["handler_ms"]]
          for e in report["events"]), numeric=(0, 1, 5), id_="events")]
     parts += ["<h2>Update requests</h2>", _table(
         ("sent", "on the wire", "TransactionId", "Arguments", "status", "error"),
@@ -128,6 +139,14 @@ def render_page(report: dict, timeline: Path) -> str:
           d["ended"]] for d in report["dtmf"]), numeric=(0, 4, 5), id_="dtmf")]
     parts += ["<h2>Artifacts</h2><ul>", *_artifact_links(report["artifacts"]), "</ul></body></html>"]
     return "\n".join(parts)
+
+
+def _marked(text: str, error: str | None) -> str:
+    """`text`, marked as bad with its error beside it when there is one."""
+    if not error:
+        return text
+    extra = "" if error == "failed" else f": {escape(error)}"
+    return _Html(f'<span class="bad">{escape(text)}</span>{extra}')
 
 
 def _artifact_links(artifacts: dict) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.journal_view import event_error
 from harness.sip.message import SipRequest
 from harness.wire.audio import dtmf_events, label_packets, segments
 from harness.wire.pcap import Address
@@ -61,6 +62,8 @@ def build_report(result: ProfileResult, wire: WireAnalysis | None, journal: Sequ
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
                     "measured": _jsonable(c.measured)} for c in result.checks],
         "error": result.error,
+        "error_detail": result.error_detail,
+        "problems": [{**p, "time": rel(p["time"])} for p in result.problems],
         "duration_s": result.duration_s,
         "update_to_switch_ms": result.update_to_switch_ms,
         "t0": t0,
@@ -198,7 +201,8 @@ def _events(journal: Sequence[dict], rel) -> list[dict]:
                     "handler_ms": resp.get("duration_ms") if resp else None,
                     "failed": bool(resp and resp.get("failed")),
                     "ignored": bool(e.get("ignore_response")),
-                    "response": response_summary(resp)})
+                    "response": response_summary(resp),
+                    "error": event_error(event)})
     return out
 
 

@@ -394,3 +394,10 @@ def _same(run: list[PacketAudio], p: PacketAudio) -> bool:
     if p.kind == "tone":
         return abs(p.frequency_hz - first.frequency_hz) <= 0.02 * first.frequency_hz
     return True
+
+
+def prompts_played(stream: RtpStream, prompts: Mapping[str, np.ndarray]) -> list[str]:
+    """The prompts (by name) a stream carried, in order; a prompt that plays on back to back
+    (repeated, or split by a gap) counts once."""
+    played = [seg.prompt for seg in segments(label_packets(stream, prompts)) if seg.kind == "prompt"]
+    return [p for i, p in enumerate(played) if i == 0 or played[i - 1] != p]
