@@ -62,7 +62,8 @@ def sma_stub_config(request, sip_artifacts):
                     "`pytestmark`) with @pytest.mark.sma(handler=\"path/to/handler.py\") or "
                     "@pytest.mark.sma(profile=\"path/to/profile.yaml\"), or override the "
                     "sma_stub_config fixture", pytrace=False)
-    return stub_config_for(*marker.args, run_dir=sip_artifacts, **marker.kwargs)
+    return stub_config_for(*marker.args, run_dir=sip_artifacts, **{"base": request.path.parent,
+                                                                     **marker.kwargs})
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def sma_stub(request, sma_stub_config):
     marker = request.node.get_closest_marker("sma")
     profile = marker.kwargs.get("profile") if marker is not None else None
     if url and profile:
-        remote = RemoteStub(url, sma_stub_config).start(Path(profile).resolve())
+        remote = RemoteStub(url, sma_stub_config).start((request.path.parent / profile).resolve())
         try:
             yield SmaStub(remote)
         finally:

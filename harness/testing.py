@@ -44,10 +44,11 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
                     bucket: str | Path | None = None, run_dir: str | Path,
                     sma_id: str = DEFAULT_SMA_ID, numbers: Sequence[str] = ("*",),
                     timeout_ms: int = 5000, retries: int = 1,
-                    environment: Mapping[str, str] | None = None):
+                    environment: Mapping[str, str] | None = None, base: str | Path | None = None):
     """The stub settings for `handler` (a .py/.js file, `module:function` or an http(s)
-    Lambda Invoke URL; files relative to the working folder) or for a `profile`'s stub section
-    (its handler, bucket, SIP rules), with `handler` and `bucket` overriding the profile's.
+    Lambda Invoke URL) or for a `profile`'s stub section (its handler, bucket, SIP rules),
+    with `handler` and `bucket` overriding the profile's. Relative paths are taken from
+    `base` (default: the working folder; the `sma` marker uses the test file's folder).
 
     `bucket` is the folder standing for S3 (`<bucket>/<BucketName>/<Key>`); `numbers` are the
     called numbers routed to the SMA ("*": any); `run_dir` receives the handler's log, the
@@ -58,11 +59,13 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
     from .runner import RTP_PORTS_PER_RUN, resolve_handler, rtp_block, stub_config
     from .sma.model import SipMediaApplication, SipRule, rule_id
     from .stub import StubConfig
-    run_dir = Path(run_dir)
+    run_dir, base = Path(run_dir), Path(base or Path.cwd())
     if handler is not None:
-        handler = resolve_handler(Path.cwd(), str(handler))
+        handler = resolve_handler(base, str(handler))
+    if bucket is not None:
+        bucket = base / bucket
     if profile is not None:
-        config = stub_config(load_profile(Path(profile)), run_dir)
+        config = stub_config(load_profile(base / profile), run_dir)
         if handler is not None:
             config.applications[0] = dataclasses.replace(config.applications[0], handler=handler)
         if bucket is not None:

@@ -37,7 +37,8 @@ def check_profile(profile: Profile) -> list[Finding]:
     """Every finding for a loaded profile, in file order."""
     base = profile.path.parent
     found = [*_handler(profile, base), *_files(profile, base), *_routes(profile, base)]
-    return found
+    return sorted(found, key=lambda f: (f.error.filename != str(profile.path), f.error.line,
+                                        f.error.column))
 
 
 def preflight(profile: Profile) -> list[str]:
