@@ -53,6 +53,7 @@ class RemoteStub:
         self.sip_port = self.api_port = 0
         self.session: str | None = None
         self.session_url: str | None = None
+        self._journal: list[dict] | None = None
 
     def _request(self, path: str, body: dict | None = None, timeout: float = 10.0,
                  method: str | None = None, base: str | None = None):
@@ -82,10 +83,11 @@ class RemoteStub:
         return self
 
     def stop(self) -> None:
-        """Close the session: the served stub keeps serving its own profile."""
+        """Close the session and keep its whole journal (what it noted while stopping too):
+        the served stub keeps serving its own profile."""
         if self.session is not None:
-            self._request(f"/_harness/sessions/{self.session}", method="DELETE", timeout=60)
-            self.session = None
+            closed = self._request(f"/_harness/sessions/{self.session}", method="DELETE", timeout=60)
+            self.session, self._journal = None, closed["journal"]
 
     @property
     def api_url(self) -> str:
@@ -99,6 +101,8 @@ class RemoteStub:
         self._request("/_harness/routes", {"number": number, "uri": uri}, base=self.api_url)
 
     def journal_json(self) -> list[dict]:
+        if self.session is None and self._journal is not None:  # the session is closed
+            return self._journal
         return self._request("/_harness/journal", base=self.api_url)
 
     def resources(self) -> dict[str, int]:

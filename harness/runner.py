@@ -202,9 +202,9 @@ class ProfileRun:
                               if v and k != "handler_workers"} | self.caller_leftovers
         finally:
             try:
-                self.journal = stub.journal_json()
+                stub.stop()  # what the stub notes while stopping (its impairment records) counts
             finally:
-                stub.stop()
+                self.journal = stub.journal_json()
                 self._write_json("journal.json", self.journal)
 
     def _fail(self, exc: Exception, during: str | None = None) -> None:

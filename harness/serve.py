@@ -138,9 +138,11 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
              api=stub.api_url, rtp=f"{config.rtp_port_range[0]}-{config.rtp_port_range[1]}", sma=sma,
              profile=str(profile.path) if profile else None, artifacts=str(out),
              transactions=str(out / "transactions") if worker else "off", capture=capture)
+    reaper = loop.create_task(stub.sessions.reap_forever())
     try:
         await stop.wait()
     finally:
+        reaper.cancel()
         await stub.sessions.close_all()
         await stub.stop_async()
         if filer is not None:

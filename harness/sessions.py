@@ -6,10 +6,14 @@ own (the RTP ports come from the served range): the served profile's SMA, rules,
 calls are never touched, and two runs never see each other's calls, whatever numbers their
 profiles use. `POST /_harness/sessions {"profile": PATH}` opens one (PATH is read by the
 served process: the same image or mounted folder), `DELETE /_harness/sessions/{id}` closes it.
+A session left behind by a runner that died (no journal entry and no call for `IDLE_S`) is
+closed by `reap`.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,8 @@ from pathlib import Path
 from .sma.errors import NotFound, ServiceUnavailable
 
 MAX_SESSIONS = 16
+IDLE_S = 600.0
+REAP_EVERY_S = 30.0
 
 
 class SessionManager:
@@ -31,6 +37,7 @@ class SessionManager:
         self.served, self.configurator, self.out_dir, self.watch = served, configurator, out_dir, watch
         self.sessions: dict[str, object] = {}
         self.profiles: dict[str, str] = {}
+        self.active: dict[str, float] = {}  # when each session last noted something
 
     async def open(self, profile: str) -> dict:
         """Start a session serving `profile`; its addresses and ports."""
@@ -45,6 +52,8 @@ class SessionManager:
             host=base.host, sip_port=0, api_port=0, rtp_port_range=base.rtp_port_range,
             api=base.api, routes={})
         stub = Stub(config)
+        self.active[session_id] = time.monotonic()
+        stub.watch(lambda entry: self.active.__setitem__(session_id, time.monotonic()))
         if self.watch is not None:
             self.watch(stub, session_id)
         try:
@@ -64,11 +73,26 @@ class SessionManager:
                 "applications": [a.sip_media_application_id for a in cfg.applications]}
 
     async def close(self, session_id: str) -> dict:
-        """Stop a session: its calls end, its handler workers and ports are released."""
+        """Stop a session: its calls end, its handler workers and ports are released. The
+        answer holds its whole journal (the session is gone afterwards)."""
         stub = self._get(session_id)
-        del self.sessions[session_id], self.profiles[session_id]
+        del self.sessions[session_id], self.profiles[session_id], self.active[session_id]
         await stub.stop_async()
-        return {"session": session_id, "closed": True}
+        return {"session": session_id, "closed": True, "journal": stub.journal_json()}
+
+    async def reap(self, idle_s: float = IDLE_S) -> list[str]:
+        """Close the sessions with no call up that noted nothing for `idle_s`."""
+        now = time.monotonic()
+        idle = [sid for sid, stub in self.sessions.items()
+                if now - self.active[sid] > idle_s and not stub.live_calls()]
+        for sid in idle:
+            await self.close(sid)
+        return idle
+
+    async def reap_forever(self, idle_s: float = IDLE_S, every_s: float = REAP_EVERY_S) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.reap(idle_s)
 
     async def close_all(self) -> None:
         for session_id in list(self.sessions):

@@ -191,3 +191,23 @@ def test_start_up_errors_are_one_line(served, tmp_path):
 def test_the_service_stops_cleanly(served):
     assert served.stop() == 0
     assert served.lines()[-1]["what"] == "stopped"
+
+
+def test_a_session_its_runner_left_behind_is_closed_when_idle(tmp_path):
+    import asyncio
+
+    from harness.serve import session_config
+    from harness.sessions import SessionManager
+    from harness.stub import Stub
+
+    from conftest import stub_config
+    stub = Stub(stub_config(tmp_path))
+    stub.sessions = SessionManager(stub, session_config, tmp_path)
+    with stub:
+        def run(coro):
+            return asyncio.run_coroutine_threadsafe(coro, stub._loop).result(30)
+        info = run(stub.sessions.open(str(PROFILES / "hangup_codes.yaml")))
+        assert info["sip_port"] not in (0, stub.sip_port)
+        assert run(stub.sessions.reap(idle_s=3600)) == []  # still fresh
+        assert run(stub.sessions.reap(idle_s=0)) == [info["session"]]
+        assert stub.sessions.list() == []
