@@ -9,6 +9,7 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # loads report.html in tests/test_report.py
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # validates docker-compose.yml offline
 command -v node >/dev/null 2>&1 || need+=(nodejs)  # runs Node.js handlers
+command -v npm >/dev/null 2>&1 || need+=(npm)  # installs the AWS SDKs the Node.js runtimes bundle
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
