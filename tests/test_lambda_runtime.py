@@ -12,7 +12,8 @@ from aiohttp import web
 
 from conftest import require_tool
 from harness.sma import runtimes
-from harness.sma.bundled_sdks import bundle_dir
+from harness.sma import bundled_sdks
+from harness.sma.bundled_sdks import BUNDLES, bundle_dir, sdk_root
 from harness.sma.handlers import FunctionConfig, create_handler
 from harness.sma.lambda_env import LOCAL_CREDENTIALS, Endpoints
 from harness.sma.runtimes import RuntimeUnavailable
@@ -253,3 +254,12 @@ def test_the_default_runtime_is_the_newest_this_machine_can_run():
     assert runtimes.resolve(None, JS).name == "nodejs22.x"
     assert runtimes.resolve("python3.11", "pkg.module:fn").executable  # a module spec is Python
     assert sys.version_info[:2] >= (3, 11)
+
+
+def test_the_sdk_set_up_is_idempotent_and_readable_by_every_user(capsys):
+    stamps = {b: (sdk_root() / b / bundled_sdks.STAMP).stat().st_mtime_ns for b in BUNDLES}
+    assert bundled_sdks.main() == 0  # make setup ran it: nothing to install again
+    assert capsys.readouterr().out.count(": present in ") == len(BUNDLES)
+    assert stamps == {b: (sdk_root() / b / bundled_sdks.STAMP).stat().st_mtime_ns for b in BUNDLES}
+    for bundle in BUNDLES:  # handlers run as the image's own user, not the installer's
+        assert (sdk_root() / bundle).stat().st_mode & 0o005 == 0o005

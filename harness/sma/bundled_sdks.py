@@ -50,8 +50,10 @@ def _digest(bundle: str) -> str:
 
 def installed(bundle: str) -> bool:
     """Whether `bundle` is installed from the current manifest."""
-    stamp = sdk_root() / bundle / STAMP
-    return stamp.is_file() and stamp.read_text().strip() == _digest(bundle)
+    try:
+        return (sdk_root() / bundle / STAMP).read_text().strip() == _digest(bundle)
+    except OSError:  # absent, or not readable by this user
+        return False
 
 
 def install(bundle: str) -> None:
@@ -60,6 +62,7 @@ def install(bundle: str) -> None:
     root = sdk_root()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{bundle}-", dir=root))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the SDK from handlers run as other users
     try:
         manifest = MANIFESTS / bundle
         if bundle == "python":
