@@ -77,6 +77,9 @@ def test_a_python_handler_sees_lambdas_environment_and_none_of_the_harnesss(harn
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", ctx["log_stream_name"])
     assert ctx["aws_request_id"] == result.requests[0]["request_id"]
     assert out["identity"] == [None, None] and 0 < out["remaining_ms"] <= 5000
+    assert out["builtins"] == [True, True, True]
+    assert out["sys_path"][:2] == [str(DATA), str(bundle_dir("python"))]  # /var/task, /var/runtime
+    assert not any("site-packages" in p for p in out["sys_path"])  # the interpreter's own stay out
 
 
 def test_a_node_handler_sees_lambdas_environment_and_none_of_the_harnesss(harness_secrets, tmp_path):

@@ -141,6 +141,10 @@ def main() -> None:
     task_root, module_name = sys.argv[1], sys.argv[2]
     function = sys.argv[3] if len(sys.argv) > 3 else None
     sys.path[0] = task_root  # in place of this script's folder
+    import site  # without its path changes (-S): only the builtins a normal start has
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
     setup_logging()
     started = time.monotonic()
     handler, init_error = None, None

@@ -28,6 +28,7 @@ def lambda_handler(event, context):
     credentials = session.get_credentials()
     return {
         "env": dict(os.environ), "version": list(sys.version_info[:2]), "cwd": os.getcwd(),
+        "sys_path": sys.path,
         "boto3": boto3.__file__, "profiles": session.available_profiles,
         "access_key": credentials.access_key if credentials else None,
         "endpoints": {name: session.client(name).meta.endpoint_url
@@ -35,4 +36,5 @@ def lambda_handler(event, context):
         "context": {name: getattr(context, name) for name in CONTEXT},
         "identity": [context.identity.cognito_identity_id, context.identity.cognito_identity_pool_id],
         "remaining_ms": context.get_remaining_time_in_millis(),
+        "builtins": [callable(exit), callable(quit), callable(help)],
     }
