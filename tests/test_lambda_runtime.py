@@ -266,3 +266,14 @@ def test_the_sdk_set_up_is_idempotent_and_readable_by_every_user(capsys):
     assert stamps == {b: (sdk_root() / b / bundled_sdks.STAMP).stat().st_mtime_ns for b in BUNDLES}
     for bundle in BUNDLES:  # handlers run as the image's own user, not the installer's
         assert (sdk_root() / bundle).stat().st_mode & 0o005 == 0o005
+
+
+def test_a_timeout_is_logged_as_lambda_logs_it(tmp_path):
+    slow = tmp_path / "slow_init.py"
+    slow.write_text("import time\ntime.sleep(30)\n\ndef lambda_handler(event, context):\n    return {}\n")
+    (result,) = invoke(str(slow), [{}], tmp_path, timeout_s=0.5, retries=0)
+    assert result.failed and result.errors[0]["errorType"] == "Sandbox.Timedout"
+    rid = result.requests[0]["request_id"]
+    lines = blocks((tmp_path / "handler.log").read_text())[rid]
+    assert re.fullmatch(rf"\S+Z {rid} Task timed out after 0\.50 seconds", lines[1])
+    assert lines[2] == f"END RequestId: {rid}" and lines[3].endswith("\tStatus: timeout")

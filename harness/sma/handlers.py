@@ -212,7 +212,7 @@ class ProcessHandler(HandlerRunner):
         if self._home is None:  # HOME of the function's own: never the user's ~/.aws
             self._home = Path(tempfile.mkdtemp(prefix="sip-harness-lambda-home-"))
         nonce = "@@sip-harness-" + secrets.token_hex(8) + "@@"
-        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{secrets.token_hex(16)}"
+        stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{secrets.token_hex(16)}"
         env = lambda_environment(self.runtime, self.identity, c.endpoints, self._home, stream)
         env["SIP_HARNESS_NONCE"] = nonce
         proc = await asyncio.create_subprocess_exec(
@@ -249,18 +249,21 @@ class ProcessHandler(HandlerRunner):
         `log.status` is "timeout" or "error" and the worker is not reused)."""
         try:
             return await asyncio.wait_for(worker.call(request, log), self.config.timeout_s)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, asyncio.LimitOverrunError, ConnectionError, ValueError) as exc:
+            if not worker.initialized:  # it ended during init: the invocation still starts
+                log.lines.append(start_line(log.request_id))
+            failure = exc
+        if isinstance(failure, asyncio.TimeoutError):
             log.status = "timeout"
             log.lines.append(timeout_line(log.request_id, self.config.timeout_s))
             return {"error": self._timeout_error()}
-        except asyncio.LimitOverrunError:
-            log.status = "error"
+        log.status = "error"
+        if isinstance(failure, asyncio.LimitOverrunError):
             return {"error": {"errorType": "Function.ResponseSizeTooLarge",
                               "errorMessage": f"Response payload size exceeded maximum allowed payload "
                                               f"size ({MAX_RESPONSE_BYTES} bytes)."}}
-        except (ConnectionError, ValueError) as exc:  # died, or a line that is not JSON
-            log.status = "error"
-            return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc)}}
+        return {"error": {"errorType": "Runtime.ExitError",  # died, or a line that is not JSON
+                          "errorMessage": str(failure)}}
 
     async def _discard(self, worker: _Worker) -> None:
         self._all.discard(worker)
