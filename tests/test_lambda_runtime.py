@@ -277,3 +277,14 @@ def test_a_timeout_is_logged_as_lambda_logs_it(tmp_path):
     lines = blocks((tmp_path / "handler.log").read_text())[rid]
     assert re.fullmatch(rf"\S+Z {rid} Task timed out after 0\.50 seconds", lines[1])
     assert lines[2] == f"END RequestId: {rid}" and lines[3].endswith("\tStatus: timeout")
+
+
+def test_a_chatty_invocation_keeps_its_start_and_report_in_the_journal(tmp_path):
+    chatty = tmp_path / "chatty.py"
+    chatty.write_text("def lambda_handler(event, context):\n    for i in range(1000):\n"
+                      "        print('line', i)\n    return {}\n")
+    (result,) = invoke(str(chatty), [{}], tmp_path)
+    log = result.requests[0]["log"]
+    assert len(log) <= 201 and log[1].startswith("START") and log[-1].startswith("REPORT")
+    assert any(line.startswith("... ") and "more lines in the handler log" in line for line in log)
+    assert (tmp_path / "handler.log").read_text().count("\nline ") == 1000

@@ -49,6 +49,9 @@ def peak_memory_mb(pid: int) -> int | None:
     return None
 
 
+JOURNAL_LINES = 200  # lines of one attempt kept with its result; the log file has them all
+
+
 @dataclass
 class InvocationLog:
     """One invocation's lines, START to REPORT (with INIT_START on a cold start)."""
@@ -65,4 +68,13 @@ class InvocationLog:
         return {"request_id": self.request_id, "duration_ms": round(self.duration_ms, 3),
                 "billed_duration_ms": math.ceil(self.duration_ms), "init_ms": self.init_ms and
                 round(self.init_ms, 3), "max_memory_mb": self.max_memory_mb,
-                "status": self.status, "log": self.lines}
+                "status": self.status, "log": _capped(self.lines)}
+
+
+def _capped(lines: list[str]) -> list[str]:
+    """The first and last lines of a long log, with how many were left out between them."""
+    if len(lines) <= JOURNAL_LINES:
+        return list(lines)
+    half = JOURNAL_LINES // 2
+    return [*lines[:half], f"... {len(lines) - 2 * half} more lines in the handler log ...",
+            *lines[-half:]]
