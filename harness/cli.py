@@ -32,7 +32,7 @@ def _load_each(paths: list[str]) -> list[tuple[Path, Profile | None, list[Profil
     out = []
     for path in find_profiles(paths):
         try:
-            out.append((path, load_profile(path), []))
+            out.append((path, load_profile(path, check_handler=False), []))
         except ProfileError as exc:
             out.append((path, None, errors_of(exc)))
     return out

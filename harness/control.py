@@ -1,10 +1,11 @@
 """The stub's control surface for a runner in another process or container (remote mode).
 
 Beside the chime-sdk-voice API, under `/_harness/`: `info` (addresses and ports), `journal`,
-`resources` (leak counts), `calls` (the transactions up now, with their legs), `routes` (where
-the legs the SMA places go), `configure` (serve another profile) and, on a served stub,
-`sessions` (a remote run's own SMA and handler beside the served ones, see `sessions.py`).
-Errors use the same restJson1 format as the API.
+`resources` (leak counts), `aws/dynamodb` (the local DynamoDB tables' items), `calls` (the
+transactions up now, with their legs), `routes` (where the legs the SMA places go),
+`configure` (serve another profile) and, on a served stub, `sessions` (a remote run's own SMA
+and handler beside the served ones, see `sessions.py`). Errors use the same restJson1 format
+as the API.
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def add_control_routes(app: web.Application, stub) -> None:
     async def resources(request: web.Request) -> web.Response:
         return _json(stub.count_resources())
 
+    async def dynamodb(request: web.Request) -> web.Response:
+        return _json(await stub.dynamodb_tables_async())
+
     async def routes(request: web.Request) -> web.Response:
         body = await _body(request)
         if not isinstance(body.get("number"), str) or not isinstance(body.get("uri"), str):
@@ -62,6 +66,7 @@ def add_control_routes(app: web.Application, stub) -> None:
         add_session_routes(app, stub.sessions)
     app.router.add_get("/_harness/journal", journal)
     app.router.add_get("/_harness/resources", resources)
+    app.router.add_get("/_harness/aws/dynamodb", dynamodb)
     app.router.add_post("/_harness/routes", routes)
     app.router.add_post("/_harness/configure", configure)
 

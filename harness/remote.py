@@ -107,3 +107,6 @@ class RemoteStub:
 
     def resources(self) -> dict[str, int]:
         return self._request("/_harness/resources", base=self.api_url)
+
+    def dynamodb_tables(self) -> dict[str, list[dict]]:
+        return self._request("/_harness/aws/dynamodb", timeout=60, base=self.api_url)

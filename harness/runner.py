@@ -21,9 +21,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .caller import Call, Caller, CallerError, Listener
 from .journal_view import JournalView
-from .profiles.checks import handler_target, preflight
+from .lanes import LANES, lane
+from .local_aws import LocalAwsConfig
+from .profiles.checks import preflight
 from .media.sources import read_wav, read_wav_channels
-from .profiles.schema import Profile, Step
+from .profiles.schema import AwsSeed, Profile, Step, StubSpec, handler_path
 from .sip.message import SipResponse
 from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
@@ -44,7 +46,7 @@ class ProfileNotRunnable(RuntimeError):
 EXPECTED_ERRORS = (CallerError, CaptureError, RemoteStubError, ClientError, BotoCoreError, OSError,
                    TimeoutError, ProfileNotRunnable)
 RTP_PORTS_PER_RUN = 400
-RTP_BASE, RTP_BASE_LIMIT, RTP_LANES = 10000, 32400, 8
+RTP_BASE, RTP_BASE_LIMIT = 10000, 32400
 
 
 @dataclass
@@ -80,32 +82,22 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "profile"
 
 
-def resolve_handler(base: Path, value: str) -> str:
-    """A handler given as a file path is relative to `base` (the profile's folder)."""
-    path = handler_target(base, value)
-    if path is None:
-        return value
-    _, sep, func = value.partition(":")
-    return str(path) + (sep + func if sep else "")
-
-
 def rtp_block() -> int:
     """The first port of a run's RTP range: below the ephemeral ports (32768+), so no other
     process's socket falls into the capture filter, and in a lane of its own for each
     pytest-xdist worker (a random block of that lane, for runs in separate processes)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    lane = int(worker) % RTP_LANES if worker.isdigit() else 0
     blocks = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN
-    index = lane + RTP_LANES * random.randrange(blocks // RTP_LANES)
+    index = lane() + LANES * random.randrange(blocks // LANES)
     return RTP_BASE + RTP_PORTS_PER_RUN * index
 
 
 def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     """The stub's configuration for a profile, on 127.0.0.1 with free ports."""
     spec, base = profile.stub, profile.path.parent
-    sma = SipMediaApplication(spec.sip_media_application_id, resolve_handler(base, spec.handler),
+    sma = SipMediaApplication(spec.sip_media_application_id, handler_path(base, spec.handler),
                               name=spec.name, aws_account_id=spec.aws_account_id,
-                              aws_region=spec.aws_region, handler_env=dict(spec.handler_env),
+                              aws_region=spec.aws_region, environment=dict(spec.environment),
+                              runtime=spec.runtime, memory_mb=spec.memory_size_mb,
                               interruptible=frozenset(spec.interruptible))
     rules = [SipRule(rule_id(f"{sma.sip_media_application_id}/{i + 1}"),
                      "ToPhoneNumber" if r.to_phone_number is not None else "RequestUriHostname",
@@ -123,7 +115,20 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
                       handler_timeout_s=spec.handler_timeout_ms / 1000,
                       handler_retries=spec.handler_retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment)
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment,
+                      aws=local_aws_config(spec))
+
+
+def local_aws_config(spec: StubSpec) -> LocalAwsConfig | None:
+    """The local AWS services a profile's stub asks for, with its seed as plain JSON."""
+    if spec.aws is None:
+        return None
+    seed = spec.aws.seed or AwsSeed()
+    return LocalAwsConfig(spec.aws_region, {
+        "dynamodb": [{"name": t.name, "key": list(t.key.items()), "items": t.items}
+                     for t in seed.dynamodb],
+        "s3": [{"name": b.name, "objects": [asdict(o) for o in b.objects]} for b in seed.s3],
+        "ssm": [asdict(p) for p in seed.ssm]})
 
 
 def api_client(stub: Stub, region: str):
@@ -149,6 +154,7 @@ class ProfileRun:
         self.updates: list[dict] = []
         self.leftovers: dict[str, int] = {}
         self.caller_leftovers: dict[str, int] = {}
+        self.tables: dict[str, list[dict]] = {}  # the local DynamoDB tables after the run
         self.journal: list[dict] = []
         self.doing: str | None = None  # the step under way, named in an error
         self._stub: Stub | RemoteStub | None = None
@@ -198,6 +204,8 @@ class ProfileRun:
             finally:
                 time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
                 capture.stop()
+            if self.profile.stub.aws is not None:
+                self.tables = self._final_tables(stub)
             self.leftovers = {k: v for k, v in stub.resources().items()
                               if v and k != "handler_workers"} | self.caller_leftovers
         finally:
@@ -333,6 +341,20 @@ class ProfileRun:
                 return entry
         raise RuntimeError(f"the stub has no leg for call {call_name!r} ({sip_call_id})")
 
+    def _final_tables(self, stub: Stub) -> dict[str, list[dict]]:
+        """The DynamoDB tables once the last invocation (the HANGUP's put) has answered,
+        written to `aws/dynamodb/<table>.json`."""
+        spec = self.profile.stub
+        deadline = time.monotonic() + spec.handler_timeout_ms / 1000 * (spec.handler_retries + 1) + 2
+        while stub.resources()["transactions"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tables = stub.dynamodb_tables()
+        folder = self.run_dir / "aws" / "dynamodb"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, items in tables.items():
+            (folder / f"{name}.json").write_text(json.dumps(items, indent=2))
+        return tables
+
     # ---- verdict ----------------------------------------------------------------------
     def _judge(self, stub: Stub, wire: WireAnalysis) -> None:
         checks = self.result.checks
@@ -382,6 +404,8 @@ class ProfileRun:
             checks.append(self._check_recording(journal, expect.recording_tone_hz))
         if expect.call_recording is not None:
             checks.append(_check_call_recording(journal, expect.call_recording))
+        for table, items in (expect.dynamodb or {}).items():
+            checks.append(_check_table(table, self.tables.get(table), items))
         if self.profile.network is not None:
             checks.append(self._check_impairment(stub, wire, journal))
         checks.append(check_nothing_after_last_hangup(journal))
@@ -513,6 +537,33 @@ class ProfileRun:
 
     def _write_json(self, name: str, data) -> None:
         (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+
+def _check_table(table: str, found: list[dict] | None, expected: list[dict]) -> Check:
+    """Each expected item is in the table: found by its key, every attribute given equal (or,
+    for {matches: REGEX}, its text matching)."""
+    if found is None:
+        return Check(f"dynamodb {table}", False, "no such table after the run")
+    problems = []
+    for want in expected:
+        key = want["key"]
+        item = next((i for i in found if all(i.get(k) == v for k, v in key.items())), None)
+        if item is None:
+            problems.append(f"no item with key {key}")
+            continue
+        for name, value in want.items():
+            if name == "key":
+                continue
+            got = item.get(name)
+            if isinstance(value, dict) and set(value) == {"matches"}:
+                ok = got is not None and re.fullmatch(str(value["matches"]), str(got)) is not None
+            else:
+                ok = got == value
+            if not ok:
+                problems.append(f"item {key}: {name} is {got!r}, expected {value!r}")
+    return Check(f"dynamodb {table}", not problems,
+                 "; ".join(problems) if problems else f"{len(expected)} expected item(s) found "
+                 f"among {len(found)}", {"items": found})
 
 
 def _check_call_recording(journal: list[dict], spec) -> Check:

@@ -55,13 +55,13 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
     recordings and what the handler writes to "S3".
     """
     import dataclasses
-    from .profiles.schema import load_profile
-    from .runner import RTP_PORTS_PER_RUN, resolve_handler, rtp_block, stub_config
+    from .profiles.schema import handler_path, load_profile
+    from .runner import RTP_PORTS_PER_RUN, rtp_block, stub_config
     from .sma.model import SipMediaApplication, SipRule, rule_id
     from .stub import StubConfig
     run_dir, base = Path(run_dir), Path(base or Path.cwd())
     if handler is not None:
-        handler = resolve_handler(base, str(handler))
+        handler = handler_path(base, str(handler))
     if bucket is not None:
         bucket = base / bucket
     if profile is not None:
@@ -74,7 +74,7 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
     if handler is None:
         raise ValueError("name a handler or a profile")
     sma = SipMediaApplication(sma_id, handler, name=Path(handler.partition(":")[0]).stem or "handler",
-                              handler_env=dict(environment or {}))
+                              environment=dict(environment or {}))
     rules = [SipRule(rule_id(f"{sma_id}/{i + 1}"), "ToPhoneNumber", number, [(1, sma_id)])
              for i, number in enumerate(numbers)]
     if bucket is None:

@@ -19,6 +19,7 @@ ROWS = {
     "handler_missing": ["no such handler file", "no_such_handler.py"],
     "handler_import_error": ["Runtime.ImportModuleError",
                              "No module named 'sip_harness_example_dependency'"],
+    "handler_exception": ["RuntimeError", "no greeting configured for +14345550205"],
     "handler_timeout": ["Sandbox.Timedout", "Task timed out after 1.00 seconds"],
     "schema_version": ["INVALID_LAMBDA_RESPONSE", "SchemaVersionMismatch", "SchemaVersion '2.0'"],
     "action_type": ["INVALID_LAMBDA_RESPONSE", "InvalidActionType", "'PlayAudo'"],
@@ -92,10 +93,10 @@ def test_an_error_run_still_has_its_ladder_and_analysis(table_run, row):
 
 def test_a_handler_exception_shows_its_stack_trace(table_run):
     done, out = table_run
-    block = console_blocks(done.stdout)["root cause handler_import_error"]
-    assert "import_error.py\", line 2, in <module>" in block
-    (error,) = junit_cases(out / "junit.xml")["root cause handler_import_error"].findall("error")
-    assert "import_error.py\", line 2" in error.text
+    block = console_blocks(done.stdout)["root cause handler_exception"]
+    assert "mistakes.py\", line 23, in lambda_handler" in block
+    (error,) = junit_cases(out / "junit.xml")["root cause handler_exception"].findall("error")
+    assert "mistakes.py\", line 23, in lambda_handler" in error.text
 
 
 def test_a_crashing_profile_between_two_good_ones_does_not_abort_the_suite(tmp_path):

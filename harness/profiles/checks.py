@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schema import Profile
+from .schema import HANDLER_SUFFIXES, Profile, handler_problem, handler_target
 from .strict import ProfileError, problem
-
-PYTHON_SUFFIXES = (".py",)
-NODE_SUFFIXES = (".js", ".cjs", ".mjs")
 
 
 @dataclass(frozen=True)
@@ -46,19 +42,12 @@ def preflight(profile: Profile) -> list[str]:
     return [str(f) for f in check_profile(profile) if f.blocks_run]
 
 
-def handler_target(base: Path, spec: str) -> Path | None:
-    """The handler's file (relative to the profile's folder), or None for a module or URL."""
-    if spec.startswith(("http://", "https://")):
-        return None
-    target = spec.partition(":")[0]
-    if target.endswith(PYTHON_SUFFIXES + NODE_SUFFIXES) or "/" in target:
-        return (base / target).resolve()
-    return None
-
-
 def _handler(profile: Profile, base: Path) -> list[Finding]:
     stub = profile.stub
     spec = stub.handler
+    found = handler_problem(profile)
+    if found is not None:
+        return [Finding(found)]
     if spec.startswith(("http://", "https://")):
         return []
     path = handler_target(base, spec)
@@ -69,16 +58,11 @@ def _handler(profile: Profile, base: Path) -> list[Finding]:
                                     "handler is a .py or .js/.cjs/.mjs file (relative to the profile), "
                                     "module:function, or an http(s):// Lambda Invoke URL"))]
         return []
-    if not path.is_file():
-        return [Finding(problem(stub, ("handler",), f"no such handler file: {path}"))]
-    if path.suffix in NODE_SUFFIXES:
-        if shutil.which("node") is None:
-            return [Finding(problem(stub, ("handler",), "a Node.js handler needs `node`, which is not "
-                                    "installed (Debian package nodejs)"))]
-        return []
-    if path.suffix not in PYTHON_SUFFIXES:
+    if path.suffix not in HANDLER_SUFFIXES:
         return [Finding(problem(stub, ("handler",), f"no runtime runs {path.suffix or 'a file without suffix'}"
                                 f" handlers: give a .py or .js/.cjs/.mjs file"))]
+    if path.suffix != ".py":
+        return []
     function = spec.partition(":")[2]
     try:
         tree = ast.parse(path.read_bytes(), str(path))
@@ -136,7 +120,7 @@ def _routes(profile: Profile, base: Path) -> list[Finding]:
                              "CreateSipMediaApplicationCall needs one (add it under callees)"))
              for step in profile.steps if step.create_call and step.create_call.to not in numbers]
     path = handler_target(base, profile.stub.handler)
-    if path is None or path.suffix not in PYTHON_SUFFIXES or not path.is_file():
+    if path is None or path.suffix != ".py" or not path.is_file():
         return found
     try:
         tree = ast.parse(path.read_bytes(), str(path))

@@ -3,9 +3,10 @@
 `load(cls, text, filename)` composes the YAML node tree (which keeps every node's line and
 column) and builds `cls` from it by its type hints: unknown keys, missing fields and wrong
 types raise `ProfileError` naming `file:line:column`, the field path and a hint. Every
-fault of a file is reported at once (`ProfileErrors`), not only the first. Every built object
-remembers where it came from, so checks made after loading (`problem(obj, at, message)`)
-point at the right line too.
+fault of a file is reported at once (`ProfileErrors`), not only the first. A dataclass's
+`validate()` may return a message (about the whole object) or an `Invalid` naming the field
+below it; every built object remembers where it came from, so checks made after loading
+(`problem(obj, at, message)`) point at the right line too.
 """
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ def errors_of(exc: ProfileError) -> list[ProfileError]:
 
 _SCALARS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 _SOURCE = "_profile_source"  # (filename, node, field path) kept on every built dataclass
+
+
+@dataclasses.dataclass(frozen=True)
+class Invalid:
+    """What `validate()` returns to name the field at fault: `at` is the path of keys and
+    list indexes below the object, e.g. `("items", 2)`."""
+
+    at: tuple
+    message: str
 
 
 def problem(obj: Any, at: tuple, message: str) -> ProfileError:
@@ -195,9 +205,11 @@ class _Builder:
         object.__setattr__(obj, _SOURCE, (self.filename, node, path))
         validate = getattr(obj, "validate", None)
         if validate is not None:
-            problem = validate()
-            if problem:
-                self.fail(node, path, problem)
+            found = validate()
+            if isinstance(found, Invalid):
+                raise problem(obj, found.at, found.message)
+            if found:
+                self.fail(node, path, found)
         return obj
 
 
