@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 MARKER = "sma(handler=None, profile=None, bucket=None, numbers=('*',), timeout_ms=5000, " \
-         "retries=1, environment=None, sma_id=...): what the `sma_stub` fixture serves"
+         "retries=1, environment=None, runtime=None, sma_id=...): what the `sma_stub` fixture serves"
 PROFILE_SUFFIXES = (".yaml", ".yml")
 
 

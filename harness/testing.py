@@ -44,15 +44,18 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
                     bucket: str | Path | None = None, run_dir: str | Path,
                     sma_id: str = DEFAULT_SMA_ID, numbers: Sequence[str] = ("*",),
                     timeout_ms: int = 5000, retries: int = 1,
-                    environment: Mapping[str, str] | None = None, base: str | Path | None = None):
+                    environment: Mapping[str, str] | None = None, runtime: str | None = None,
+                    base: str | Path | None = None):
     """The stub settings for `handler` (a .py/.js file, `module:function` or an http(s)
     Lambda Invoke URL) or for a `profile`'s stub section (its handler, bucket, SIP rules),
     with `handler` and `bucket` overriding the profile's. Relative paths are taken from
     `base` (default: the working folder; the `sma` marker uses the test file's folder).
 
     `bucket` is the folder standing for S3 (`<bucket>/<BucketName>/<Key>`); `numbers` are the
-    called numbers routed to the SMA ("*": any); `run_dir` receives the handler's log, the
-    recordings and what the handler writes to "S3".
+    called numbers routed to the SMA ("*": any); `environment` and `runtime` (`python3.12`,
+    `nodejs20.x`, ...; default: the newest of the handler's language here) are the function's
+    configuration; `run_dir` receives the handler's log, the recordings and what the handler
+    writes to "S3".
     """
     import dataclasses
     from .profiles.schema import handler_path, load_profile
@@ -74,7 +77,7 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
     if handler is None:
         raise ValueError("name a handler or a profile")
     sma = SipMediaApplication(sma_id, handler, name=Path(handler.partition(":")[0]).stem or "handler",
-                              environment=dict(environment or {}))
+                              environment=dict(environment or {}), runtime=runtime)
     rules = [SipRule(rule_id(f"{sma_id}/{i + 1}"), "ToPhoneNumber", number, [(1, sma_id)])
              for i, number in enumerate(numbers)]
     if bucket is None:
