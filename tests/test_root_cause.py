@@ -1,6 +1,7 @@
 """The root cause in front of the user: each first-handler mistake of issue 17's table is named
 in the console under its profile, in junit.xml and in report.json (and marked in report.html);
 a profile that crashes never aborts the suite."""
+import html
 import json
 import subprocess
 import sys
@@ -75,7 +76,11 @@ def test_each_mistake_is_named_in_console_junit_and_report(table_run, row):
         assert text in in_report, in_report
     assert block.startswith("ERROR") and report["verdict"] == "error"
     page = (out / f"root-cause-{row.replace('_', '-')}" / "report.html").read_text()
-    assert 'id="problems"' in page or 'id="error"' in page
+    if report["problems"]:  # a marked row of the "What went wrong" table, and of the events
+        assert 'id="problems"' in page and html.escape(report["problems"][0]["summary"]) in page
+        assert '<span class="bad">' in page.split('id="events"')[1].split("</table>")[0]
+    else:
+        assert html.escape(report["error"]) in page.split('id="error"')[1]
 
 
 @pytest.mark.parametrize("row", sorted(set(ROWS) - {"handler_missing"}))

@@ -172,6 +172,31 @@ def test_calls_lists_a_live_call_with_its_transaction_id(served, tmp_path):
         call.wait_for("DISCONNECTED", timeout=10)
 
 
+def test_pytest_runs_profiles_and_profile_stubs_against_the_service(served, tmp_path):
+    """`--sip-stub URL`: a profile item, and `sma_stub` of a `profile=` marker, each in a
+    session of their own on the served stub."""
+    (tmp_path / "test_remote_stub.py").write_text(f"""
+import pytest
+
+@pytest.mark.sma(profile={str(PROFILES / "hangup_codes.yaml")!r})
+def test_busy_is_refused(sma_stub, sip_caller):
+    assert sma_stub.sip_port != {served.sip_port}  # a session, not the served profile
+    call = sip_caller.call(sma_stub.sip_uri("+14345550486"))
+    call.wait_for("DISCONNECTED", timeout=10)
+    assert call.last_status == 486
+    assert sma_stub.journal().event_types() == ["NEW_INBOUND_CALL", "HANGUP"]
+""")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--sip-stub", served.url, "--sip-artifacts", str(tmp_path / "artifacts"),
+                           str(tmp_path / "test_remote_stub.py"), str(PROFILES / "hangup_codes.yaml")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    assert get(served.url + "/_harness/sessions") == []
+    assert json.loads((tmp_path / "artifacts" / "hangup-with-each-sipresponsecode" / "report.json")
+                      .read_text())["verdict"] == "pass"
+
+
 def test_start_up_errors_are_one_line(served, tmp_path):
     busy = subprocess.run([str(BIN / "sip-harness"), "serve", "--sip-port", str(served.sip_port),
                            "--api-port", str(free_port()), "--out", str(tmp_path / "a")],
