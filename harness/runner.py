@@ -109,7 +109,8 @@ def local_aws_config(spec: StubSpec) -> LocalAwsConfig | None:
         return None
     seed = spec.aws.seed or AwsSeed()
     return LocalAwsConfig(spec.aws_region, {
-        "dynamodb": [{"name": t.name, "key": list(t.key.items()), "items": t.items}
+        "dynamodb": [{"name": t.name, "key": list(t.key.items()), "items": t.items,
+                      "indexes": {n: list(k.items()) for n, k in t.indexes.items()}}
                      for t in seed.dynamodb],
         "s3": [{"name": b.name, "objects": [asdict(o) for o in b.objects]} for b in seed.s3],
         "ssm": [asdict(p) for p in seed.ssm]})

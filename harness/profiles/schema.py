@@ -42,17 +42,26 @@ class SipRuleSpec:
 @dataclass
 class TableSeed:
     """A DynamoDB table: `key` is its partition key, then its optional sort key, each with
-    its type (`{caller: S}`); items are plain values, inline or from a YAML/JSON list."""
+    its type (`{caller: S}`); `indexes` its global secondary indexes by name, each keyed the
+    same way (all attributes projected); items are plain values, inline or from a YAML/JSON
+    list."""
 
     name: str
     key: dict[str, Literal["S", "N", "B"]]
     items: list[dict[str, Any]] = field(default_factory=list)
     items_file: str | None = None
+    indexes: dict[str, dict[str, Literal["S", "N", "B"]]] = field(default_factory=dict)
 
     def validate(self) -> str | Invalid | None:
-        if not 1 <= len(self.key) <= 2:
-            return Invalid(("key",), "give the partition key and at most a sort key, "
+        for path, key in [(("key",), self.key)] + [(("indexes", n), k) for n, k in self.indexes.items()]:
+            if not 1 <= len(key) <= 2:
+                return Invalid(path, "give the partition key and at most a sort key, "
                                      "e.g. {caller: S} or {caller: S, started: N}")
+        types: dict[str, str] = {}
+        for path, key in [(("key",), self.key)] + [(("indexes", n), k) for n, k in self.indexes.items()]:
+            for attribute, kind in key.items():
+                if types.setdefault(attribute, kind) != kind:
+                    return Invalid(path, f"{attribute!r} is {types[attribute]} elsewhere in the table")
         for i, item in enumerate(self.items):
             missing = key_missing(item, self.key)
             if missing:
