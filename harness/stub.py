@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 import threading
 from collections import deque
 import time
@@ -31,7 +32,9 @@ from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
 from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
-from .sip.transport import TcpSipTransport, UdpSipTransport
+from .sip.sdes import SdesCrypto
+from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
+from .media.srtp import SrtpContext
 from .sip.uri import SipUri, UriError
 from .sma import commands as cmd
 from .sma.engine import CallTransaction
@@ -45,6 +48,20 @@ log = logging.getLogger(__name__)
 FORWARDED_HEADERS = ("user-to-user", "diversion")
 OUTBOUND_DTMF_PT = 101
 SYSTEM_ERROR = ("SystemException", "System error while running action.")
+
+
+@dataclass
+class TlsSettings:
+    """SIP over TLS: the stub's certificate chain and key (PEM files), and its port (5061 by
+    convention; 0 = a free one). `ca_file` verifies the peers of legs the stub places."""
+
+    certificate: Path
+    private_key: Path
+    port: int = 0
+    ca_file: Path | None = None
+
+
+SRTP_MODES = ("optional", "required", "off")
 
 
 @dataclass
@@ -73,6 +90,11 @@ class StubConfig:
     api: ApiSettings = field(default_factory=ApiSettings)
     impairment: NetworkImpairment | None = None
     journal_limit: int = 200_000  # entries kept; a long-running `serve` keeps the newest
+    #: SIP over TLS as well as UDP and TCP (None: no TLS listener)
+    tls: TlsSettings | None = None
+    #: "optional": an RTP/SAVP offer gets SRTP, a plain one RTP; "required" (a Voice
+    #: Connector with encryption on): a plain offer gets 488; "off": an SRTP offer gets 488
+    srtp: str = "optional"
 
     @property
     def written_dir(self) -> Path | None:
@@ -94,7 +116,7 @@ class _SipCall:
     sip_call_id: str
     leg: Leg
     transaction: CallTransaction
-    transport: UdpSipTransport | TcpSipTransport
+    transport: UdpSipTransport | TcpSipTransport | TlsSipTransport
     media: MediaSession | None = None
     audio: AudioAnswer | None = None
     sdp: bytes = b""
@@ -138,6 +160,7 @@ class Stub:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.udp: UdpSipTransport | None = None
         self.tcp: TcpSipTransport | None = None
+        self.tls: TlsSipTransport | None = None
         self.media: MediaEngine | None = None
         self.service: SmaService | None = None
         self._api_runner: ApiRunner | None = None
@@ -151,6 +174,11 @@ class Stub:
         self._load_applications(cfg)
         self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
         await self._listen_sip(cfg)
+        if cfg.tls is not None:
+            client = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+            self.tls = await TlsSipTransport.listen_tls(
+                cfg.host, cfg.tls.port, self._on_tls,
+                server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
         app = build_app(self, cfg.api)
         add_control_routes(app, self)
         self._api_runner = ApiRunner(app, access_log=None)
@@ -213,9 +241,8 @@ class Stub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._api_runner is not None:
             await self._api_runner.cleanup()
-        for transport in (self.udp, self.tcp):
-            if transport is not None:
-                transport.close()
+        for transport in self._transports:
+            transport.close()
         if self.media is not None:
             await self.media.close()
         for handler in self._handlers.values():
@@ -260,12 +287,20 @@ class Stub:
         return self.udp.port
 
     @property
+    def tls_port(self) -> int | None:
+        """The SIP over TLS port, or None without TLS."""
+        return self.tls.port if self.tls is not None else None
+
+    @property
+    def _transports(self) -> list:
+        return [t for t in (self.udp, self.tcp, self.tls) if t is not None]
+
+    @property
     def api_url(self) -> str:
         return f"http://{self.config.host}:{self.api_port}"
 
     def sip_uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+        return sip_uri(user, self.config.host, self.sip_port, self.tls_port, transport)
 
     def add_route(self, number: str, uri: str) -> None:
         """Send the legs the SMA places to `number` (or "*", or a Voice Connector ARN) to `uri`."""
@@ -277,7 +312,7 @@ class Stub:
 
     def count_resources(self) -> dict[str, int]:
         """`resources()` on the stub's own loop."""
-        return {"dialogs": self.udp.endpoint.active_dialogs() + self.tcp.endpoint.active_dialogs(),
+        return {"dialogs": sum(t.endpoint.active_dialogs() for t in self._transports),
                 "media_sessions": self.media.session_count,
                 "transactions": len(self.service.transactions), "tasks": len(self._tasks),
                 "handler_workers": sum(h.worker_count for h in self._handlers.values())}
@@ -315,6 +350,9 @@ class Stub:
 
     def _on_tcp(self, event: object) -> None:
         self._on_sip(event, self.tcp)
+
+    def _on_tls(self, event: object) -> None:
+        self._on_sip(event, self.tls)
 
     def _on_sip(self, event: object, transport) -> None:
         if isinstance(event, sip_events.IncomingCall):
@@ -354,6 +392,11 @@ class Stub:
         except SdpError as exc:
             self._refuse(transport, event.call_id, 488, str(exc))
             return
+        mode = self.config.srtp
+        if (mode == "required" and audio.remote_crypto is None) or (mode == "off" and audio.remote_crypto):
+            self._refuse(transport, event.call_id, 488, "SRTP is required" if mode == "required"
+                         else "SRTP is off on this stub")
+            return
         to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
         caller = _sip_uri(uri_of(req.headers.get("from")))
         to_user = to.user if to else ""
@@ -367,13 +410,15 @@ class Stub:
                   start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
         tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
         call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
-        session = await self._open_media(call)
-        call.sdp = build_answer(offer, audio, self.config.host, session.local_port, int(time.time()), 1)
+        crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
+        session = await self._open_media(call, crypto)
+        call.sdp = build_answer(offer, audio, self.config.host, session.local_port, int(time.time()), 1,
+                                crypto)
         self._track(call)
         self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
                    sip_media_application_id=sma.sip_media_application_id, to=leg.to,
                    from_=leg.from_, rtp_port=session.local_port,
-                   transport=transport.endpoint.transport.lower())
+                   transport=transport.endpoint.transport.lower(), srtp=crypto is not None)
         tx.inbound_call(leg)
         self._dispatch(tx)
 
@@ -396,13 +441,15 @@ class Stub:
         else:
             tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
 
-    async def _open_media(self, call: _SipCall) -> MediaSession:
-        """The RTP session of a call, in the codec of `call.audio`, reporting to the call."""
+    async def _open_media(self, call: _SipCall, crypto: SdesCrypto | None = None) -> MediaSession:
+        """The RTP session of a call, in the codec of `call.audio`, reporting to the call;
+        SRTP with our key `crypto` and the remote's key when the call agreed on it."""
         a = call.audio
+        srtp = SrtpContext(crypto, a.remote_crypto) if crypto is not None else None
         call.media = await self.media.open(
             a.payload_type, a.codec, a.dtmf_payload_type,
             on_playback_done=lambda token: self._media_done(call, token),
-            on_digit=lambda digit: self._digit(call, digit))
+            on_digit=lambda digit: self._digit(call, digit), srtp=srtp)
         return call.media
 
     def _track(self, call: _SipCall) -> None:
@@ -436,7 +483,7 @@ class Stub:
                 except Exception as exc:  # one command's failure must not strand the others
                     self._command_failed(tx, command, exc)
         self._arm_timer(tx)
-        for transport in (self.udp, self.tcp):
+        for transport in self._transports:
             transport.flush()
 
     def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
@@ -581,7 +628,9 @@ class Stub:
         codec = self._codec_for(tx)
         leg = next((l for l in tx.legs if l.call_id == c.call_id), None) or \
             Leg(c.call_id, "LEG-B", c.to, c.from_, "Outbound", int(time.time() * 1000))
-        transport = self.tcp if ";transport=tcp" in target.lower() else self.udp
+        lowered = target.lower()
+        transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
+            self.tcp if ";transport=tcp" in lowered else self.udp
         call = _SipCall("", leg, tx, transport, outbound=True, audio=AudioAnswer(
             self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
         session = await self._open_media(call)
@@ -656,6 +705,16 @@ class Stub:
     def journal_json(self) -> list[dict]:
         """The journal as JSON-ready dicts (safe to call from any thread after the run)."""
         return [entry.to_json() for entry in list(self.journal)]
+
+
+def sip_uri(user: str, host: str, port: int, tls_port: int | None, transport: str = "udp") -> str:
+    """The URI a caller dials to reach `user` at a stub over `transport` (udp, tcp or tls)."""
+    if transport == "tls":
+        if tls_port is None:
+            raise ValueError("the stub has no TLS listener (give it stub.sip.tls)")
+        return f"sip:{user}@{host}:{tls_port};transport=tls"
+    suffix = ";transport=tcp" if transport == "tcp" else ""
+    return f"sip:{user}@{host}:{port}{suffix}"
 
 
 def _sip_uri(text: str) -> SipUri | None:
