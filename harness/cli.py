@@ -119,7 +119,10 @@ def cmd_call(args) -> int:
     pcap = out / "capture.pcap"
     try:
         with Capture(pcap, iface=args.iface or ("lo" if host.startswith("127.") else "any"),
-                     bpf=f"host {host}"), Caller(transport=args.transport, workdir=out / "caller") as caller:
+                     bpf=f"host {host}"), Caller(
+                transport=args.transport, workdir=out / "caller", srtp=args.srtp, ca_file=args.ca_file,
+                credentials=[{"username": args.username, "password": args.password}] if args.username
+                else None) as caller:
             call = caller.call(args.uri, headers=dict(h.split(":", 1) for h in args.header),
                                record_to=out / "heard.wav", play=Path(args.play) if args.play else None)
             print(f"calling {args.uri} ...", flush=True)
@@ -140,9 +143,23 @@ def cmd_call(args) -> int:
         print(f"sip-harness: {exc}", file=sys.stderr)
         return EXIT_FAILED
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
-    print(render_analysis(analyze_pcap(str(pcap)), prompts))
+    print(render_analysis(analyze_pcap(str(pcap), caller.message_logs()), prompts))
     print(f"final status {status}; capture, recording and logs in {out}")
     return EXIT_OK
+
+
+def _srtp_keys(values: list[str]) -> dict[tuple[str, int], object]:
+    """`HOST:PORT=KEY` (KEY: the base64 inline key of an AES_CM_128_HMAC_SHA1_80 a=crypto)."""
+    from .sip.sdes import AES_CM_128_HMAC_SHA1_80, SdesCrypto, SdesError
+    keys = {}
+    for value in values:
+        address, _, key = value.partition("=")
+        host, _, port = address.rpartition(":")
+        try:
+            keys[(host, int(port))] = SdesCrypto.parse(f"1 {AES_CM_128_HMAC_SHA1_80} inline:{key}")
+        except (ValueError, SdesError) as exc:
+            raise SystemExit(f"sip-harness: --srtp-key {value!r}: {exc} (give HOST:PORT=BASE64KEY)")
+    return keys
 
 
 def cmd_analyze(args) -> int:
@@ -151,13 +168,18 @@ def cmd_analyze(args) -> int:
     from .wire.pcap import PcapError
     from .wire.report_text import render_analysis
     try:
-        analysis = analyze_pcap(args.pcap)
+        analysis = analyze_pcap(args.pcap, [Path(p) for p in args.message_log],
+                                _srtp_keys(args.srtp_key))
     except (OSError, PcapError) as exc:
         print(f"sip-harness: {args.pcap}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
     print(render_analysis(analysis, prompts))
-    return EXIT_OK
+    if analysis.logged_sip:
+        print(f"\n{analysis.logged_sip} SIP messages come from message logs, not the capture (SIP over TLS)")
+    for flow in analysis.srtp:
+        print(("ok   " if flow.ok else "FAIL ") + flow.describe())
+    return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--dtmf", help="digits to send (RFC 4733) once answered")
     call.add_argument("--play", help="a WAV file to send")
     call.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
-    call.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    call.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
+    call.add_argument("--srtp", action="store_true", help="offer and require SDES-keyed SRTP")
+    call.add_argument("--ca-file", help="for tls: verify the far end's certificate with this CA (PEM)")
+    call.add_argument("--username", help="digest user name (termination credentials)")
+    call.add_argument("--password", default="", help="digest password")
     call.add_argument("--iface", help="capture interface (default: lo for 127.x, else any)")
     call.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     call.add_argument("--out", help="artifact folder (default: artifacts/call-<time>)")
@@ -199,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
     analyze.add_argument("pcap")
     analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
+    analyze.add_argument("--message-log", action="append", default=[], metavar="FILE",
+                         help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
+    analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
+                         help="decrypt the SRTP from HOST:PORT with this SDES inline key")
     analyze.set_defaults(func=cmd_analyze)
     return parser
 

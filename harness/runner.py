@@ -24,7 +24,7 @@ from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
 from .remote import RemoteStub, RemoteStubError
 from .report import write_profile_reports
-from .stub import Stub, StubConfig
+from .stub import Stub, StubConfig, Termination, TlsSettings
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
 from .wire.audio import dtmf_events, label_packets, segments, tone_frequency
@@ -102,10 +102,30 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
             plain[kind] = {d: {k: v for k, v in o.items() if v is not None}
                            for d, o in (plain[kind] or {}).items() if o is not None}
         impairment = NetworkImpairment.from_dict(plain)
+    creds = spec.sip.credentials
     return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
                       handler_timeout_s=spec.handler_timeout_ms / 1000,
                       handler_retries=spec.handler_retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment)
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment,
+                      tls=tls_settings(spec.sip.tls, base, run_dir), srtp=spec.sip.srtp,
+                      termination=Termination(creds.username, creds.password, creds.realm) if creds else None)
+
+
+def tls_settings(spec, base: Path, run_dir: Path, host: str = "127.0.0.1") -> TlsSettings | None:
+    """The stub's TLS files: the profile's, or a certificate for `host` issued by a throwaway
+    CA (trustme) into `run_dir/tls/`, whose `ca.pem` the callers then trust."""
+    if spec is None:
+        return None
+    if spec.certificate is not None:
+        return TlsSettings((base / spec.certificate).resolve(), (base / spec.private_key).resolve(),
+                           spec.port, (base / spec.ca_file).resolve() if spec.ca_file else None)
+    import trustme
+    folder = run_dir / "tls"
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="sip-harness throwaway CA")
+    ca.issue_cert(host, "localhost").private_key_and_cert_chain_pem.write_to_path(str(folder / "stub.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return TlsSettings(folder / "stub.pem", folder / "stub.pem", spec.port, folder / "ca.pem")
 
 
 def api_client(stub: Stub, region: str):
@@ -132,6 +152,7 @@ class ProfileRun:
         self.updates: list[dict] = []
         self.leftovers: dict[str, int] = {}
         self.caller_leftovers: dict[str, int] = {}
+        self.message_logs: list[Path] = []  # the callers' SIP message logs (SIP over TLS)
 
     def execute(self) -> ProfileResult:
         start = time.monotonic()
@@ -143,7 +164,8 @@ class ProfileRun:
                 if self.stub_url else Stub(config).start()
             try:
                 cfg = stub.config
-                bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}"
+                tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
+                bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}{tls}"
                        f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
                 capture = Capture(str(pcap), iface="lo", bpf=bpf)
                 capture.start()
@@ -157,7 +179,7 @@ class ProfileRun:
             finally:
                 stub.stop()
                 self._write_json("journal.json", stub.journal_json())
-            wire = analyze_pcap(str(pcap))
+            wire = analyze_pcap(str(pcap), self.message_logs)
             self._judge(stub, wire)
         except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError) as exc:
             self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
@@ -175,8 +197,12 @@ class ProfileRun:
         def caller_for(endpoint: str) -> Caller:
             if endpoint not in callers:
                 spec = self.profile.endpoints[endpoint]
-                callers[endpoint] = Caller(transport=spec.transport, codecs=tuple(spec.codecs),
-                                           workdir=self.run_dir / f"caller-{endpoint}")
+                tls = stub.config.tls
+                callers[endpoint] = Caller(
+                    transport=spec.transport, codecs=tuple(spec.codecs),
+                    workdir=self.run_dir / f"caller-{endpoint}", srtp=spec.srtp,
+                    ca_file=tls.ca_file if tls is not None and spec.transport == "tls" else None,
+                    credentials=[vars(spec.credentials)] if spec.credentials else None)
             return callers[endpoint]
         try:
             for callee in self.profile.callees:
@@ -198,6 +224,7 @@ class ProfileRun:
             pids = [pid for caller in callers.values() for pid in caller.worker_pids]
             for caller in callers.values():
                 caller.close()
+                self.message_logs += caller.message_logs()
             alive = sum(1 for pid in pids if _alive(pid))
             if alive:
                 self.caller_leftovers = {"caller_workers": alive}
@@ -319,6 +346,15 @@ class ProfileRun:
             checks.append(_check_call_recording(journal, expect.call_recording))
         if self.profile.network is not None:
             checks.append(self._check_impairment(stub, wire, journal))
+        if any(e.srtp for e in self.profile.endpoints.values()) or wire.srtp:
+            checks.append(_check_srtp(wire))
+        if wire.logged_sip:
+            checks.append(Check("SIP over TLS", True,
+                                f"the capture cannot read SIP over TLS: {wire.logged_sip} SIP messages "
+                                f"(ladder, SDP, SRTP keys) come from the callers' own message logs "
+                                f"({', '.join(p.name for p in self.message_logs)})",
+                                {"logged_messages": wire.logged_sip,
+                                 "message_logs": [str(p) for p in self.message_logs]}))
         checks.append(_check_nothing_after_last_hangup(journal))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
@@ -344,7 +380,7 @@ class ProfileRun:
                 and m.message.call_id in ours]
         if not byes:
             return Check("BYE", False, "no BYE on the wire")
-        sender = "stub" if byes[0].src[1] == stub.sip_port else "caller"
+        sender = "stub" if byes[0].src[1] in (stub.sip_port, getattr(stub, "tls_port", None)) else "caller"
         return Check("BYE", sender == who, f"first BYE sent by the {sender}",
                      {"bye_from": sender, "time": byes[0].time})
 
@@ -469,6 +505,19 @@ def _check_call_recording(journal: list[dict], spec) -> Check:
     if not ok:
         detail += f"; expected incoming {spec.incoming_tone_hz} Hz, outgoing {spec.outgoing_tone_hz} Hz"
     return Check("call recording", ok, detail, {"path": str(paths[-1]), "tones_hz": seen})
+
+
+def _check_srtp(wire: WireAnalysis) -> Check:
+    """Every SRTP flow of the capture decrypted with the SDES key its SDP announced: none
+    failed authentication, and there was SRTP in both directions."""
+    flows = list(wire.srtp)
+    ok = len([f for f in flows if f.packets]) >= 2 and all(f.ok for f in flows if f.packets)
+    detail = "; ".join(f.describe() for f in flows) or "no SRTP key announced in any SDP"
+    if flows and not ok and any(f.failed for f in flows):
+        detail = "SRTP does not decrypt with the keys of the SDP: " + detail
+    return Check("SRTP", ok, detail, {"flows": [{"src": list(f.src), "packets": f.packets,
+                                                 "decrypted": f.decrypted, "failed": f.failed}
+                                                for f in flows]})
 
 
 def _median_tone(pcm) -> float | None:

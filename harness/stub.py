@@ -32,6 +32,7 @@ from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
 from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
+from .sip.digest import ANSWER_HEADER, CHALLENGE_STATUS, DigestChallenger
 from .sip.sdes import SdesCrypto
 from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
 from .media.srtp import SrtpContext
@@ -53,7 +54,8 @@ SYSTEM_ERROR = ("SystemException", "System error while running action.")
 @dataclass
 class TlsSettings:
     """SIP over TLS: the stub's certificate chain and key (PEM files), and its port (5061 by
-    convention; 0 = a free one). `ca_file` verifies the peers of legs the stub places."""
+    convention; 0 = a free one). `ca_file` is the CA of this TLS set-up: callers verify the
+    stub's certificate with it, and the stub the far ends of the legs it places."""
 
     certificate: Path
     private_key: Path
@@ -62,6 +64,16 @@ class TlsSettings:
 
 
 SRTP_MODES = ("optional", "required", "off")
+
+
+@dataclass
+class Termination:
+    """Digest credentials every INVITE must answer (a Voice Connector's termination
+    credentials): an INVITE without them gets 407 with a challenge."""
+
+    username: str
+    password: str
+    realm: str = "sip-harness"
 
 
 @dataclass
@@ -95,6 +107,7 @@ class StubConfig:
     #: "optional": an RTP/SAVP offer gets SRTP, a plain one RTP; "required" (a Voice
     #: Connector with encryption on): a plain offer gets 488; "off": an SRTP offer gets 488
     srtp: str = "optional"
+    termination: Termination | None = None
 
     @property
     def written_dir(self) -> Path | None:
@@ -162,6 +175,8 @@ class Stub:
         self.tcp: TcpSipTransport | None = None
         self.tls: TlsSipTransport | None = None
         self.media: MediaEngine | None = None
+        t = config.termination
+        self._challenger = DigestChallenger(t.realm, t.username, t.password) if t else None
         self.service: SmaService | None = None
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
@@ -386,6 +401,14 @@ class Stub:
 
     async def _incoming(self, event: sip_events.IncomingCall, transport) -> None:
         req = event.request
+        if self._challenger is not None:
+            why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
+            if why is not None:
+                self._note("sip_challenged", None, sip_call_id=event.call_id, reason=why)
+                transport.endpoint.reject(event.call_id, CHALLENGE_STATUS, self._loop.time(),
+                                          [self._challenger.challenge()])
+                transport.flush()
+                return
         try:
             offer = parse_sdp(req.body)
             audio = answer_offer(offer, self.config.codecs)

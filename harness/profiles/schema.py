@@ -35,6 +35,41 @@ class SipRuleSpec:
 
 
 @dataclass
+class CredentialsSpec:
+    """Digest credentials (a Voice Connector's termination credentials)."""
+
+    username: str
+    password: str
+    realm: str = "sip-harness"
+
+
+@dataclass
+class TlsSpec:
+    """SIP over TLS on the stub. Without `certificate`, the run makes a throwaway CA and a
+    certificate for the stub's address (in the run folder) and the callers trust that CA;
+    with one, `ca_file` is the CA the callers verify it with (none: not verified)."""
+
+    certificate: str | None = None
+    private_key: str | None = None
+    ca_file: str | None = None
+    port: int = 0
+
+    def validate(self) -> str | None:
+        if (self.certificate is None) != (self.private_key is None):
+            return "give both certificate and private_key, or neither"
+        return None
+
+
+@dataclass
+class StubSipSpec:
+    """The stub's SIP side as a Voice Connector with encryption would have it."""
+
+    tls: TlsSpec | None = None
+    srtp: Literal["optional", "required", "off"] = "optional"
+    credentials: CredentialsSpec | None = None  # INVITEs must answer a digest challenge
+
+
+@dataclass
 class StubSpec:
     """The emulated SIP media application and its handler."""
 
@@ -49,6 +84,7 @@ class StubSpec:
     bucket_dir: str = "bucket"
     interruptible: list[str] = field(default_factory=lambda: sorted(DEFAULT_INTERRUPTIBLE))
     sip_rules: list[SipRuleSpec] = field(default_factory=lambda: [SipRuleSpec(to_phone_number="*")])
+    sip: StubSipSpec = field(default_factory=StubSipSpec)
 
     def validate(self) -> str | None:
         unknown = [a for a in self.interruptible if a not in KNOWN_ACTIONS]
@@ -99,9 +135,11 @@ class NetworkSpec:
 class EndpointSpec:
     """SIP settings of a user agent, named and reusable across steps."""
 
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
     codecs: list[Literal["PCMU", "PCMA"]] = field(default_factory=lambda: ["PCMU"])
     dtmf: Literal["rfc2833", "info"] = "rfc2833"
+    srtp: bool = False  # offer and require SDES-keyed SRTP (AES_CM_128_HMAC_SHA1_80)
+    credentials: CredentialsSpec | None = None  # answered to digest challenges
 
 
 @dataclass
@@ -254,6 +292,8 @@ class Profile:
     path: Path | None = field(default=None, init=False)
 
     def validate(self) -> str | None:
+        if self.stub.sip.tls is None and any(e.transport == "tls" for e in self.endpoints.values()):
+            return "endpoints: a tls endpoint needs stub.sip.tls"
         names = {s.call.name for s in self.steps if s.call} | {c.name for c in self.callees}
         for step in self.steps:
             if step.call and step.call.endpoint not in self.endpoints:
