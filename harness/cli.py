@@ -182,6 +182,50 @@ def cmd_analyze(args) -> int:
     return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
 
 
+def cmd_fidelity_compare(args) -> int:
+    """Run the profile's call flow on the emulator and diff its invocations with the trace."""
+    import json
+    from .fidelity import TraceError, compare, journal_records, read_trace, report_json
+    from .runner import ProfileRun
+    try:
+        trace = read_trace(Path(args.trace))
+    except (OSError, TraceError) as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    profile = load_profile(Path(args.profile))
+    out = Path(args.out or f"artifacts/fidelity-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    print(f"running {profile.name!r} on the emulator ...", flush=True)
+    result = ProfileRun(profile, out, progress=lambda line: None).execute()
+    journal_path = Path(result.run_dir) / "journal.json"
+    if not journal_path.is_file():
+        print(f"sip-harness: the emulator run failed: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    emulator = journal_records(json.loads(journal_path.read_text()))
+    differences = compare(trace, emulator, args.window_ms)
+    report = Path(result.run_dir) / "fidelity-report.json"
+    report.write_text(json.dumps(report_json(args.trace, args.profile, differences), indent=2, default=str))
+    print(f"trace: {len(trace)} invocations; emulator: {len(emulator)} invocations")
+    for difference in differences:
+        print(f"DIFF {difference.describe()}")
+    print(f"{len(differences)} difference(s); report {report}" + (
+        " - please send it with the trace as a fidelity report" if differences else ""))
+    return EXIT_FAILED if differences else EXIT_OK
+
+
+def cmd_fidelity_layer(args) -> int:
+    """Zip the Lambda layer that carries `sip_harness.trace` (python/sip_harness/...)."""
+    import zipfile
+    root = Path(__file__).resolve().parent / "trace_layer"
+    out = Path(args.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*.py")):
+            zf.write(path, path.relative_to(root).as_posix())
+    print(f"{out}: a Lambda layer with sip_harness.trace (add it to your function, then "
+          f"`from sip_harness.trace import traced`)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `sip-harness` (also used to check the compose file's commands)."""
     parser = argparse.ArgumentParser(prog="sip-harness", description=__doc__.splitlines()[0])
@@ -230,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
                          help="decrypt the SRTP from HOST:PORT with this SDES inline key")
     analyze.set_defaults(func=cmd_analyze)
+    fidelity = sub.add_parser("fidelity", help="compare traces of the real service with the emulator")
+    fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)
+    fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE")
+    fcompare.add_argument("trace", help="a trace file (sip_harness.trace lines, a CloudWatch export)")
+    fcompare.add_argument("profile", help="the profile whose call flow the trace recorded")
+    fcompare.add_argument("--out", help="artifact folder (default: artifacts/fidelity-<time>)")
+    fcompare.add_argument("--window-ms", type=float, default=1000.0,
+                          help="gaps between invocations may differ by this much (plus half the gap)")
+    fcompare.set_defaults(func=cmd_fidelity_compare)
+    flayer = fsub.add_parser("layer", help="zip the Lambda layer with sip_harness.trace")
+    flayer.add_argument("out", nargs="?", default="build/sip-harness-trace-layer.zip")
+    flayer.set_defaults(func=cmd_fidelity_layer)
     return parser
 
 
