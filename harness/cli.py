@@ -45,8 +45,12 @@ def cmd_run(args) -> int:
         print("no profile selected", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out or f"artifacts/run-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    aws = _aws_settings(args) if args.target == "aws" else None
+    if args.target == "aws" and args.stub:
+        print("sip-harness: --stub and --target aws exclude each other", file=sys.stderr)
+        return EXIT_USAGE
     results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True),
-                           stub_url=args.stub)
+                           stub_url=args.stub, aws=aws)
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
@@ -60,6 +64,19 @@ def cmd_run(args) -> int:
     passed = sum(r.verdict == "pass" for r in results)
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
+
+
+def _aws_settings(args):
+    from .aws_target import AwsSettings
+    missing = [flag for flag, value in (("--region", args.region), ("--sma-id", args.sma_id),
+                                        ("--voice-connector", args.voice_connector)) if not value]
+    if missing:
+        raise SystemExit(f"sip-harness: --target aws needs {', '.join(missing)}")
+    return AwsSettings(region=args.region, sip_media_application_id=args.sma_id,
+                       sip_host=args.voice_connector, number=args.number, transport=args.transport,
+                       endpoint_url=args.endpoint_url,
+                       ca_file=Path(args.ca_file).resolve() if args.ca_file else None,
+                       trace=Path(args.trace).resolve() if args.trace else None)
 
 
 def cmd_validate(args) -> int:
@@ -78,9 +95,14 @@ def cmd_serve(args) -> int:
     profile = load_profile(Path(args.profile))
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    from .api.server import ApiSettings
     low, _, high = args.rtp_ports.partition("-")
     config = dataclasses.replace(stub_config(profile, out), host=args.host, sip_port=args.sip_port,
                                  api_port=args.api_port, rtp_port_range=(int(low), int(high)))
+    if config.tls is not None:
+        config.tls.port = args.tls_port
+    if args.credentials:
+        config.api = ApiSettings(credentials=_credentials(args.credentials))
 
     def configurator(path: str):
         return stub_config(load_profile(Path(path)), out)
@@ -88,8 +110,10 @@ def cmd_serve(args) -> int:
     async def serve() -> None:
         stub = Stub(config, configurator)
         await stub.start_async()
-        print(f"sip-harness serve: SIP udp {config.host}:{stub.sip_port}, API {stub.api_url}, "
-              f"RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
+        tls = f", tls {stub.tls_port}" if stub.tls_port else ""
+        auth = "SigV4" if args.credentials else "no signature check"
+        print(f"sip-harness serve: SIP udp/tcp {config.host}:{stub.sip_port}{tls}, API {stub.api_url} "
+              f"({auth}), RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,6 +123,18 @@ def cmd_serve(args) -> int:
 
     asyncio.run(serve())
     return EXIT_OK
+
+
+def _credentials(values: list[str]) -> dict[str, tuple[str, str]]:
+    """`ACCESS_KEY:SECRET[:ACCOUNT]` -> the API's credentials table."""
+    table = {}
+    for value in values:
+        key, _, rest = value.partition(":")
+        secret, _, account = rest.partition(":")
+        if not key or not secret:
+            raise SystemExit(f"sip-harness: --credentials {value!r}: give ACCESS_KEY:SECRET[:ACCOUNT]")
+        table[key] = (secret, account or "123456789012")
+    return table
 
 
 def cmd_call(args) -> int:
@@ -237,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="JUnit XML file (default: OUT/junit.xml)")
     run.add_argument("--stub", metavar="URL",
                      help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
+    run.add_argument("--target", choices=("emulator", "aws"), default="emulator",
+                     help="aws: call the real service (no stub); credentials from the usual AWS chain")
+    run.add_argument("--region", help="aws: the SMA's region")
+    run.add_argument("--sma-id", help="aws: the SIP media application id")
+    run.add_argument("--voice-connector", metavar="HOST[:PORT]",
+                     help="aws: the Voice Connector host the calls go to (port: 5061 tls, 5060 else)")
+    run.add_argument("--number", help="aws: the phone number the calls dial (default: the profile's)")
+    run.add_argument("--transport", choices=("udp", "tcp", "tls"),
+                     help="aws: the SIP transport (default: the profile's endpoints')")
+    run.add_argument("--endpoint-url", help="aws: another API endpoint than the region's")
+    run.add_argument("--ca-file", help="aws: the CA bundle the Voice Connector's certificate is checked with")
+    run.add_argument("--trace", help="aws: a file of sip_harness.trace lines of the real handler "
+                                     "(makes the handler's events observable)")
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check profiles without running them")
     validate.add_argument("paths", nargs="*")
@@ -248,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip-port", type=int, default=5060)
     serve.add_argument("--api-port", type=int, default=8080)
     serve.add_argument("--rtp-ports", default="20000-20400", help="LOW-HIGH")
+    serve.add_argument("--tls-port", type=int, default=5061,
+                       help="SIP over TLS port when the profile has stub.sip.tls")
+    serve.add_argument("--credentials", action="append", default=[], metavar="KEY:SECRET[:ACCOUNT]",
+                       help="check SigV4 signatures: the access keys the API accepts")
     serve.add_argument("--out", default="artifacts/serve", help="folder for handler logs")
     serve.set_defaults(func=cmd_serve)
     call = sub.add_parser("call", help="one troubleshooting call to any SIP URI, captured and analysed")

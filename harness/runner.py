@@ -22,11 +22,14 @@ from .profiles.schema import Profile, Step
 from .sip.message import SipResponse
 from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
+from .aws_target import AwsSettings, AwsTarget, AwsTargetError
 from .remote import RemoteStub, RemoteStubError
 from .report import write_profile_reports
 from .stub import Stub, StubConfig, Termination, TlsSettings
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
+from .wire.http_requests import HttpRequest
+from .wire.sdp import parse_sdp_audio
 from .wire.audio import dtmf_events, label_packets, segments, tone_frequency
 from .wire.switch import check_switch
 
@@ -129,20 +132,30 @@ def tls_settings(spec, base: Path, run_dir: Path, host: str = "127.0.0.1") -> Tl
 
 
 def api_client(stub: Stub, region: str):
-    """A botocore chime-sdk-voice client bound to the stub, as users make one."""
+    """A botocore chime-sdk-voice client bound to the stub, as users make one; against AWS,
+    with the usual credential chain (environment, profile, role) and the region's endpoint
+    unless another is given."""
     session = botocore.session.get_session()
+    config = Config(retries={"max_attempts": 1})
+    if isinstance(stub, AwsTarget):
+        return session.create_client("chime-sdk-voice", region_name=stub.settings.region,
+                                     endpoint_url=stub.api_url, config=config)
     return session.create_client(
         "chime-sdk-voice", region_name=region, endpoint_url=stub.api_url,
-        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness",
-        config=Config(retries={"max_attempts": 1}))
+        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness", config=config)
+
+
+def not_observable(name: str, why: str) -> Check:
+    """An expectation the run cannot judge (against AWS without the emulator's journal)."""
+    return Check(name, True, f"not observable: {why}", {"observable": False})
 
 
 class ProfileRun:
     """One execution of one profile."""
 
     def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None],
-                 stub_url: str | None = None):
-        self.profile, self.progress, self.stub_url = profile, progress, stub_url
+                 stub_url: str | None = None, aws: AwsSettings | None = None):
+        self.profile, self.progress, self.stub_url, self.aws = profile, progress, stub_url, aws
         self.run_dir = out_dir / slug(profile.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
@@ -153,6 +166,8 @@ class ProfileRun:
         self.leftovers: dict[str, int] = {}
         self.caller_leftovers: dict[str, int] = {}
         self.message_logs: list[Path] = []  # the callers' SIP message logs (SIP over TLS)
+        self.placed_at: dict[str, float] = {}  # call name -> when its INVITE left
+        self.media_ports: tuple[int, int] | None = None  # the callers' RTP ports (against AWS)
 
     def execute(self) -> ProfileResult:
         start = time.monotonic()
@@ -160,14 +175,25 @@ class ProfileRun:
         wire = None
         try:
             config = stub_config(self.profile, self.run_dir)
-            stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve()) \
-                if self.stub_url else Stub(config).start()
+            if self.aws is not None:
+                stub = AwsTarget(self.aws, config).start()
+            elif self.stub_url:
+                stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve())
+            else:
+                stub = Stub(config).start()
             try:
                 cfg = stub.config
-                tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
-                bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}{tls}"
-                       f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
-                capture = Capture(str(pcap), iface="lo", bpf=bpf)
+                if isinstance(stub, AwsTarget):
+                    self.media_ports = cfg.rtp_port_range
+                    bpf = (f"(host {cfg.host} and port {stub.tls_port or stub.sip_port}) or "
+                           f"udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]}")
+                    iface = "lo" if cfg.host.startswith("127.") else "any"
+                else:
+                    tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
+                    bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}{tls}"
+                           f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
+                    iface = "lo"
+                capture = Capture(str(pcap), iface=iface, bpf=bpf)
                 capture.start()
                 try:
                     self._steps(stub)
@@ -181,7 +207,7 @@ class ProfileRun:
                 self._write_json("journal.json", stub.journal_json())
             wire = analyze_pcap(str(pcap), self.message_logs)
             self._judge(stub, wire)
-        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError) as exc:
+        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError, AwsTargetError) as exc:
             self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
         self.result.duration_s = round(time.monotonic() - start, 3)
         journal = json.loads((self.run_dir / "journal.json").read_text()) \
@@ -198,11 +224,14 @@ class ProfileRun:
             if endpoint not in callers:
                 spec = self.profile.endpoints[endpoint]
                 tls = stub.config.tls
+                ca_file = tls.ca_file if tls is not None else self.aws.ca_file if self.aws else None
+                transport = (self.aws.transport if self.aws else None) or spec.transport
                 callers[endpoint] = Caller(
-                    transport=spec.transport, codecs=tuple(spec.codecs),
+                    transport=transport, codecs=tuple(spec.codecs),
                     workdir=self.run_dir / f"caller-{endpoint}", srtp=spec.srtp,
-                    ca_file=tls.ca_file if tls is not None and spec.transport == "tls" else None,
-                    credentials=[vars(spec.credentials)] if spec.credentials else None)
+                    ca_file=ca_file if transport == "tls" else None,
+                    credentials=[vars(spec.credentials)] if spec.credentials else None,
+                    media_ports=self.media_ports)
             return callers[endpoint]
         try:
             for callee in self.profile.callees:
@@ -229,6 +258,11 @@ class ProfileRun:
             if alive:
                 self.caller_leftovers = {"caller_workers": alive}
 
+    @property
+    def sma_id(self) -> str:
+        """The SMA that updates and created calls address: the real one against AWS."""
+        return self.aws.sip_media_application_id if self.aws else self.profile.stub.sip_media_application_id
+
     def _file(self, relative: str | None) -> Path | None:
         return (self.profile.path.parent / relative).resolve() if relative else None
 
@@ -243,6 +277,7 @@ class ProfileRun:
         if kind == "call":
             s = step.call
             uri = stub.sip_uri(s.to, self.profile.endpoints[s.endpoint].transport)
+            self.placed_at[s.name] = time.time()
             self.calls[s.name] = caller_for(s.endpoint).call(
                 uri, from_uri=f"sip:{s.from_}@{stub.config.host}", headers=s.headers,
                 play=self._file(s.play), record_to=self.run_dir / f"caller-{s.name}-heard.wav")
@@ -261,14 +296,14 @@ class ProfileRun:
         elif kind == "create_call":
             s = step.create_call
             resp = client.create_sip_media_application_call(
-                SipMediaApplicationId=self.profile.stub.sip_media_application_id,
+                SipMediaApplicationId=self.sma_id,
                 FromPhoneNumber=s.from_, ToPhoneNumber=s.to, SipHeaders=s.sip_headers,
                 ArgumentsMap=s.arguments)
             self.created.append(resp["SipMediaApplicationCall"]["TransactionId"])
 
     def _update(self, s, stub: Stub, client) -> None:
         tx = s.transaction_id or self._transaction_of(stub, s.call)
-        sma_id = s.sip_media_application_id or self.profile.stub.sip_media_application_id
+        sma_id = s.sip_media_application_id or self.sma_id
         record = {"time": time.time(), "transaction_id": tx, "arguments": s.arguments,
                   "expect_status": s.expect_status, "expect_error": s.expect_error}
         try:
@@ -284,6 +319,8 @@ class ProfileRun:
     def _transaction_of(self, stub: Stub, call_name: str) -> str:
         if call_name in self.listeners and call_name not in self.calls and self.created:
             return self.created[-1]
+        if isinstance(stub, AwsTarget):
+            return stub.transaction_of(self.placed_at[call_name])
         return self._arrival(stub, call_name)["transaction_id"]
 
     def _arrival(self, stub: Stub, call_name: str) -> dict:
@@ -299,6 +336,9 @@ class ProfileRun:
         checks = self.result.checks
         (self.run_dir / "ladder.txt").write_text(wire.ladder_text())
         journal = stub.journal_json()
+        unseen = None  # why the handler's side cannot be judged (against AWS without a trace)
+        if isinstance(stub, AwsTarget) and not stub.observes_journal:
+            unseen = "the handler's invocations are seen only by the service; give --trace"
         delivered = [e["event"]["ActionData"]["Parameters"]["Arguments"] for e in journal
                      if e["kind"] == "invocation"
                      and e["event"]["InvocationEventType"] == "CALL_UPDATE_REQUESTED"]
@@ -309,13 +349,17 @@ class ProfileRun:
                                 f"HTTP {u['status']} {u['error'] or ''}".strip()
                                 + ("" if ok else f", expected {u['expect_status']} {u['expect_error'] or ''}"),
                                 {"status": u["status"], "error": u["error"]}))
-        if accepted:
+        if accepted and unseen:
+            checks.append(not_observable("update arguments delivered", unseen))
+        elif accepted:
             checks.append(Check("update arguments delivered", delivered == accepted,
                                 "the handler got each update's Arguments verbatim" if delivered == accepted
                                 else f"sent {accepted}, the handler got {delivered}",
                                 {"counts": [len(a) for a in delivered]}))
         expect = self.profile.expect
-        if expect.events is not None:
+        if expect.events is not None and unseen:
+            checks.append(not_observable("handler events", unseen))
+        elif expect.events is not None:
             seen = [e["event"]["InvocationEventType"] for e in journal if e["kind"] == "invocation"]
             checks.append(Check("handler events", seen == expect.events,
                                 f"saw {seen}" if seen != expect.events else "as expected",
@@ -340,11 +384,15 @@ class ProfileRun:
             checks.append(Check(f"final status of {name}", seen == status,
                                 f"SIP {seen}" + ("" if seen == status else f", expected {status}"),
                                 {"status": seen}))
+        local = not isinstance(stub, AwsTarget)
+        why_s3 = "the recording is in the service's S3 bucket, not in a folder of this run"
         if expect.recording_tone_hz is not None:
-            checks.append(self._check_recording(journal, expect.recording_tone_hz))
+            checks.append(self._check_recording(journal, expect.recording_tone_hz) if local
+                          else not_observable("recording", why_s3))
         if expect.call_recording is not None:
-            checks.append(_check_call_recording(journal, expect.call_recording))
-        if self.profile.network is not None:
+            checks.append(_check_call_recording(journal, expect.call_recording) if local
+                          else not_observable("call recording", why_s3))
+        if self.profile.network is not None and local:
             checks.append(self._check_impairment(stub, wire, journal))
         if any(e.srtp for e in self.profile.endpoints.values()) or wire.srtp:
             checks.append(_check_srtp(wire))
@@ -355,7 +403,8 @@ class ProfileRun:
                                 f"({', '.join(p.name for p in self.message_logs)})",
                                 {"logged_messages": wire.logged_sip,
                                  "message_logs": [str(p) for p in self.message_logs]}))
-        checks.append(_check_nothing_after_last_hangup(journal))
+        checks.append(_check_nothing_after_last_hangup(journal) if not unseen
+                      else not_observable("nothing invoked after the last HANGUP", unseen))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
                             dict(self.leftovers)))
@@ -375,7 +424,8 @@ class ProfileRun:
                                                                    "rtp_lost_on_wire": lost, "sip_dropped": sip})
 
     def _check_bye(self, stub: Stub, wire: WireAnalysis, who: str) -> Check:
-        ours = {e["sip_call_id"] for e in stub.journal_json() if e["kind"] in ("call_arrived", "call_placed")}
+        ours = {e["sip_call_id"] for e in stub.journal_json() if e["kind"] in ("call_arrived", "call_placed")} \
+            | {call.call_id for call in self.calls.values()}
         byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"
                 and m.message.call_id in ours]
         if not byes:
@@ -384,10 +434,22 @@ class ProfileRun:
         return Check("BYE", sender == who, f"first BYE sent by the {sender}",
                      {"bye_from": sender, "time": byes[0].time})
 
+    def _far_media(self, stub: Stub, wire: WireAnalysis, call_name: str):
+        """The media address of the far end (the stub, or the service) of a named call: from
+        the stub's journal, else from the SDP the far end answered with on the wire."""
+        if not isinstance(stub, AwsTarget):
+            return stub.config.host, self._arrival(stub, call_name)["rtp_port"]
+        sip_call_id = self._call(call_name).call_id
+        offers = [parse_sdp_audio(m.message.body) for m in wire.sip if m.message.call_id == sip_call_id
+                  and getattr(m.message, "method", None) == "INVITE" and m.message.body]
+        ours = {(o.address, o.port) for o in offers if o is not None}  # the caller's own media
+        theirs = [s.src for s in wire.rtp_streams if s.dst in ours and s.src not in ours]
+        return theirs[0] if theirs else None
+
     def _stub_stream(self, stub: Stub, wire: WireAnalysis, call_name: str):
-        """The RTP stream the stub sent to a named call, found in the capture."""
-        port = self._arrival(stub, call_name)["rtp_port"]
-        streams = wire.streams(src=(stub.config.host, port))
+        """The RTP stream the stub (or the service) sent to a named call, found in the capture."""
+        far = self._far_media(stub, wire, call_name)
+        streams = wire.streams(src=far) if far else []
         return streams[0] if streams else None
 
     def _first_call(self) -> str:
@@ -398,8 +460,8 @@ class ProfileRun:
                                expected: list[str]) -> Check:
         got = [e["event"]["ActionData"]["ReceivedDigits"] for e in journal
                if e["kind"] == "invocation" and e["event"].get("ActionData", {}).get("ReceivedDigits")]
-        port = self._arrival(stub, self._first_call())["rtp_port"]
-        on_wire = "".join(d.digit or "" for s in wire.streams(dst=(stub.config.host, port))
+        far = self._far_media(stub, wire, self._first_call())
+        on_wire = "".join(d.digit or "" for s in (wire.streams(dst=far) if far else [])
                           for d in dtmf_events(s))
         reached = _in_order("".join(got), on_wire)
         ok = got == expected and reached
@@ -448,7 +510,7 @@ class ProfileRun:
 
     def _check_prompt_after_answer(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
         name = f"{spec.prompt} after the answer"
-        sip_call_id = self._arrival(stub, spec.call)["sip_call_id"]
+        sip_call_id = self._call(spec.call).call_id
         answers = [m for m in wire.sip if m.message.call_id == sip_call_id
                    and isinstance(m.message, SipResponse) and m.message.status == 200
                    and m.message.cseq[1] == "INVITE"]
@@ -466,7 +528,11 @@ class ProfileRun:
         missing = [p for p in (spec.from_prompt, spec.to_prompt) if p not in prompts]
         if missing:
             return Check("switch", False, f"prompt {missing[0]!r} is not a WAV in {stub.config.bucket_dir}")
-        requests = wire.update_requests(self._arrival(stub, spec.call)["transaction_id"])
+        if isinstance(stub, AwsTarget):  # HTTPS: the update's time is the harness's own clock
+            requests = [HttpRequest(0, int(u["time"] * 1e9), ("", 0), ("", 0), "POST", "", (), b"")
+                        for u in self.updates if u["status"] == 202]
+        else:
+            requests = wire.update_requests(self._arrival(stub, spec.call)["transaction_id"])
         stream = self._stub_stream(stub, wire, spec.call)
         if not requests or stream is None:
             return Check("switch", False, "no update request on the wire" if not requests
@@ -567,11 +633,11 @@ def load_prompts(bucket_dir: Path) -> dict[str, object]:
 
 
 def run_profiles(profiles: list[Profile], out_dir: Path, progress: Callable[[str], None] = print,
-                 stub_url: str | None = None) -> list[ProfileResult]:
-    """Run each profile in turn (against the embedded stub, or the `sip-harness serve` at
-    `stub_url`); one folder of artifacts per profile under `out_dir`."""
+                 stub_url: str | None = None, aws: AwsSettings | None = None) -> list[ProfileResult]:
+    """Run each profile in turn (against the embedded stub, the `sip-harness serve` at
+    `stub_url`, or the real service); one folder of artifacts per profile under `out_dir`."""
     results = []
     for i, profile in enumerate(profiles, 1):
         progress(f"[{i}/{len(profiles)}] {profile.name}")
-        results.append(ProfileRun(profile, out_dir, progress, stub_url).execute())
+        results.append(ProfileRun(profile, out_dir, progress, stub_url, aws).execute())
     return results

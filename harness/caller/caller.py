@@ -31,6 +31,7 @@ class Caller:
     message_log: each worker writes the SIP messages it sends and receives to
         ``caller-N.messages.jsonl`` in workdir (default: on for "tls", whose SIP no capture
         can read); ``message_logs()`` lists them.
+    media_ports: (low, high) range for the calls' RTP ports (default: pjsua2's, from 4000).
     workdir: where each worker leaves its stderr (``caller-N.stderr``) and pjsua2 log.
     codecs: the G.711 codecs to offer, in order of preference; telephone-event is always offered.
     log_level: pjsua2 log level (0-6) for ``caller-N.log`` in workdir; 0 silences pjsua2.
@@ -39,7 +40,7 @@ class Caller:
     def __init__(self, host: str = "127.0.0.1", transport: str = "udp", *, workdir: Path,
                  codecs: tuple[str, ...] = CODECS, log_level: int = 0, ca_file: Path | None = None,
                  srtp: bool = False, credentials: list[dict] | None = None,
-                 message_log: bool | None = None) -> None:
+                 message_log: bool | None = None, media_ports: tuple[int, int] | None = None) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
         if not codecs or not set(codecs) <= set(CODECS) or len(set(codecs)) != len(codecs):
@@ -54,6 +55,7 @@ class Caller:
         self._srtp = srtp
         self._credentials = list(credentials or [])
         self._message_log = transport == "tls" if message_log is None else message_log
+        self._media_ports = list(media_ports) if media_ports else None
         self._lock = threading.Lock()
         self._calls: dict[WorkerProcess, dict[str, Call]] = {}  # live workers -> their open calls
         self._listeners: dict[WorkerProcess, Listener] = {}
@@ -158,7 +160,7 @@ class Caller:
         config = {"host": self.host, "transport": self.transport, "codecs": self._codecs,
                   "log_level": self._log_level, "log_file": str(self.workdir / f"{name}.log"),
                   "listen": listen, "tls": self._tls, "srtp": self._srtp,
-                  "credentials": self._credentials,
+                  "credentials": self._credentials, "media_ports": self._media_ports,
                   "message_log": str(self.workdir / f"{name}.messages.jsonl") if self._message_log else None}
         worker = WorkerProcess(name, config, self.workdir, self._on_event, self._on_exit)
         self._calls[worker] = {}

@@ -68,17 +68,21 @@ def _tls_settings(tls_cfg: pj.TlsConfig, tls: dict) -> None:
 
 
 def account_config(id_uri: str, host: str, transport_id: int, srtp: bool = False,
-                   credentials: list[dict] = ()) -> pj.AccountConfig:
+                   credentials: list[dict] = (), media_ports: list[int] | None = None) -> pj.AccountConfig:
     """A registration-less account on ``transport_id`` whose SDP and headers carry ``host``.
 
     srtp: offer and require SRTP keyed by SDES (RTP/SAVP, AES_CM_128_HMAC_SHA1_80 only).
     credentials: ``{"username", "password", "realm"}`` answered to a digest challenge
         (401/407) of the calls placed; realm "*" answers any realm.
+    media_ports: [low, high] for the calls' RTP ports (pjsua2 takes even ports from low).
     """
     cfg = pj.AccountConfig()
     cfg.idUri = id_uri
     cfg.sipConfig.transportId = transport_id
     cfg.mediaConfig.transportConfig.boundAddress = host
+    if media_ports:
+        cfg.mediaConfig.transportConfig.port = media_ports[0]
+        cfg.mediaConfig.transportConfig.portRange = media_ports[1] - media_ports[0]
     if srtp:
         cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
         cfg.mediaConfig.srtpSecureSignaling = 0

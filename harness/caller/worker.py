@@ -208,7 +208,8 @@ class Worker:
         user = self.listen["user"] if self.listen else "harness"
         self.account = UserAgent(self)
         self.account.create(account_config(f"sip:{user}@{self.host}:{self.port}", self.host, transport_id,
-                                           config.get("srtp", False), config.get("credentials", [])))
+                                           config.get("srtp", False), config.get("credentials", []),
+                                           config.get("media_ports")))
         self.calls: dict[str, WorkerCall] = {}
         self.ended: list[pj.Call] = []  # dropped only after the callback that ended them
         self.ending: list[Ending] = []
