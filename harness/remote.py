@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .stub import StubConfig
+from .stub import StubConfig, sip_uri
 
 READY_TIMEOUT_S = 30.0
 
@@ -54,6 +54,7 @@ class RemoteStub:
         self.session: str | None = None
         self.session_url: str | None = None
         self._journal: list[dict] | None = None
+        self.tls_port: int | None = None
 
     def _request(self, path: str, body: dict | None = None, timeout: float = 10.0,
                  method: str | None = None, base: str | None = None):
@@ -75,6 +76,7 @@ class RemoteStub:
         info = self._request("/_harness/sessions", {"profile": str(profile_path)}, timeout=60)
         self.session = info["session"]
         self.sip_port, self.api_port = info["sip_port"], info["api_port"]
+        self.tls_port = info.get("tls_port")
         parts = urllib.parse.urlsplit(self.url)
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self.session_url = f"{parts.scheme}://{host}:{self.api_port}"
@@ -94,8 +96,7 @@ class RemoteStub:
         return self.session_url or self.url
 
     def sip_uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+        return sip_uri(user, self.config.host, self.sip_port, self.tls_port, transport)
 
     def add_route(self, number: str, uri: str) -> None:
         self._request("/_harness/routes", {"number": number, "uri": uri}, base=self.api_url)

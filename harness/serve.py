@@ -37,6 +37,9 @@ class ServeOptions:
     out: Path = Path("artifacts/serve")
     log_format: str = "text"
     transaction_artifacts: bool = True
+    tls_port: int = 5061  # when the profile has stub.sip.tls
+    #: access key id -> (secret, account id): the API then checks SigV4 signatures
+    credentials: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -86,11 +89,16 @@ def served_config(options: ServeOptions):
     from .profiles.schema import load_profile
     from .runner import stub_config
     from .stub import StubConfig
+    from .api.server import ApiSettings
     out = options.out.resolve()
     profile = load_profile(options.profile) if options.profile else None
     base = stub_config(profile, out) if profile else StubConfig([], [], out, run_dir=out)
+    if base.tls is not None:
+        base.tls.port = options.tls_port
+    api = ApiSettings(credentials=options.credentials) if options.credentials else base.api
     return dataclasses.replace(base, host=options.host, sip_port=options.sip_port,
-                               api_port=options.api_port, rtp_port_range=options.rtp_ports), profile
+                               api_port=options.api_port, rtp_port_range=options.rtp_ports,
+                               api=api), profile
 
 
 def session_config(path: Path, run_dir: Path):
@@ -113,7 +121,7 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
     check_folder(out)
     check_ports(options.host, options.sip_port, options.api_port)
     config, profile = served_config(options)
-    stub = Stub(config)
+    stub = Stub(config, configurator=lambda path: session_config(Path(path), out))
     log = ServeLog(stream, options.log_format)
     stub.watch(log)
     stub.sessions = SessionManager(
@@ -135,7 +143,7 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
     capture = "off" if worker is None else ("on" if worker.capture_error is None
                                            else f"off: {worker.capture_error}")
     log.line({"time": time.time()}, "serve", "started", sip=f"udp+tcp {config.host}:{stub.sip_port}",
-             api=stub.api_url, rtp=f"{config.rtp_port_range[0]}-{config.rtp_port_range[1]}", sma=sma,
+             tls=stub.tls_port, api=stub.api_url, sigv4=bool(config.api.credentials) or None, rtp=f"{config.rtp_port_range[0]}-{config.rtp_port_range[1]}", sma=sma,
              profile=str(profile.path) if profile else None, artifacts=str(out),
              transactions=str(out / "transactions") if worker else "off", capture=capture)
     reaper = loop.create_task(stub.sessions.reap_forever())

@@ -51,6 +51,8 @@ class SessionManager:
             self.configurator(Path(profile), run_dir),
             host=base.host, sip_port=0, api_port=0, rtp_port_range=base.rtp_port_range,
             api=base.api, routes={})
+        if config.tls is not None:
+            config.tls.port = 0  # a free one: the served profile may hold 5061
         stub = Stub(config)
         self.active[session_id] = time.monotonic()
         stub.watch(lambda entry: self.active.__setitem__(session_id, time.monotonic()))
@@ -68,7 +70,7 @@ class SessionManager:
         stub = self._get(session_id)
         cfg = stub.config
         return {"session": session_id, "profile": self.profiles[session_id], "host": cfg.host,
-                "sip_port": stub.sip_port, "api_port": stub.api_port,
+                "sip_port": stub.sip_port, "api_port": stub.api_port, "tls_port": stub.tls_port,
                 "rtp_port_range": cfg.rtp_port_range,
                 "applications": [a.sip_media_application_id for a in cfg.applications]}
 

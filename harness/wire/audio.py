@@ -396,8 +396,13 @@ def _same(run: list[PacketAudio], p: PacketAudio) -> bool:
     return True
 
 
-def prompts_played(stream: RtpStream, prompts: Mapping[str, np.ndarray]) -> list[str]:
-    """The prompts (by name) a stream carried, in order; a prompt that plays on back to back
+def prompts_in(found: Sequence[AudioSegment]) -> list[str]:
+    """The prompts (by name) of these segments, in order; a prompt that plays on back to back
     (repeated, or split by a gap) counts once."""
-    played = [seg.prompt for seg in segments(label_packets(stream, prompts)) if seg.kind == "prompt"]
+    played = [seg.prompt for seg in found if seg.kind == "prompt"]
     return [p for i, p in enumerate(played) if i == 0 or played[i - 1] != p]
+
+
+def prompts_played(stream: RtpStream, prompts: Mapping[str, np.ndarray]) -> list[str]:
+    """The prompts a stream carried, in order (see `prompts_in`)."""
+    return prompts_in(segments(label_packets(stream, prompts)))
