@@ -132,7 +132,7 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
     when there is a capture (the report alone without one)."""
     from .journal_view import JournalView
     from .report import write_profile_reports
-    from .runner import Check, ProfileResult, check_nothing_after_last_hangup, load_prompts
+    from .runner import ProfileResult, check_nothing_after_last_hangup, load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import write_pcap
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ folder, `sip-harness calls` finds a live call's TransactionId, start-up errors a
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,10 @@ import pytest
 from harness.caller import Caller
 from harness.wire.analysis import analyze_pcap
 
-from conftest import PROFILES, ROOT, require_capture, wait_until
+from conftest import free_port, PROFILES, ROOT, require_capture, wait_until
 
 BIN = Path(sys.executable).parent
 SERVED_SMA = "5f0e8c2a-6d1b-4c55-9a3e-2b7f1e0d9c41"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str):

@@ -6,7 +6,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require_capture
+from conftest import free_port, ROOT, require_capture
 
 USER_HANDLER = '''\
 def play(key, repeat=1):
@@ -76,12 +75,6 @@ def write_tone(path: Path, hz: float, seconds: float) -> None:
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(frames)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
