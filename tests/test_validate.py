@@ -103,3 +103,9 @@ def test_version_and_help_show_defaults_and_every_command(capsys):
         main(["serve", "--help"])
     serve = capsys.readouterr().out
     assert "(default: 5060)" in serve and "(default: artifacts/serve)" in serve and "(default: text)" in serve
+
+
+def test_the_readme_counts_the_bundled_profiles():
+    from conftest import ROOT
+    (count,) = re.findall(r"\((\d+) bundled profiles\)", (ROOT / "README.md").read_text())
+    assert int(count) == len(list(PROFILES.glob("*.yaml")))
