@@ -149,8 +149,7 @@ def test_an_empty_via_is_malformed_not_a_crash(transport, via):
 
 @pytest.mark.parametrize("body", [
     sdp("m=audio " + "9" * 5000 + " RTP/AVP 0"), sdp("m=audio 4000 RTP/AVP " + "1" * 4400),
-    sdp(extra="a=rtpmap:" + "9" * 4400 + " PCMU/8000\r\n"),
-    sdp(extra="a=rtpmap:0 PCMU/" + "9" * 4400 + "\r\n"), sdp("m=audio 65536 RTP/AVP 0"),
+    sdp("m=audio 65536 RTP/AVP 0"), sdp("m=audio 65535 RTP/AVP 0"),
     sdp("m=audio 99999999999 RTP/AVP 0"), sdp(connection="c=IN IP4 media.example.invalid"),
     sdp(connection="c=IN IP4 localhost"), sdp("m=audio 4000 RTP/AVP 128")])
 def test_sdp_that_once_raised_or_sent_media_astray_is_an_sdp_error(body):
@@ -158,9 +157,19 @@ def test_sdp_that_once_raised_or_sent_media_astray_is_an_sdp_error(body):
         answer_offer(parse_sdp(body))
 
 
+@pytest.mark.parametrize("line", ["a=rtpmap:" + "9" * 4400 + " PCMU/8000", "a=rtpmap:0 PCMU/" + "9" * 4400,
+                                  "a=rtpmap:0", "a=fmtp:x 0-15"])
+def test_a_malformed_rtpmap_or_fmtp_line_is_ignored_not_the_offer(line):
+    assert answer_offer(parse_sdp(sdp(extra=line + "\r\n"))).codec == "PCMU"
+
+
 @pytest.mark.parametrize("ptime", ["9" * 4400, "0", "100000", "-5", "x"])
 def test_an_unusable_ptime_falls_back_to_20_ms(ptime):
     assert answer_offer(parse_sdp(sdp(extra=f"a=ptime:{ptime}\r\n"))).ptime == 20
+
+
+def test_an_odd_rtp_port_is_usable_as_sipp_offers_one():
+    assert answer_offer(parse_sdp(sdp("m=audio 38681 RTP/AVP 0"))).remote_port == 38681
 
 
 def test_ipv6_and_hold_addresses_stay_usable():
@@ -183,8 +192,8 @@ def test_an_info_with_an_endless_duration_is_a_digit_of_unknown_length():
 
 
 INVITE_CRASHERS = [  # SDP that once made the stub's call task fail or its media tick raise
-    sdp("m=audio " + "9" * 5000 + " RTP/AVP 0"), sdp(extra="a=rtpmap:0 PCMU/" + "9" * 4400 + "\r\n"),
-    sdp("m=audio 70000 RTP/AVP 0")]
+    sdp("m=audio " + "9" * 5000 + " RTP/AVP 0"), sdp("m=audio 70000 RTP/AVP 0"),
+    sdp("m=audio 65535 RTP/AVP 0")]
 
 
 def final_response(transport: str, port: int, data: bytes) -> bytes:
