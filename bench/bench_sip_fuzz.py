@@ -294,7 +294,7 @@ class FuzzReport:
     fuzz_calls_answered: int = 0
     calls_placed: int = 0
     calls_succeeded: int = 0
-    malformed_journaled: int = 0
+    malformed_counted: int = 0
     duration_s: float = 0.0
 
     def to_json(self) -> dict:
@@ -547,8 +547,8 @@ class SipFuzzer:
     def _check(self) -> None:
         new, self._journal_seen = self.stub.journal_since(self._journal_seen)
         r = self.report
-        r.malformed_journaled += sum(1 for e in new if e.kind == "sip_malformed")
-        found = [f"internal_error: {e.data}"[:500] for e in new if e.kind == "internal_error"]
+        r.malformed_counted = self.stub.malformed.total
+        found = [f"internal_error: {e}"[:500] for e in new if e["kind"] == "internal_error"]
         for errors in (self._loop_errors, self._log.records):  # appended to from the stub's thread
             n = len(errors)
             found += errors[:n]

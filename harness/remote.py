@@ -1,5 +1,6 @@
-"""A stub in another process or container (`sip-harness serve`), driven over its control API
-with the same interface the runner uses for an embedded `Stub`."""
+"""A stub in another process or container (`sip-harness serve --control`), driven over its
+control routes with the same interface the runner uses for an embedded `Stub`. Each control
+request carries the stub's token, or a SigV4 signature when only credentials are given."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,11 +9,26 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from .stub import StubConfig
 
 READY_TIMEOUT_S = 30.0
+JOURNAL_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class RemoteAccess:
+    """How to authenticate to a served stub: its control token, and an (access key id,
+    secret) pair for SigV4 (the API's, and the control routes' when there is no token)."""
+
+    token: str | None = None
+    key: tuple[str, str] | None = None
 
 
 class RemoteStubError(RuntimeError):
@@ -26,15 +42,28 @@ class RemoteStub:
     recognition) with the remote's host and ports.
     """
 
-    def __init__(self, url: str, config: StubConfig):
+    def __init__(self, url: str, config: StubConfig, access: RemoteAccess = RemoteAccess()):
         self.url = url.rstrip("/")
         self.config = config
+        self.access = access
         self.sip_port = self.api_port = 0
+
+    def _headers(self, method: str, path: str, data: bytes | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if path.startswith("/_harness/") and self.access.token:
+            headers["Authorization"] = f"Bearer {self.access.token}"
+        elif path.startswith("/_harness/") and self.access.key:
+            signed = AWSRequest(method=method, url=self.url + path, data=data or b"",
+                                headers=headers)
+            SigV4Auth(Credentials(*self.access.key), "chime", "us-east-1").add_auth(signed)
+            headers = dict(signed.headers.items())
+        return headers
 
     def _request(self, path: str, body: dict | None = None, timeout: float = 10.0):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
+        method = "POST" if data else "GET"
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers=self._headers(method, path, data))
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return json.loads(resp.read())
@@ -78,7 +107,14 @@ class RemoteStub:
         self._request("/_harness/routes", {"number": number, "uri": uri})
 
     def journal_json(self) -> list[dict]:
-        return self._request("/_harness/journal")
+        """Every entry the remote still keeps, page by page."""
+        entries, since = [], 0
+        while True:
+            page = self._request(f"/_harness/journal?since={since}&limit={JOURNAL_PAGE}")
+            entries += page["entries"]
+            if page["next"] >= page["total"] or not page["entries"]:
+                return entries
+            since = page["next"]
 
     def resources(self) -> dict[str, int]:
         return self._request("/_harness/resources")

@@ -21,7 +21,7 @@ from .media.sources import read_wav
 from .profiles.schema import Profile, Step
 from .sma.model import SipMediaApplication, SipRule
 from .netem import NetworkImpairment
-from .remote import RemoteStub, RemoteStubError
+from .remote import RemoteAccess, RemoteStub, RemoteStubError
 from .report import write_profile_reports
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
@@ -107,12 +107,14 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
                       rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment)
 
 
-def api_client(stub: Stub, region: str):
-    """A botocore chime-sdk-voice client bound to the stub, as users make one."""
+def api_client(stub: Stub, region: str, key: tuple[str, str] | None = None):
+    """A botocore chime-sdk-voice client bound to the stub, as users make one; it signs with
+    `key` (access key id, secret) when given."""
+    key_id, secret = key or ("sip-harness", "sip-harness")
     session = botocore.session.get_session()
     return session.create_client(
         "chime-sdk-voice", region_name=region, endpoint_url=stub.api_url,
-        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness",
+        aws_access_key_id=key_id, aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1}))
 
 
@@ -120,8 +122,9 @@ class ProfileRun:
     """One execution of one profile."""
 
     def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None],
-                 stub_url: str | None = None):
+                 stub_url: str | None = None, access: RemoteAccess = RemoteAccess()):
         self.profile, self.progress, self.stub_url = profile, progress, stub_url
+        self.access = access
         self.run_dir = out_dir / slug(profile.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
@@ -138,8 +141,8 @@ class ProfileRun:
         wire = None
         try:
             config = stub_config(self.profile, self.run_dir)
-            stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve()) \
-                if self.stub_url else Stub(config).start()
+            stub = RemoteStub(self.stub_url, config, self.access).start(
+                self.profile.path.resolve()) if self.stub_url else Stub(config).start()
             try:
                 cfg = stub.config
                 bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}"
@@ -185,7 +188,7 @@ class ProfileRun:
                     record_dir=self.run_dir / f"callee-{callee.name}")
                 self.listeners[callee.name] = listener
                 stub.add_route(callee.number, listener.uri)
-            client = api_client(stub, self.profile.stub.aws_region)
+            client = api_client(stub, self.profile.stub.aws_region, self.access.key)
             for number, step in enumerate(self.profile.steps, 1):
                 self.progress(f"  step {number}/{len(self.profile.steps)}: {step.kind}")
                 self._step(step, stub, caller_for, client)
@@ -442,11 +445,14 @@ def load_prompts(bucket_dir: Path) -> dict[str, object]:
 
 
 def run_profiles(profiles: list[Profile], out_dir: Path, progress: Callable[[str], None] = print,
-                 stub_url: str | None = None) -> list[ProfileResult]:
+                 stub_url: str | None = None, access: RemoteAccess | None = None
+                 ) -> list[ProfileResult]:
     """Run each profile in turn (against the embedded stub, or the `sip-harness serve` at
-    `stub_url`); one folder of artifacts per profile under `out_dir`."""
+    `stub_url`, authenticated with `access`); one folder of artifacts per profile under
+    `out_dir`."""
     results = []
     for i, profile in enumerate(profiles, 1):
         progress(f"[{i}/{len(profiles)}] {profile.name}")
-        results.append(ProfileRun(profile, out_dir, progress, stub_url).execute())
+        results.append(ProfileRun(profile, out_dir, progress, stub_url,
+                                  access or RemoteAccess()).execute())
     return results

@@ -15,6 +15,7 @@ ones leave (or arrive) from a loop timer. Without one (the default) nothing chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -213,18 +214,21 @@ class MediaSession:
         self._outgoing_taps = [r.outgoing for r in self.recordings if r.outgoing is not None]
 
     def close(self) -> None:
-        """Send RTCP BYE, finish the recordings and release the sockets (idempotent)."""
+        """Send RTCP BYE, finish the recordings and release the sockets (idempotent). Every
+        step runs even when one fails (a recording that cannot be written on a full disk);
+        the first failure is raised afterwards."""
         if self.closed:
             return
         self.closed = True
-        self.engine._remove(self)
-        if self.remote is not None:
-            self._send_rtcp(self.reporter.bye(_monotonic(), time.time()))
-        for recording in list(self.recordings):
-            self.stop_recording(recording)
-        for sock in (self._rtp_socket, self._rtcp_socket):
-            self.engine._loop.remove_reader(sock.fileno())
-            sock.close()
+        with contextlib.ExitStack() as releases:  # runs every callback, raises afterwards
+            for sock in (self._rtcp_socket, self._rtp_socket):
+                releases.callback(sock.close)
+                releases.callback(self.engine._loop.remove_reader, sock.fileno())
+            for recording in list(self.recordings):
+                releases.callback(self.stop_recording, recording)
+            if self.remote is not None:
+                releases.callback(lambda: self._send_rtcp(self.reporter.bye(_monotonic(), time.time())))
+            releases.callback(self.engine._remove, self)
 
 
 class MediaEngine:
@@ -249,11 +253,12 @@ class MediaEngine:
         self.late_ticks = 0  # whole periods skipped after stalls
         self._cursor = 0  # where the next RTP port search starts in port_range
 
-    async def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
-                   on_playback_done: Callable[[object], None],
-                   on_digit: Callable[[DigitReceived], None],
-                   inband_dtmf: bool = False) -> MediaSession:
-        """Bind a new RTP/RTCP socket pair. `inband_dtmf` also detects DTMF tones in the audio."""
+    def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
+             on_playback_done: Callable[[object], None],
+             on_digit: Callable[[DigitReceived], None],
+             inband_dtmf: bool = False) -> MediaSession:
+        """Bind a new RTP/RTCP socket pair (on the running loop); OSError when no pair is
+        free. `inband_dtmf` also detects DTMF tones in the audio."""
         self._loop = asyncio.get_running_loop()
         sockets = self._bind_pair()
         session = MediaSession(
@@ -366,8 +371,12 @@ class MediaEngine:
             self._timer = self._loop.call_at(self._clock.next_deadline, self._on_clock)
 
     async def close(self) -> None:
+        """Close every session (each one even when another fails), then the clock."""
         for session in list(self._sessions):
-            session.close()
+            try:
+                session.close()
+            except Exception:
+                log.exception("closing a media session failed")
         if self._clock is not None:
             self._stop_waking()
         if self._timerfd is not None:

@@ -59,6 +59,11 @@ class SipParseError(ValueError):
         self.kind = kind or reason
 
 
+def sendable_header(name: str, value: str) -> bool:
+    """Whether `name: value` is one header line: a token name, a value without CR or LF."""
+    return bool(_TOKEN.fullmatch(name)) and "\r" not in value and "\n" not in value
+
+
 @lru_cache(maxsize=4096)
 def canonical_name(name: str) -> str:
     """The header name as we write it: compact forms expanded, words capitalised."""
