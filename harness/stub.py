@@ -168,7 +168,7 @@ class Stub:
             if cfg.control.token is None and not cfg.api.credentials:
                 raise ValueError("the control routes need a token or API credentials")
             add_control_routes(app, self, cfg.control)
-        self._api_runner = ApiRunner(app, access_log=None)
+        self._api_runner = ApiRunner(app, access_log=None, keepalive_timeout=cfg.api.idle_timeout_s)
         await self._api_runner.setup()
         site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
         await site.start()

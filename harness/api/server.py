@@ -9,6 +9,7 @@ ServiceFailure.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from ..sma.errors import Forbidden, ServiceUnavailable, SmaError
+from ..sma.errors import BadRequest, Forbidden, ServiceUnavailable, SmaError
 from ..sma.service import SmaService
 from .auth import SigV4Verifier
 from .errors import Throttled, error_parts
@@ -53,7 +54,9 @@ class ApiSettings:
 
     `credentials` maps an access key id to (secret access key, account id); when empty no
     signature is checked and every caller counts as the owner of every SMA. `allowed_hosts`
-    are the host names (beyond IP literals and localhost) a request's Host may carry.
+    are the host names (beyond IP literals and localhost) a request's Host may carry. A
+    connection is closed when a request's head, or the next request, takes longer than
+    `idle_timeout_s` to arrive; a body slower than that is refused.
     Throttling is off while `throttle_rate` (requests a second per account) is None;
     `throttle_burst` defaults to the rate rounded up. `clock` paces the buckets;
     `wall_clock` dates signatures.
@@ -61,6 +64,7 @@ class ApiSettings:
 
     credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     allowed_hosts: frozenset[str] = frozenset()
+    idle_timeout_s: float = 15.0  # for a request's headers or body to arrive, and between requests
     throttle_rate: float | None = None
     throttle_burst: int | None = None
     clock: Callable[[], float] = time.monotonic
@@ -120,6 +124,13 @@ def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Ap
             if not is_allowed(request.headers.get("Host"), settings.allowed_hosts):
                 raise Forbidden(f"Host {request.headers['Host'][:100]!r} is not a name of this "
                                 f"stub; start it with --allowed-host to serve that name")
+            if request.body_exists:
+                try:
+                    async with asyncio.timeout(settings.idle_timeout_s):
+                        await request.read()  # kept: handlers read it again at no cost
+                except TimeoutError:
+                    raise BadRequest(f"the request body did not arrive within "
+                                     f"{settings.idle_timeout_s:g} s") from None
             if request.match_info.route.name in OPERATION_NAMES:
                 await admit(request)
             return await handler(request)

@@ -90,6 +90,15 @@ class SipEndpoint(UasRole, UacRole):
         """The TCP connection with `source` is gone: forget its partial input."""
         self._framers.pop(source, None)
 
+    def buffered(self, source: Address) -> int:
+        """Bytes of an incomplete message from `source` held so far (TCP)."""
+        framer = self._framers.get(source)
+        return len(framer.buffer) if framer is not None else 0
+
+    def serves(self, source: Address) -> bool:
+        """Whether a call not yet ended uses `source` as its peer."""
+        return any(call.peer == source for call in self._calls.values())
+
     def handle_timers(self, now: float) -> None:
         """Fire every timer that is due at `now`."""
         self._tx.handle_timers(now)
