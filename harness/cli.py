@@ -87,8 +87,15 @@ def cmd_run(args) -> int:
             print(f"      {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
         if r.error:
             print(f"      error: {r.error}")
-    junit = write_junit(results, Path(args.junit) if args.junit else out / "junit.xml")
     passed = sum(r.verdict == "pass" for r in results)
+    junit = Path(args.junit) if args.junit else out / "junit.xml"
+    partial = junit.with_name(f".{junit.name}.partial")
+    try:  # whole or not at all: CI must not read half a file
+        os.replace(write_junit(results, partial), junit)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        print(f"sip-harness: could not write {junit}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
 

@@ -126,7 +126,6 @@ class ProfileRun:
         self.profile, self.progress, self.stub_url = profile, progress, stub_url
         self.access = access
         self.run_dir = out_dir / slug(profile.name)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
         self.calls: dict[str, Call] = {}
         self.listeners: dict[str, Listener] = {}
@@ -140,6 +139,7 @@ class ProfileRun:
         pcap = self.run_dir / "capture.pcap"
         wire = None
         try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             config = stub_config(self.profile, self.run_dir)
             stub = RemoteStub(self.stub_url, config, self.access).start(
                 self.profile.path.resolve()) if self.stub_url else Stub(config).start()
@@ -161,13 +161,23 @@ class ProfileRun:
                 self._write_json("journal.json", stub.journal_json())
             wire = analyze_pcap(str(pcap))
             self._judge(stub, wire)
-        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError) as exc:
+        except OSError as exc:
+            self.result.verdict, self.result.error = "error", _os_error(exc)
+        except (CallerError, RuntimeError, ValueError, RemoteStubError) as exc:
             self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
         self.result.duration_s = round(time.monotonic() - start, 3)
-        journal = json.loads((self.run_dir / "journal.json").read_text()) \
-            if (self.run_dir / "journal.json").is_file() else []
-        write_profile_reports(self.result, wire, journal, self.run_dir, self.updates,
-                              load_prompts(self.profile.path.parent / self.profile.stub.bucket_dir))
+        try:
+            journal = json.loads((self.run_dir / "journal.json").read_text()) \
+                if (self.run_dir / "journal.json").is_file() else []
+        except ValueError:  # cut short by a full disk
+            journal = []
+        try:
+            write_profile_reports(self.result, wire, journal, self.run_dir, self.updates,
+                                  load_prompts(self.profile.path.parent / self.profile.stub.bucket_dir))
+        except OSError as exc:  # a full disk: the verdict is still the caller's to print
+            self.result.verdict = "error"
+            self.result.error = "; ".join(filter(None, (
+                self.result.error, f"the report could not be written: {_os_error(exc)}")))
         return self.result
 
     # ---- steps ------------------------------------------------------------------------
@@ -422,6 +432,12 @@ class ProfileRun:
 
     def _write_json(self, name: str, data) -> None:
         (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: the file it concerns and why (`No space left on device`)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _alive(pid: int) -> bool:

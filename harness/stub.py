@@ -510,7 +510,8 @@ class Stub:
         call.media = self.media.open(
             a.payload_type, a.codec, a.dtmf_payload_type,
             on_playback_done=lambda token: self._media_done(call, token),
-            on_digit=lambda digit: self._digit(call, digit))
+            on_digit=lambda digit: self._digit(call, digit),
+            on_recording_failed=lambda rec, exc: self._recording_stopped_by_disk(call, rec, exc))
         undo.callback(call.media.close)
         return call.media
 
@@ -643,23 +644,46 @@ class Stub:
 
     def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
                          track: str) -> None:
+        """Record a leg into s3://bucket/key under the run folder; a recording that cannot
+        start (no run folder, a full disk) fails its RecordAudio (SystemException)."""
         try:
             if self.config.written_dir is None:
                 raise InvalidAudioSource("the stub has no run folder to write recordings to")
             path = _bucket_path(self.config.written_dir, bucket, object_key, must_exist=False)
-        except InvalidAudioSource as exc:
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=str(exc))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            call.recordings[key] = call.media.start_recording(path, track)
+        except (InvalidAudioSource, OSError) as exc:
+            self._recording_failed(tx, call, key, f"recording s3://{bucket}/{object_key}: {exc}")
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        call.recordings[key] = call.media.start_recording(path, track)
         self._note("recording_started", tx.transaction_id, call_id=call.leg.call_id,
                    bucket=bucket, key=object_key, track=track)
 
+    def _recording_failed(self, tx: CallTransaction, call: _SipCall, key: object,
+                          reason: str) -> None:
+        self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=reason)
+        if isinstance(key, int):  # RecordAudio's token: its action fails
+            tx.media_done(key, SYSTEM_ERROR)
+
+    def _recording_stopped_by_disk(self, call: _SipCall, recording: Recording, exc: OSError) -> None:
+        """The media engine stopped a recording it could not reserve disk space for."""
+        key = next((k for k, r in call.recordings.items() if r is recording), None)
+        if key is None:
+            return
+        del call.recordings[key]
+        self._recording_failed(call.transaction, call, key, f"recording {recording.path}: {exc}")
+        self._dispatch(call.transaction)
+
     def _stop_recording(self, tx, call: _SipCall, key: object) -> None:
         recording = call.recordings.pop(key, None)
-        if recording is not None:
+        if recording is None:
+            return
+        try:
             path = call.media.stop_recording(recording)
-            self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
+        except OSError as exc:  # the WAV stays true: a header for no samples
+            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
+                       reason=f"writing {recording.path}: {exc}")
+            return
+        self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
 
     def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
         if c.operation == "start":

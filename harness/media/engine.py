@@ -30,7 +30,7 @@ from .clock import MediaClock
 from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
 from .recording import BOTH, Recording
 from .rtcp import RtcpError
-from .sources import write_wav
+from .wavfile import HEADER_BYTES, WavFile
 from .stream import RtcpReporter, RtpReceiver, RtpSender
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ WAKE_UP_LEAD = 0.001
 _RTCP_TYPES = range(192, 224)  # second octet of RTCP packets multiplexed on the RTP port
 #: Datagrams read per readiness callback (bounded, so one busy socket cannot hold the loop).
 MAX_READS = 64
+#: Recordings reserve their disk space this far ahead of the audio, checked this often.
+RESERVE_AHEAD_S, RESERVATION_INTERVAL_S = 5.0, 1.0
 RECV_SIZE = 2048
 
 
@@ -51,13 +53,16 @@ class MediaSession:
     """One leg's media: an RTP and an RTCP socket, a sender, a receiver and a reporter.
 
     `on_playback_done(token)` runs when a playback or a digit string ends by itself;
-    `on_digit(DigitReceived)` when the far end finishes a DTMF digit.
+    `on_digit(DigitReceived)` when the far end finishes a DTMF digit;
+    `on_recording_failed(recording, error)` when a recording's disk space cannot be reserved
+    (a full disk): that recording has stopped, its file holds no samples.
     """
 
     def __init__(self, engine: "MediaEngine", sockets: tuple[socket.socket, socket.socket],
                  sender: RtpSender, receiver: RtpReceiver,
                  on_playback_done: Callable[[object], None],
-                 on_digit: Callable[[DigitReceived], None]):
+                 on_digit: Callable[[DigitReceived], None],
+                 on_recording_failed: Callable[[Recording, OSError], None] | None = None):
         self.engine, self.sender, self.receiver = engine, sender, receiver
         self._rtp_socket, self._rtcp_socket = sockets
         self._sendto = self._rtp_socket.sendto
@@ -65,10 +70,13 @@ class MediaSession:
         self.rtcp_port = self._rtcp_socket.getsockname()[1]
         self.reporter = RtcpReporter(sender, receiver.stats, f"sma-stub-{secrets.token_hex(6)}@{engine.host}")
         self.on_playback_done, self.on_digit = on_playback_done, on_digit
+        self.on_recording_failed = on_recording_failed
         self.impairment = engine.impairment
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
         self.recordings: list[Recording] = []
+        self._files: dict[Recording, WavFile] = {}
+        self._next_reservation = 0.0
         self._incoming_taps: list = []
         self._bridge_taps: list = []
         self._outgoing_taps: list = []
@@ -154,6 +162,25 @@ class MediaSession:
         if self.receiver.events.pending:
             for digit in self.receiver.poll(now):
                 self.on_digit(digit)
+        if self._files and now >= self._next_reservation:
+            self._reserve_recordings(now)
+
+    def _reserve_recordings(self, now: float) -> None:
+        """Reserve each recording's disk space RESERVE_AHEAD_S beyond what it holds; a
+        recording that gets no space stops and is reported."""
+        self._next_reservation = now + RESERVATION_INTERVAL_S
+        for recording, file in list(self._files.items()):
+            seconds = now - recording.start + RESERVE_AHEAD_S
+            try:
+                file.reserve(HEADER_BYTES + int(seconds * file.bytes_per_second))
+            except OSError as exc:
+                log.warning("recording %s stopped: %s", recording.path, exc)
+                self.recordings.remove(recording)
+                self._update_taps()
+                del self._files[recording]
+                file.abandon()
+                if self.on_recording_failed is not None:
+                    self.on_recording_failed(recording, exc)
 
     def _send_rtp(self, packet: bytes) -> None:
         try:
@@ -188,19 +215,33 @@ class MediaSession:
 
     def start_recording(self, path: Path, track: str = BOTH) -> Recording:
         """Record INCOMING, OUTGOING or BOTH (two channels: incoming left, outgoing right) from
-        now until `stop_recording` or `close`, into the WAV file `path`."""
-        recording = Recording(path, track, _monotonic(), self.sender.codec, self.sender.payload_type,
+        now until `stop_recording` or `close`, into the WAV file `path` (created now, with
+        its first seconds reserved: OSError when the disk cannot hold them)."""
+        now = _monotonic()
+        recording = Recording(path, track, now, self.sender.codec, self.sender.payload_type,
                               self.receiver.dtmf_payload_type, self.sender.dtmf_payload_type)
+        file = WavFile(path, 2 if recording.track == BOTH else 1)
+        try:
+            file.reserve(HEADER_BYTES + int(RESERVE_AHEAD_S * file.bytes_per_second))
+        except OSError:
+            file.abandon()
+            raise
+        self._files[recording] = file
+        self._next_reservation = min(self._next_reservation or now, now + RESERVATION_INTERVAL_S)
         self.recordings.append(recording)
         self._update_taps()
         return recording
 
     def stop_recording(self, recording: Recording) -> Path:
-        """Stop one recording and write its WAV file; returns the path."""
+        """Stop one recording and write its WAV file; returns the path. OSError when the
+        file cannot be written: it is left a true WAV of no samples."""
         recording.stop(_monotonic())
-        self.recordings.remove(recording)
-        self._update_taps()
-        write_wav(recording.path, recording.pcm())
+        if recording in self.recordings:
+            self.recordings.remove(recording)
+            self._update_taps()
+        file = self._files.pop(recording, None)
+        if file is not None:
+            file.finish(recording.pcm())
         return recording.path
 
     def add_incoming_tap(self, tap) -> None:
@@ -256,7 +297,9 @@ class MediaEngine:
     def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
              on_playback_done: Callable[[object], None],
              on_digit: Callable[[DigitReceived], None],
-             inband_dtmf: bool = False) -> MediaSession:
+             inband_dtmf: bool = False,
+             on_recording_failed: Callable[[Recording, OSError], None] | None = None
+             ) -> MediaSession:
         """Bind a new RTP/RTCP socket pair (on the running loop); OSError when no pair is
         free. `inband_dtmf` also detects DTMF tones in the audio."""
         self._loop = asyncio.get_running_loop()
@@ -264,7 +307,7 @@ class MediaEngine:
         session = MediaSession(
             self, sockets, RtpSender(payload_type, codec, dtmf_payload_type),
             RtpReceiver(dtmf_payload_type, payload_type, codec, inband_dtmf),
-            on_playback_done, on_digit)
+            on_playback_done, on_digit, on_recording_failed)
         self._loop.add_reader(sockets[0].fileno(), session._read_rtp)
         self._loop.add_reader(sockets[1].fileno(), session._read_rtcp)
         self._sessions.add(session)
