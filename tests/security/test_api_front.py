@@ -14,8 +14,7 @@ from botocore.config import Config
 
 from api_backend import SMA_ID, LiveApi, ModelBackend
 from conftest import ROOT
-from test_control_plane import free_port, wait_ready
-from webclient import call
+from webclient import call, free_port, wait_ready
 
 
 @pytest.fixture

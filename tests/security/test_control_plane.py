@@ -7,11 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ from harness.control import ControlSettings
 from harness.profiles.schema import load_profile
 from harness.runner import stub_config as profile_stub_config
 from harness.stub import Stub
-from webclient import call
+from webclient import call, free_port, wait_ready
 
 TOKEN = "s3cr3t-control-token"
 KEY, SECRET, ACCOUNT = "AKIDCONTROL", "control-secret", "111122223333"
@@ -208,24 +206,3 @@ def test_the_journal_is_served_in_pages(guarded):
 def test_a_control_plane_without_token_or_credentials_does_not_start(tmp_path):
     with pytest.raises(ValueError, match="token or API credentials"):
         Stub(dataclasses.replace(stub_config(tmp_path), control=ControlSettings(None))).start()
-
-
-# ---- helpers ------------------------------------------------------------------------------------
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if call(port, "GET", "/ready")[0] == 200:
-                return
-        except OSError:
-            pass
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "sip-harness serve did not get ready"
-        time.sleep(0.2)

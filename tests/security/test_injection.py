@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from api_backend import SMA_ID as MODEL_SMA_ID, LiveApi, ModelBackend
-from conftest import PROFILES, ROOT, SippCall, stub_config, wait_until
+from conftest import ROOT, stub_config, wait_until
 from harness.media.sources import InvalidAudioSource
 from harness.routes import RouteError, check_template, expand
 from harness.sma.actions import ActionFailure, parse_action
