@@ -211,7 +211,7 @@ def messages(draw):
                        ("From", f"<sip:{draw(tokens)}@h>;tag={draw(tokens)}"), ("To", "<sip:b@h>"),
                        ("Call-ID", draw(tokens))])
     method = draw(st.sampled_from(["INVITE", "ACK", "BYE"]) | tokens)
-    headers.add("CSeq", f"{draw(st.integers(0, 2**31))} {method}")
+    headers.add("CSeq", f"{draw(st.integers(0, 2**31 - 1))} {method}")
     for name, value in draw(st.lists(st.tuples(header_names, values), max_size=6)):
         headers.add(name, value)
     headers.add("Content-Length", "0")

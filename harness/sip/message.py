@@ -24,6 +24,7 @@ COMPACT = {"i": "call-id", "m": "contact", "f": "from", "t": "to", "v": "via",
 CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
              "mime-version": "MIME-Version"}
 MAX_MESSAGE_BYTES = 65535
+MAX_CSEQ = 2 ** 31  # a CSeq number is below 2**31 (RFC 3261 §8.1.1.5)
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
            408: "Request Timeout", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
@@ -165,7 +166,8 @@ class SipMessage:
         raw = self.headers.get("cseq", "")
         num, _, method = raw.strip().partition(" ")
         method = method.strip()
-        if not (_DIGITS.fullmatch(num) and len(num) <= 10 and _TOKEN.fullmatch(method)):
+        if not (_DIGITS.fullmatch(num) and len(num) <= 10 and int(num) < MAX_CSEQ
+                and _TOKEN.fullmatch(method)):
             raise SipParseError(f"bad CSeq header {raw!r}", kind="bad CSeq header")
         return int(num), method.upper()
 
@@ -314,7 +316,8 @@ def parse_message(data: bytes, stream: bool = False, max_bytes: int = MAX_MESSAG
         if required not in headers:
             raise SipParseError(f"missing {canonical_name(required)} header")
     for name in SINGLE_VALUED:
-        if len(headers.get_all(name)) > 1:
+        lines = [v for k, v in headers.items() if k == canonical_name(name)]
+        if len(lines) > 1 or (lines and len(split_commas(lines[0], keep_empty=True)) != 1):
             raise SipParseError(f"more than one {canonical_name(name)} value")
     _, cseq_method = msg.cseq
     if isinstance(msg, SipRequest) and cseq_method != msg.method.upper():
