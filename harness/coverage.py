@@ -27,7 +27,7 @@ EVENT_WHEN = {
 }
 INVALID_RESPONSE_TYPES = {
     "InvalidResponse": "the response is not a JSON object",
-    "InvalidSchemaVersion": "SchemaVersion is not \"1.0\"",
+    "SchemaVersionMismatch": "SchemaVersion is missing or not \"1.0\" (the ErrorType the service sends: click-to-call issue 125)",
     "InvalidActions": "Actions is not a list",
     "TooManyActions": f"more than {engine.MAX_ACTIONS} actions",
     "InvalidActionType": "an action Type the service does not have",

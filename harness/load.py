@@ -35,7 +35,7 @@ import numpy as np
 
 from .caller import Caller, CallerError
 from .media.sources import read_wav
-from .sma.model import SipMediaApplication, SipRule
+from .sma.model import SipMediaApplication, SipRule, rule_id
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.audio import PromptMatcher, label_packets
@@ -129,7 +129,7 @@ def run_load(spec: LoadSpec, progress: Callable[[str], None] = print) -> LoadRes
 def _stub_config(spec: LoadSpec, out: Path, ports: tuple[int, int]) -> StubConfig:
     sma = SipMediaApplication(SMA_ID, str(HANDLER), name="load", handler_env={
         "BENCH_PROMPT": spec.prompt, "BENCH_REPEAT": str(spec.repeat)})
-    return StubConfig([sma], [SipRule("load-rule", "ToPhoneNumber", "*", [(1, SMA_ID)])],
+    return StubConfig([sma], [SipRule(rule_id("load"), "ToPhoneNumber", "*", [(1, SMA_ID)])],
                       spec.bucket_dir.resolve(), run_dir=out, rtp_port_range=ports,
                       journal_max_bytes=JOURNAL_BYTES_PER_CALL * (spec.sipp_calls + spec.pjsua2_calls + 100))
 

@@ -17,9 +17,10 @@ import numpy as np
 from botocore.config import Config
 
 from .caller import Call, Caller, CallerError, Listener
-from .media.sources import read_wav
+from .media.sources import read_wav, read_wav_channels
 from .profiles.schema import Profile, Step
-from .sma.model import SipMediaApplication, SipRule
+from .sip.message import SipResponse
+from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
 from .remote import RemoteAccess, RemoteStub, RemoteStubError
 from .report import write_profile_reports
@@ -88,7 +89,7 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
                               name=spec.name, aws_account_id=spec.aws_account_id,
                               aws_region=spec.aws_region, handler_env=dict(spec.handler_env),
                               interruptible=frozenset(spec.interruptible))
-    rules = [SipRule(f"rule-{i + 1}",
+    rules = [SipRule(rule_id(f"{sma.sip_media_application_id}/{i + 1}"),
                      "ToPhoneNumber" if r.to_phone_number is not None else "RequestUriHostname",
                      r.to_phone_number if r.to_phone_number is not None else r.request_uri_hostname,
                      [(r.priority, sma.sip_media_application_id)])
@@ -306,7 +307,12 @@ class ProfileRun:
                                 f"saw {seen}" if seen != expect.events else "as expected",
                                 {"events": seen}))
         if expect.prompts is not None:
-            checks.append(self._check_prompts(stub, wire, expect.prompts))
+            checks.append(self._check_prompts(stub, wire, expect.prompts,
+                                              expect.prompts_call or self._first_call()))
+        for call_name, expected in (expect.heard or {}).items():
+            checks.append(self._check_prompts(stub, wire, expected, call_name))
+        if expect.prompt_after_answer is not None:
+            checks.append(self._check_prompt_after_answer(stub, wire, expect.prompt_after_answer))
         if expect.switch is not None:
             checks.append(self._check_switch(stub, wire, expect.switch))
         if expect.bye_from is not None:
@@ -322,8 +328,11 @@ class ProfileRun:
                                 {"status": seen}))
         if expect.recording_tone_hz is not None:
             checks.append(self._check_recording(journal, expect.recording_tone_hz))
+        if expect.call_recording is not None:
+            checks.append(_check_call_recording(journal, expect.call_recording))
         if self.profile.network is not None:
             checks.append(self._check_impairment(stub, wire, journal))
+        checks.append(_check_nothing_after_last_hangup(journal))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
                             dict(self.leftovers)))
@@ -389,25 +398,45 @@ class ProfileRun:
         if not paths or not paths[-1].is_file():
             return Check("recording", False, "no recording was written")
         pcm = read_wav(paths[-1].read_bytes())
-        middle = pcm[len(pcm) // 4: 3 * len(pcm) // 4]
-        freqs = [tone_frequency(middle[i:i + 160]) for i in range(0, len(middle) - 160, 160)]
-        found = [f for f in freqs if f is not None]
-        heard = float(np.median(found)) if found else None
+        heard = _median_tone(pcm[len(pcm) // 4: 3 * len(pcm) // 4])
         ok = heard is not None and abs(heard - tone_hz) <= 10
         return Check("recording", ok, f"{paths[-1].name}: {len(pcm) / 8000:.2f} s, tone "
                      f"{heard and round(heard)} Hz" + ("" if ok else f", expected {tone_hz} Hz"),
                      {"path": str(paths[-1]), "seconds": len(pcm) / 8000, "tone_hz": heard})
 
-    def _check_prompts(self, stub: Stub, wire: WireAnalysis, expected: list[str]) -> Check:
-        stream = self._stub_stream(stub, wire, self.profile.expect.prompts_call or self._first_call())
+    def _prompt_segments(self, stub: Stub, wire: WireAnalysis, call_name: str):
+        """The prompt segments on the stub's stream to a named call, or None without RTP."""
+        stream = self._stub_stream(stub, wire, call_name)
         if stream is None:
-            return Check("prompts heard", False, "no RTP from the stub on the wire")
-        played = [seg.prompt for seg in segments(label_packets(stream, load_prompts(stub.config.bucket_dir)))
-                  if seg.kind == "prompt"]
+            return None
+        return [seg for seg in segments(label_packets(stream, load_prompts(stub.config.bucket_dir)))
+                if seg.kind == "prompt"]
+
+    def _check_prompts(self, stub: Stub, wire: WireAnalysis, expected: list[str], call_name: str) -> Check:
+        name = f"prompts heard by {call_name}"
+        found = self._prompt_segments(stub, wire, call_name)
+        if found is None:
+            return Check(name, False, f"no RTP from the stub to {call_name} on the wire")
+        played = [seg.prompt for seg in found]
         heard = [p for i, p in enumerate(played) if i == 0 or played[i - 1] != p]
-        return Check("prompts heard", heard == expected,
+        return Check(name, heard == expected,
                      f"the stub played {heard}" + ("" if heard == expected else f", expected {expected}"),
                      {"prompts": heard})
+
+    def _check_prompt_after_answer(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
+        name = f"{spec.prompt} after the answer"
+        sip_call_id = self._arrival(stub, spec.call)["sip_call_id"]
+        answers = [m for m in wire.sip if m.message.call_id == sip_call_id
+                   and isinstance(m.message, SipResponse) and m.message.status == 200
+                   and m.message.cseq[1] == "INVITE"]
+        found = [seg for seg in self._prompt_segments(stub, wire, spec.call) or [] if seg.prompt == spec.prompt]
+        if not answers or not found:
+            return Check(name, False, "no 200 OK for the call on the wire" if not answers
+                         else f"{spec.prompt} was not heard")
+        delay_ms = (found[0].start_ts_ns / 1e9 - answers[0].time) * 1000
+        ok = delay_ms <= spec.within_ms
+        return Check(name, ok, f"{spec.prompt} started {delay_ms:.1f} ms after the stub's 200 OK"
+                     + ("" if ok else f", more than the {spec.within_ms} ms allowed"), {"delay_ms": round(delay_ms, 2)})
 
     def _check_switch(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
         prompts = load_prompts(stub.config.bucket_dir)
@@ -438,6 +467,53 @@ def _os_error(exc: OSError) -> str:
     """One line for an OSError: the file it concerns and why (`No space left on device`)."""
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"
+
+
+def _check_call_recording(journal: list[dict], spec) -> Check:
+    """Both channels of the last call recording hold their party's tone in its last quarter:
+    the recording kept both directions through everything that played before."""
+    paths = [Path(e["path"]) for e in journal if e["kind"] == "recording_stopped"]
+    if not paths or not paths[-1].is_file():
+        return Check("call recording", False, "no recording was written")
+    channels = read_wav_channels(paths[-1].read_bytes(), paths[-1].name)
+    if len(channels) != 2:
+        return Check("call recording", False, f"{paths[-1].name} has {len(channels)} channel(s), not 2")
+    seen, ok = {}, True
+    for side, pcm, want in (("incoming", channels[0], spec.incoming_tone_hz),
+                            ("outgoing", channels[1], spec.outgoing_tone_hz)):
+        seen[side] = _median_tone(pcm[-(len(pcm) // 4):])
+        ok = ok and seen[side] is not None and abs(seen[side] - want) <= 10
+    detail = (f"{paths[-1].name}: {len(channels[0]) / 8000:.2f} s; its last quarter: "
+              + ", ".join(f"{side} {f and round(f)} Hz" for side, f in seen.items()))
+    if not ok:
+        detail += f"; expected incoming {spec.incoming_tone_hz} Hz, outgoing {spec.outgoing_tone_hz} Hz"
+    return Check("call recording", ok, detail, {"path": str(paths[-1]), "tones_hz": seen})
+
+
+def _median_tone(pcm) -> float | None:
+    """The median tone frequency of the 20 ms frames of `pcm` that hold one, or None."""
+    freqs = [f for i in range(0, len(pcm) - 160, 160) if (f := tone_frequency(pcm[i:i + 160])) is not None]
+    return float(np.median(freqs)) if freqs else None
+
+
+def _check_nothing_after_last_hangup(journal: list[dict]) -> Check:
+    """No transaction invokes its handler after the HANGUP of its last leg (the service's
+    transaction ends there; sma-reference §6.1)."""
+    ended: set[str] = set()
+    late: list[str] = []
+    for entry in journal:
+        if entry["kind"] != "invocation":
+            continue
+        tx, event = entry["transaction_id"], entry["event"]
+        if tx in ended:
+            late.append(f"{event['InvocationEventType']} (Sequence {event['Sequence']})")
+        elif event["InvocationEventType"] == "HANGUP" and all(
+                p.get("Status") == "Disconnected" for p in event["CallDetails"]["Participants"]):
+            ended.add(tx)
+    return Check("nothing invoked after the last HANGUP", not late,
+                 f"invoked after the transaction ended: {', '.join(late[:5])}"
+                 + (f" and {len(late) - 5} more" if len(late) > 5 else "") if late
+                 else "no invocation after a transaction's last HANGUP", {"late_invocations": len(late)})
 
 
 def _alive(pid: int) -> bool:

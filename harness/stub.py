@@ -22,7 +22,6 @@ from aiohttp import web
 
 from .api.server import ApiSettings, build_app
 from .api.serving import ApiRunner
-from .media.bridge import BridgeTap, LiveFeed
 from .media.dtmf import SOURCE_SIP_INFO, DigitReceived
 from .media.engine import MediaEngine, MediaSession
 from .media.g711 import SILENCE_BYTE
@@ -490,6 +489,8 @@ class Stub:
         self._calls.pop(call.sip_call_id, None)
         self._legs.pop(call.leg.call_id, None)
         tx = call.transaction
+        for key in list(call.recordings):  # a recording still open ends with its leg
+            self._stop_recording(tx, call, key)
         try:
             call.media.close()
         except Exception as exc:  # a recording that cannot be written: the leg still ends
@@ -602,7 +603,7 @@ class Stub:
             token = session.sender.stop()
             self._note("media_stopped", tx.transaction_id, call_id=c.call_id, token=token)
         elif isinstance(c, cmd.StartRecordAudio):
-            self._start_recording(tx, call, c.token, c.bucket, c.key, "INCOMING")
+            self._start_recording(tx, call, c.token, c.bucket, c.key, "INCOMING", c.token)
         elif isinstance(c, cmd.StopRecordAudio):
             self._stop_recording(tx, call, c.token)
         elif isinstance(c, cmd.CallRecording):
@@ -643,35 +644,39 @@ class Stub:
         self._dispatch(tx)
 
     def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
-                         track: str) -> None:
-        """Record a leg into s3://bucket/key under the run folder; a recording that cannot
-        start (no run folder, a full disk) fails its RecordAudio (SystemException)."""
+                         track: str, token: int) -> None:
+        """Open a recording of the leg into s3://bucket/object_key; the action starting it
+        hears of a failure at once (ACTION_FAILED), a call recording of its success too."""
         try:
             if self.config.written_dir is None:
-                raise InvalidAudioSource("the stub has no run folder to write recordings to")
+                raise OSError("the stub has no run folder to write recordings to")
             path = _bucket_path(self.config.written_dir, bucket, object_key, must_exist=False)
             path.parent.mkdir(parents=True, exist_ok=True)
             call.recordings[key] = call.media.start_recording(path, track)
         except (InvalidAudioSource, OSError) as exc:
-            self._recording_failed(tx, call, key, f"recording s3://{bucket}/{object_key}: {exc}")
+            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=str(exc))
+            parameter = "Destination" if key == "call" else "RecordingDestination"
+            tx.media_done(token, ("InvalidActionParameter", f"{parameter} parameter value is invalid.")
+                          if isinstance(exc, InvalidAudioSource) else SYSTEM_ERROR)
             return
         self._note("recording_started", tx.transaction_id, call_id=call.leg.call_id,
                    bucket=bucket, key=object_key, track=track)
-
-    def _recording_failed(self, tx: CallTransaction, call: _SipCall, key: object,
-                          reason: str) -> None:
-        self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=reason)
-        if isinstance(key, int):  # RecordAudio's token: its action fails
-            tx.media_done(key, SYSTEM_ERROR)
+        if key == "call":
+            tx.media_done(token)
 
     def _recording_stopped_by_disk(self, call: _SipCall, recording: Recording, exc: OSError) -> None:
-        """The media engine stopped a recording it could not reserve disk space for."""
+        """The media engine stopped a recording it could not reserve disk space for: a
+        RecordAudio still running fails (SystemException)."""
         key = next((k for k, r in call.recordings.items() if r is recording), None)
         if key is None:
             return
         del call.recordings[key]
-        self._recording_failed(call.transaction, call, key, f"recording {recording.path}: {exc}")
-        self._dispatch(call.transaction)
+        tx = call.transaction
+        self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
+                   reason=f"recording {recording.path}: {exc}")
+        if isinstance(key, int):  # RecordAudio's token
+            tx.media_done(key, SYSTEM_ERROR)
+        self._dispatch(tx)
 
     def _stop_recording(self, tx, call: _SipCall, key: object) -> None:
         recording = call.recordings.pop(key, None)
@@ -687,7 +692,7 @@ class Stub:
 
     def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
         if c.operation == "start":
-            self._start_recording(tx, call, "call", c.bucket, c.key, c.track)
+            self._start_recording(tx, call, "call", c.bucket, c.key, c.track, c.token)
         elif c.operation == "stop":
             self._stop_recording(tx, call, "call")
         elif "call" in call.recordings:
@@ -736,10 +741,8 @@ class Stub:
         a, b = self._legs.get(c.call_id_a), self._legs.get(c.call_id_b)
         if a is None or b is None:
             return
-        for src, dst in ((a, b), (b, a)):
-            feed = LiveFeed(dst.audio.codec)
-            dst.media.sender.play(feed, ("bridge", src.leg.call_id))
-            src.media.add_incoming_tap(BridgeTap(src.audio.payload_type, src.audio.codec, feed))
+        a.media.hear(b.media)
+        b.media.hear(a.media)
         self._note("bridged", tx.transaction_id, call_id_a=c.call_id_a, call_id_b=c.call_id_b)
 
     async def _invoke(self, tx: CallTransaction, c: cmd.Invoke) -> None:

@@ -7,7 +7,9 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # loads report.html in tests/test_report.py
-command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # validates docker-compose.yml offline
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # runs docker-compose.yml in tests/test_compose.py
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)  # the engine those tests start when none runs
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # their local base image (`make image-base`)
 command -v node >/dev/null 2>&1 || need+=(nodejs)  # runs Node.js handlers
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)
 [ ${#need[@]} -eq 0 ] && exit 0

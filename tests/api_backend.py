@@ -11,7 +11,7 @@ from harness.api.server import ApiSettings, build_app
 from harness.api.serving import ApiRunner
 from harness.sma.engine import MAX_INVOCATIONS
 from harness.sma.errors import ResourceLimitExceeded
-from harness.sma.model import SipMediaApplication, SipRule
+from harness.sma.model import Leg, SipMediaApplication, SipRule, new_id
 from harness.sma.service import SmaService
 
 OWNER_ACCOUNT, OTHER_ACCOUNT = "111111111111", "222222222222"
@@ -39,7 +39,12 @@ class ModelBackend:
                                       [(1, OTHER_SMA_ID)], name="other-rule"))
 
     def new_call(self, sma_id: str = SMA_ID) -> str:
-        return self.service.new_transaction(self.service.applications[sma_id], None).transaction_id
+        """A transaction with a live LEG-A whose NEW_INBOUND_CALL has been answered."""
+        tx = self.service.new_transaction(self.service.applications[sma_id], None)
+        tx.inbound_call(Leg(new_id(), "LEG-A", "+12065550100", "+14255550199", "Inbound", 0))
+        tx.handler_result(tx.sequence, {"SchemaVersion": "1.0"})
+        tx.take_commands()
+        return tx.transaction_id
 
     def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:
         tx = self.service.find_transaction(sma_id, transaction_id)

@@ -22,7 +22,8 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(f"setup: {name!r} is not installed; run `make test` (it installs the Debian "
-                    f"packages sip-tester, tshark, espeak-ng, libpcap0.8, chromium, docker-compose, nodejs) or "
+                    f"packages sip-tester, tshark, espeak-ng, libpcap0.8, chromium, docker-compose, docker.io, "
+                    f"debootstrap, nodejs) or "
                     f"`bash scripts/setup-system.sh`", pytrace=False)
     return path
 

@@ -183,7 +183,7 @@ def test_forbidden_for_another_accounts_resources(client, backend):
            SipMediaApplicationId=OTHER_SMA_ID)
     raises(client, "ForbiddenException", "get_sip_rule", SipRuleId="rule-other")
     raises(client, "ForbiddenException", "list_sip_rules", SipMediaApplicationId=OTHER_SMA_ID)
-    assert backend.service.transactions[tx_id].sequence == 0
+    assert backend.service.transactions[tx_id].sequence == 1  # NEW_INBOUND_CALL only: no update reached it
 
 
 def test_the_other_account_sees_its_own(api):

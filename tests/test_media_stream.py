@@ -220,3 +220,33 @@ def test_lsr_dlsr_and_round_trip():
     assert ours.reports_received == 1
     assert parse_compound(ours.report(12.0, 1002.0))[1] == \
         SourceDescription(((1, ((1, b"a"),)),))
+
+
+def test_a_playback_plays_over_the_standing_source_and_hands_it_back():
+    """A bridge's live feed is the stream's standing audio: a prompt replaces it while it
+    plays, the feed is drained meanwhile (no stale audio after the prompt), and it resumes."""
+    from harness.media.bridge import LiveFeed
+    from harness.media.g711 import DECODERS
+    s = sender()
+    feed = LiveFeed("PCMU")
+    s.set_standing(feed)
+    pushed = iter(range(1, 1000))
+
+    def heard(n: int) -> list:
+        """Each tick the far end sends one 20 ms frame of a new level; what the tick sent."""
+        out = []
+        for _ in range(n):
+            feed.push_pcm(np.full(160, 100 * next(pushed), dtype=np.int16))
+            payload = RtpPacket.parse(s.tick()).payload
+            out.append(payload if payload in FRAMES else round(float(DECODERS["PCMU"](payload).mean()), -2))
+        return out
+
+    assert heard(2) == [100, 200]  # the other party, live
+    s.play(FRAMES, "prompt")
+    assert heard(len(FRAMES)) == list(FRAMES)
+    assert s.done == ["prompt"]
+    assert heard(2) == [800, 900]  # live again, not the backlog of what came during the prompt
+    s.stop()  # StopMedia stops playbacks only
+    assert heard(1) == [1000]
+    s.set_standing(None)
+    assert heard(1) == [0]  # silence once the bridge is gone

@@ -41,7 +41,8 @@ def served(tmp_path):
     low = 30000 + (os.getpid() % 500) * 40
     for option, value in (("--sip-port", str(sip_port)), ("--api-port", str(api_port)),
                           ("--rtp-ports", f"{low}-{low + 38}"), ("--out", str(tmp_path / "serve")),
-                          ("--control-token-file", str(tmp_path / "serve" / "control-token"))):
+                          ("--control-token-file", str(tmp_path / "serve" / "control-token")),
+                          ("--profiles-dir", str(PROFILES))):
         args = replace_option(args, option, value)
     proc = subprocess.Popen([str(BIN / "sip-harness"), *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -267,9 +267,24 @@ def test_call_recording_key_and_once_per_leg():
     assert rec.operation == "start" and rec.bucket == "bucket"
     assert re.fullmatch(r"Amazon-Chime-SMA-Call-Recordings/2023/11/14/2023-11-14-22-13-20-123_tx-1_call-a\.wav",
                         rec.key), rec.key
-    assert invoked(out)[0]["ActionData"]["CallRecordingDestination"] == {"Type": "S3", "Location": f"bucket/{rec.key}"}
+    assert not invoked(out)  # it succeeds once the edge has opened the recording
+    tx.media_done(rec.token)
+    assert invoked(tx.take_commands())[0]["ActionData"]["CallRecordingDestination"] == {
+        "Type": "S3", "Location": f"bucket/{rec.key}"}
     (again,) = invoked(respond(tx, start))
     assert again["InvocationEventType"] == "ACTION_FAILED"
+
+
+def test_call_recording_that_cannot_open_fails_and_can_be_started_again():
+    tx, _ = make_tx()
+    start = {"Type": "StartCallRecording", "Parameters": {
+        "CallId": "call-a", "Track": "BOTH", "Destination": {"Type": "S3", "Location": "bucket"}}}
+    (rec,) = of(respond(tx, start), cmd.CallRecording)
+    tx.media_done(rec.token, ("SystemException", "System error while running action."))
+    (failed,) = invoked(tx.take_commands())
+    assert failed["InvocationEventType"] == "ACTION_FAILED"
+    assert failed["ActionData"]["ErrorType"] == "SystemException"
+    assert of(respond(tx, start), cmd.CallRecording)  # not "already recording"
 
 
 def test_meeting_leg_and_attendees():

@@ -51,7 +51,7 @@ def test_new_inbound_call_event_has_the_reference_shape(tx):
             "SipRuleId": "rule-1", "SipMediaApplicationId": "sma-id-1",
             "Participants": [{"CallId": "call-a", "ParticipantTag": "LEG-A", "To": "+14345550101",
                               "From": "+14255550199", "Direction": "Inbound",
-                              "StartTimeInMilliseconds": "1641998241509", "Status": "Connected",
+                              "StartTimeInMilliseconds": "1641998241509",
                               "SipHeaders": {"X-Test-Value": "String"}}]}}
 
 
@@ -131,7 +131,10 @@ def test_hangup_action_ends_the_only_leg(tx):
 
 
 @pytest.mark.parametrize("response,error_type", [
-    ({"SchemaVersion": "2.0", "Actions": []}, "InvalidSchemaVersion"),
+    # the ErrorType the service sends (aws-samples/amazon-chime-sdk-click-to-call issue 125)
+    ({"SchemaVersion": "2.0", "Actions": []}, "SchemaVersionMismatch"),
+    ({"Actions": []}, "SchemaVersionMismatch"),
+    ({"statusCode": 200, "body": '{"SchemaVersion": "1.0", "Actions": []}'}, "SchemaVersionMismatch"),
     ({"SchemaVersion": "1.0", "Actions": [PLAY_A] * 11}, "TooManyActions"),
     ({"SchemaVersion": "1.0", "Actions": [{"Type": "Dance"}]}, "InvalidActionType"),
     ([], "InvalidResponse"),

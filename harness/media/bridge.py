@@ -1,9 +1,9 @@
-"""Bridged media: what one leg receives is played, live, on another leg's stream.
+"""Bridged media: what one leg receives is heard, live, on another leg's stream.
 
-A `LiveFeed` is a playback whose frames arrive while it plays (the sender slices it like a
-prompt, and hears silence when nothing has arrived); a `BridgeTap` is the incoming tap of one
-session that decodes its audio and feeds the other session's `LiveFeed`, transcoding between
-G.711 laws when the legs differ.
+A `LiveFeed` is a leg's standing source while it is bridged: the frames the other leg sends
+arrive into it, and the sender takes one per tick whenever no action plays (silence when
+nothing has arrived). A `BridgeTap` is the incoming tap of the other leg's session that
+decodes its audio and feeds the `LiveFeed`, transcoding between G.711 laws when the legs differ.
 """
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from .rtp import RtpError, RtpPacket
 from .sources import FRAME_SAMPLES, encode_frames
 
 MAX_QUEUED_FRAMES = 10  # 200 ms: beyond that the oldest audio is dropped, keeping delay low
-ENDLESS = 1 << 62
 
 
 class LiveFeed:
-    """An endless sequence of frames fed while it plays."""
+    """Frames fed while they are taken, one per tick."""
 
     def __init__(self, codec: str):
         self.codec = codec
@@ -28,10 +27,8 @@ class LiveFeed:
     def push_pcm(self, pcm) -> None:
         self._frames.extend(encode_frames(pcm, self.codec))
 
-    def __len__(self) -> int:
-        return ENDLESS
-
-    def __getitem__(self, index: int) -> bytes:
+    def next_frame(self) -> bytes:
+        """The oldest frame not yet taken, or silence."""
         return self._frames.popleft() if self._frames else self._silence
 
 

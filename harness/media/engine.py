@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..netem import INCOMING, OUTGOING, RTP, NetworkImpairment
+from .bridge import BridgeTap, LiveFeed
 from .clock import MediaClock
 from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
 from .recording import BOTH, Recording
@@ -79,6 +80,8 @@ class MediaSession:
         self._next_reservation = 0.0
         self._incoming_taps: list = []
         self._bridge_taps: list = []
+        self._hearing: tuple[MediaSession, BridgeTap] | None = None
+        self._heard_by: set[MediaSession] = set()
         self._outgoing_taps: list = []
         self.send_errors = 0
         self.rtcp_invalid = 0
@@ -244,10 +247,30 @@ class MediaSession:
             file.finish(recording.pcm())
         return recording.path
 
-    def add_incoming_tap(self, tap) -> None:
-        """Give every datagram received from now on to `tap.add(datagram, now)` too (a bridge)."""
-        self._bridge_taps.append(tap)
-        self._update_taps()
+    def hear(self, other: "MediaSession") -> None:
+        """Bridge one way: what `other` receives from its far end becomes this stream's standing
+        audio, heard whenever no playback runs here (G.711 laws transcoded as needed). Lasts
+        until `stop_hearing`, or until either session closes."""
+        self.stop_hearing()
+        feed = LiveFeed(self.sender.codec)
+        tap = BridgeTap(other.sender.payload_type, other.sender.codec, feed)
+        other._bridge_taps.append(tap)
+        other._update_taps()
+        other._heard_by.add(self)
+        self.sender.set_standing(feed)
+        self._hearing = (other, tap)
+
+    def stop_hearing(self) -> None:
+        """End what `hear` started: this stream hears silence again when nothing plays."""
+        if self._hearing is None:
+            return
+        other, tap = self._hearing
+        self._hearing = None
+        self.sender.set_standing(None)
+        if tap in other._bridge_taps:
+            other._bridge_taps.remove(tap)
+            other._update_taps()
+        other._heard_by.discard(self)
 
     def _update_taps(self) -> None:
         self._incoming_taps = [r.incoming for r in self.recordings if r.incoming is not None] \
@@ -261,7 +284,7 @@ class MediaSession:
         if self.closed:
             return
         self.closed = True
-        with contextlib.ExitStack() as releases:  # runs every callback, raises afterwards
+        with contextlib.ExitStack() as releases:  # runs every callback (last first), raises afterwards
             for sock in (self._rtcp_socket, self._rtp_socket):
                 releases.callback(sock.close)
                 releases.callback(self.engine._loop.remove_reader, sock.fileno())
@@ -269,6 +292,9 @@ class MediaSession:
                 releases.callback(self.stop_recording, recording)
             if self.remote is not None:
                 releases.callback(lambda: self._send_rtcp(self.reporter.bye(_monotonic(), time.time())))
+            for peer in list(self._heard_by):
+                releases.callback(peer.stop_hearing)
+            releases.callback(self.stop_hearing)
             releases.callback(self.engine._remove, self)
 
 

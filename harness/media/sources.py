@@ -36,6 +36,18 @@ class InvalidAudioSource(ValueError):
 
 def read_wav(data: bytes, name: str = "audio") -> np.ndarray:
     """Decode a PCM WAV file (8/16/24/32-bit, any rate and channel count) to 8 kHz mono int16."""
+    frames, rate = _pcm_frames(data, name)
+    return _int16(_resample(frames.mean(axis=1), rate))
+
+
+def read_wav_channels(data: bytes, name: str = "audio") -> list[np.ndarray]:
+    """Each channel of a PCM WAV file as 8 kHz int16 (a call recording: incoming, outgoing)."""
+    frames, rate = _pcm_frames(data, name)
+    return [_int16(_resample(frames[:, c], rate)) for c in range(frames.shape[1])]
+
+
+def _pcm_frames(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """The samples of a PCM WAV file as (frames, channels), and its rate."""
     if len(data) > MAX_WAV_BYTES:
         raise InvalidAudioSource(f"{name}: {len(data)} bytes exceeds the 50 MB limit")
     fmt, raw = _riff_chunks(data, name)
@@ -52,8 +64,11 @@ def read_wav(data: bytes, name: str = "audio") -> np.ndarray:
         raise InvalidAudioSource(f"{name}: unsupported PCM layout ({bits} bits, {channels} "
                                  f"channels, {rate} Hz, block {block})")
     raw = raw[: len(raw) // block * block]
-    pcm = _samples(raw, width).reshape(-1, channels).mean(axis=1)
-    return np.clip(np.round(_resample(pcm, rate)), -32768, 32767).astype(np.int16)
+    return _samples(raw, width).reshape(-1, channels), rate
+
+
+def _int16(pcm: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(pcm), -32768, 32767).astype(np.int16)
 
 
 def _riff_chunks(data: bytes, name: str) -> tuple[bytes, bytes]:

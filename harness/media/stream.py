@@ -41,6 +41,8 @@ class RtpSender:
 
     Tokens of playbacks and digit strings that finish by themselves are appended to `done`
     (the caller drains it). Digits take the ticks they need; a playback waits meanwhile.
+    A standing source (a bridge's `LiveFeed`) is heard whenever nothing plays: a playback plays
+    over it, and it is drained meanwhile so that it resumes live when the playback ends.
     """
 
     def __init__(self, payload_type: int, codec: str, dtmf_payload_type: int | None = None,
@@ -52,6 +54,7 @@ class RtpSender:
         self.last_timestamp = self.timestamp
         self._silence = bytes([SILENCE_BYTE[codec]]) * FRAME_SAMPLES
         self._playback: _Playback | None = None
+        self._standing = None
         self._digits: DigitSender | None = None
         self._marker = True  # the next packet starts a talkspurt
         self._idle = True  # the last audio was the filler silence
@@ -75,9 +78,18 @@ class RtpSender:
         self._playback = _Playback(frames, max(1, repeat), token) if frames else None
 
     def stop(self) -> object | None:
-        """Stop the current playback at once; return its token."""
+        """Stop the current playback at once; return its token. The standing source goes on."""
         token, self._playback = self.playing, None
         return token
+
+    @property
+    def standing(self):
+        """The source heard when nothing plays (an object with `next_frame()`), or None."""
+        return self._standing
+
+    def set_standing(self, source) -> None:
+        """Hear `source.next_frame()` whenever no playback runs (None: silence again)."""
+        self._standing = source
 
     def send_digits(self, digits: str, tone_ms: int, token: object,
                     gap_ms: int = DEFAULT_GAP_MS) -> None:
@@ -127,7 +139,12 @@ class RtpSender:
                             self.ssrc) + payload
 
     def _next_audio(self) -> bytes:
-        pb = self._playback
+        pb, standing = self._playback, self._standing
+        if standing is not None:
+            frame = standing.next_frame()  # taken even under a playback, so it stays live
+            if pb is None:
+                self._idle = False
+                return frame
         if pb is None:
             self._idle = True
             return self._silence

@@ -200,6 +200,25 @@ class SwitchExpect:
 
 
 @dataclass
+class PromptAfterAnswerExpect:
+    """On the wire, `prompt` starts on the stub's stream to `call` within `within_ms` of the
+    stub's 200 OK for that call (e.g. the prompt an ACTION_FAILED response plays)."""
+
+    prompt: str
+    within_ms: int = 300
+    call: str = "a"
+
+
+@dataclass
+class CallRecordingExpect:
+    """The last recording the stub wrote is a two-channel call recording (incoming left,
+    outgoing right) whose channels hold these tones in its last quarter."""
+
+    incoming_tone_hz: float
+    outgoing_tone_hz: float
+
+
+@dataclass
 class Expect:
     """What must be observed: the handler's events (from the stub's journal); on the wire, the
     prompts the stub played to the first call (in order), the switch, who sent BYE."""
@@ -207,12 +226,15 @@ class Expect:
     events: list[str] | None = None
     prompts: list[str] | None = None
     prompts_call: str | None = None  # whose stream `prompts` is read from (default: the first call)
+    heard: dict[str, list[str]] | None = None  # call name -> prompts its stream carried, in order
+    prompt_after_answer: PromptAfterAnswerExpect | None = None
     switch: SwitchExpect | None = None
     bye_from: Literal["stub", "caller"] | None = None
     received_digits: list[str] | None = None  # ReceivedDigits the handler got, in order
     dtmf_to_caller: str | None = None  # RFC 4733 digits the stub sent to the first call
     final_status: dict[str, int] | None = None  # call name -> final SIP status it saw
     recording_tone_hz: float | None = None  # a recording was written, holding this tone
+    call_recording: CallRecordingExpect | None = None
 
     def validate(self) -> str | None:
         bad = [e for e in self.events or [] if e not in EVENT_TYPES]

@@ -82,6 +82,11 @@ ANSWERING_ACTIONS = frozenset({
     "Answer", "Pause", "PlayAudio", "PlayAudioAndGetDigits", "RecordAudio", "Speak",
     "SpeakAndGetDigits", "ReceiveDigits", "SendDigits", "StartBotConversation", "VoiceFocus",
     "StartCallRecording", "JoinChimeMeeting"})
+#: Actions after which the service always invokes the function with their result, wherever
+#: they stand in their list (docs/fidelity.md, "Results reported mid-list").
+REPORTING_ACTIONS = frozenset({
+    "PlayAudioAndGetDigits", "SpeakAndGetDigits", "RecordAudio", "CallAndBridge",
+    "JoinChimeMeeting", "ModifyChimeMeetingAttendees", "StartBotConversation"})
 #: Actions whose target must be given by CallId (no ParticipantTag) per the reference.
 CALL_ID_ACTIONS = frozenset({"SendDigits", "Speak", "SpeakAndGetDigits", "VoiceFocus",
                              "StartCallRecording", "StopCallRecording", "PauseCallRecording",

@@ -132,6 +132,7 @@ class CallRecording:
     track: str = "BOTH"
     bucket: str = ""
     key: str = ""
+    token: int = 0  # "start": the edge reports with media_done(token[, error]) once it is open
 
 
 @dataclass(frozen=True)

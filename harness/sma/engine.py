@@ -8,6 +8,7 @@ leg answered or hung up, an update was requested, time passed) and emits command
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import deque
@@ -15,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import commands as cmd
-from .actions import (ANSWERING_ACTIONS, KNOWN_ACTIONS, ActionFailure, ParsedAction,
-                      parse_action)
+from .actions import (ANSWERING_ACTIONS, KNOWN_ACTIONS, REPORTING_ACTIONS, ActionFailure,
+                      ParsedAction, parse_action)
 from .digits import FAILED, RETRY, SUCCESS, DigitCollector, DigitListener
 from .model import Leg, SipMediaApplication, new_id
 
@@ -39,6 +40,16 @@ HANGUP = "HANGUP"
 INVALID_LAMBDA_RESPONSE = "INVALID_LAMBDA_RESPONSE"
 DIGITS_RECEIVED = "DIGITS_RECEIVED"
 CALL_UPDATE_REQUESTED = "CALL_UPDATE_REQUESTED"
+
+
+def _input(method):
+    """An input of the engine: after it, the transaction's standing timers are brought up to date."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        self._settle()
+        return result
+    return wrapper
 
 
 class InvalidResponse(Exception):
@@ -89,7 +100,6 @@ class CallTransaction:
         self._run: _Running | None = None
         self._tokens = 0
         self._list_running = False
-        self._answered: set[str] = set()
         self._listeners: dict[str, DigitListener] = {}
         self._recordings: dict[str, str] = {}  # CallId -> on, paused, stopped
         self._meeting: dict | None = None
@@ -100,12 +110,14 @@ class CallTransaction:
         self._no_actions_deadline: float | None = None
 
     # ---- inputs: the call -------------------------------------------------------------
+    @_input
     def inbound_call(self, leg: Leg) -> None:
         """A new inbound leg (LEG-A) arrived through a SIP rule."""
         self.legs.append(leg)
         self._emit(cmd.Ring(leg.call_id))
         self._invoke(NEW_INBOUND_CALL)
 
+    @_input
     def outbound_call(self, leg: Leg, arguments: dict[str, str], sip_headers: dict[str, str]) -> None:
         """CreateSipMediaApplicationCall: place LEG-A and tell the handler (§4.3)."""
         self.legs.append(leg)
@@ -115,29 +127,30 @@ class CallTransaction:
             if arguments else None
         self._invoke(NEW_OUTBOUND_CALL, data, ignore=True)
 
+    @_input
     def leg_ringing(self, call_id: str) -> None:
         """An outbound leg is ringing (180/183)."""
         if self.legs and call_id == self.legs[0].call_id and not self._ringing_reported:
             self._ringing_reported = True
             self._invoke(RINGING, ignore=True)
 
+    @_input
     def leg_answered(self, call_id: str) -> None:
         """An outbound leg answered (200 OK)."""
         run = self._run
         if run is not None and run.other_leg is not None and run.other_leg.call_id == call_id:
             b, run.other_leg = run.other_leg, None
+            b.answered = True
             self.legs.append(b)
-            self._answered.add(b.call_id)
-            if run.leg.call_id not in self._answered:
-                self._answered.add(run.leg.call_id)
-                self._emit(cmd.Answer(run.leg.call_id))
+            self._answer(run.leg)
             self._emit(cmd.StopMedia(run.leg.call_id))
             self._emit(cmd.Bridge(run.leg.call_id, b.call_id))
             self._complete()
-        elif self.legs and call_id == self.legs[0].call_id and call_id not in self._answered:
-            self._answered.add(call_id)
+        elif self.legs and call_id == self.legs[0].call_id and not self.legs[0].answered:
+            self.legs[0].answered = True
             self._invoke(CALL_ANSWERED)
 
+    @_input
     def leg_failed(self, call_id: str, sip_code: int) -> None:
         """An outbound leg ended without answering (busy, no answer, error)."""
         run = self._run
@@ -148,6 +161,7 @@ class CallTransaction:
         elif self.legs and call_id == self.legs[0].call_id:
             self.leg_ended(call_id, sip_code)
 
+    @_input
     def leg_ended(self, call_id: str, sip_code: int = 0) -> None:
         """A leg hung up (far end BYE, our Hangup action, or a failure)."""
         leg = self._leg(call_id)
@@ -155,25 +169,37 @@ class CallTransaction:
             return
         leg.status = "Disconnected"
         self._listeners.pop(call_id, None)
+        meeting = self._meeting
+        if meeting is not None and not any(l.status == "Connected" for l in self.legs
+                                           if l is not meeting["leg"]):
+            meeting["leg"].status = "Disconnected"  # the meeting leg goes with the last real leg
+            self._meeting = None
         run = self._run
-        if run is not None and (run.leg is leg or not self._connected()):
+        # a Hangup of this leg, while another leg stays, completes once the leg is gone: its
+        # list reports after the HANGUP event (hangup.md; the take-back-and-transfer sample)
+        hung_up = run is not None and run.action.type == "Hangup" and run.leg is leg \
+            and self._connected()
+        if run is not None and not hung_up and (run.leg is leg or not self._connected()):
             if run.other_leg is not None:
                 self._emit(cmd.CancelCall(run.other_leg.call_id))
             self._run = None
         if not self._connected():
             self._pending_actions, self._list_running = [], False
-            self._no_actions_deadline = None
         self._invoke(HANGUP, {"Type": "Hangup", "Parameters": {
             "SipResponseCode": sip_code, "CallId": leg.call_id,
             "ParticipantTag": leg.participant_tag}}, ignore=True)
+        if hung_up:
+            self._complete()
         self._check_end()
 
+    @_input
     def update_requested(self, arguments: dict[str, str]) -> None:
         """UpdateSipMediaApplicationCall was accepted for this transaction."""
         self._invoke(CALL_UPDATE_REQUESTED, {"Type": "CallUpdateRequest",
                                              "Parameters": {"Arguments": dict(arguments)}})
 
     # ---- inputs: media and digits -----------------------------------------------------
+    @_input
     def media_done(self, token: int, error: tuple[str, str] | None = None,
                    result: dict | None = None) -> None:
         """The media started with `token` ended by itself, or could not start (`error`)."""
@@ -181,6 +207,8 @@ class CallTransaction:
         if run is None or token != run.token:
             return  # stale: the action was interrupted, or its leg is gone
         if error is not None:
+            if run.action.type == "StartCallRecording":
+                self._recordings.pop(run.leg.call_id, None)  # it never started
             self._fail_running(*error)
         elif run.collector is not None:
             self._collector_media_done(run)
@@ -189,6 +217,7 @@ class CallTransaction:
         elif run.action.type != "CallAndBridge":  # its ringback ending changes nothing
             self._complete()
 
+    @_input
     def digit_received(self, call_id: str, digit: str) -> None:
         """A DTMF digit from a leg (RFC 4733 or SIP INFO)."""
         now = self.clock()
@@ -214,12 +243,13 @@ class CallTransaction:
         if listener is not None:
             listener.add(digit, now)
 
+    @_input
     def handle_timers(self, now: float) -> None:
         """Fire the timers due at `now`."""
         if self._no_actions_deadline is not None and now >= self._no_actions_deadline:
             self._no_actions_deadline = None
             leg = self.legs[0]
-            if leg.call_id not in self._answered and leg.status == "Connected":
+            if not leg.answered and leg.status == "Connected":
                 self._emit(cmd.HangupLeg(leg.call_id, 480))
         run = self._run
         if run is not None and run.collector is not None and run.phase == "listen":
@@ -269,6 +299,10 @@ class CallTransaction:
 
     def _invoke(self, event_type: str, action_data: dict | None = None, ignore: bool = False,
                 extra: dict | None = None) -> None:
+        """Queue an invocation. Once no leg is connected the transaction is over: only the
+        HANGUP of its last leg is still made, nothing after it."""
+        if not self._connected() and event_type != HANGUP:
+            return
         self._queue.append(_Pending(event_type, action_data, ignore, extra))
         self._pump()
 
@@ -306,6 +340,7 @@ class CallTransaction:
             event.update(pending.extra)
         return event
 
+    @_input
     def handler_result(self, sequence: int, response: object, failed: str | None = None) -> None:
         """The handler answered invocation `sequence` (or failed after its retries: `failed`)."""
         pending = self._outstanding
@@ -314,8 +349,8 @@ class CallTransaction:
         self._outstanding = None
         if failed is not None:
             self._on_invocation_failed(pending)
-        elif pending.ignore and not (pending.event_type == HANGUP and self._connected()):
-            self._keep_attributes(response)
+        elif not self._connected() or (pending.ignore and pending.event_type != HANGUP):
+            self._keep_attributes(response)  # informational, or the transaction is over
         else:
             try:
                 self._apply_response(pending.event_type, response)
@@ -351,17 +386,14 @@ class CallTransaction:
             raise InvalidResponse("InvalidResponse",
                                   f"The Lambda response is not a JSON object: {_kind(response)}")
         if response.get("SchemaVersion") != "1.0":
-            raise InvalidResponse("InvalidSchemaVersion",
+            raise InvalidResponse("SchemaVersionMismatch",
                                   f"SchemaVersion {response.get('SchemaVersion')!r} is not supported; expected \"1.0\"")
         actions = response.get("Actions")
         if actions is not None:
             self._check_actions(actions)
         if response.get("TransactionAttributes") is not None:
             self.attributes = self._check_attributes(response["TransactionAttributes"])
-        if event_type == NEW_INBOUND_CALL and not actions:
-            # "the call attempt times out after 30 seconds" (sma-reference §1.2)
-            self._no_actions_deadline = self.clock() + NO_ACTIONS_TIMEOUT_S
-        elif actions is not None:
+        if actions is not None:
             self._replace_actions(event_type, actions)
 
     @staticmethod
@@ -395,7 +427,6 @@ class CallTransaction:
 
     def _replace_actions(self, event_type: str, actions: list[dict]) -> None:
         """Replace every action after the current one; an update interrupts an interruptible one."""
-        self._no_actions_deadline = None
         self._pending_actions = list(actions)
         self._list_running = bool(actions)
         run = self._run
@@ -415,27 +446,46 @@ class CallTransaction:
     def _run_actions(self, completed: ParsedAction | None = None) -> None:
         """Start pending actions until one takes time; report the list when it completes.
 
-        `completed` is the action that just finished, the last one done so far.
+        `completed` is the action that just finished. One ACTION_SUCCESSFUL reports a whole
+        list, with its last action (use-case-2.md); an action whose result the function needs
+        (`REPORTING_ACTIONS`) reports as soon as it succeeds, wherever it stands in its list,
+        and the rest of the list goes on (docs/fidelity.md, "Results reported mid-list").
         """
-        last_done = completed
+        last_done = self._done(completed)
         while self._run is None and self._pending_actions:
             raw = self._pending_actions.pop(0)
             try:
                 action = parse_action(raw)
                 leg = self._target_leg(action)
-                if action.type in ANSWERING_ACTIONS and leg.call_id not in self._answered:
-                    self._answered.add(leg.call_id)
-                    self._emit(cmd.Answer(leg.call_id))
+                if action.type in ANSWERING_ACTIONS:
+                    self._answer(leg)
                 done = self._start(action, leg)
             except ActionFailure as exc:
                 failed = ParsedAction(raw["Type"], dict(raw.get("Parameters") or {}))
                 self._fail(failed, exc.error_type, exc.message)
                 return
             if done:
-                last_done = action
+                last_done = self._done(action) or last_done
         if self._run is None and last_done is not None and self._list_running and self._connected():
             self._list_running = False
             self._invoke(ACTION_SUCCESSFUL, last_done.action_data())
+
+    def _done(self, action: ParsedAction | None) -> ParsedAction | None:
+        """`action` succeeded: a reporting action that does not end a running list reports now
+        (and is then not the list's last action to report); any other is returned as the last
+        action done."""
+        if action is None:
+            return None
+        if action.type in REPORTING_ACTIONS and (self._pending_actions or not self._list_running):
+            self._invoke(ACTION_SUCCESSFUL, action.action_data())
+            return None
+        return action
+
+    def _answer(self, leg: Leg) -> None:
+        """Answer `leg` if it has not answered yet (200 OK with our SDP)."""
+        if not leg.answered:
+            leg.answered = True
+            self._emit(cmd.Answer(leg.call_id))
 
     def _begin(self, action: ParsedAction, leg: Leg, **state) -> int:
         self._tokens += 1
@@ -473,11 +523,7 @@ class CallTransaction:
         elif kind == "CallAndBridge":
             return self._call_and_bridge(action, leg)
         elif kind == "Hangup":
-            self._answered.add(call_id)  # a final response when it was never answered
-            self._emit(cmd.HangupLeg(call_id, v["sip_code"]))
-            if sum(1 for l in self.legs if l.status == "Connected") <= 1:
-                self._pending_actions, self._list_running = [], False
-            return True
+            return self._hangup(action, leg)
         elif kind == "JoinChimeMeeting":
             return self._join_meeting(action, leg)
         elif kind == "ModifyChimeMeetingAttendees":
@@ -502,15 +548,32 @@ class CallTransaction:
             return True
         return False
 
+    def _hangup(self, action: ParsedAction, leg: Leg) -> bool:
+        """Hang up `leg`. The last leg: the call ends and the rest of the list with it (its
+        HANGUP is the last invocation). A meeting leg leaves the meeting at once. Another
+        leg: the action completes when the leg has ended, after its HANGUP (hangup.md)."""
+        meeting = self._meeting
+        if meeting is not None and leg is meeting["leg"]:
+            leg.status, self._meeting = "Disconnected", None
+            return True
+        self._emit(cmd.HangupLeg(leg.call_id, action.values["sip_code"]))
+        if not any(l.status == "Connected" for l in self.legs if l is not leg):
+            self._pending_actions, self._list_running = [], False
+            return True
+        self._begin(action, leg)
+        return False
+
     def _call_and_bridge(self, action: ParsedAction, leg: Leg) -> bool:
         v = action.values
+        # the service's events echo the CallId of the leg it bridges (call-and-bridge.md)
+        action.parameters.setdefault("CallId", leg.call_id)
         if any(l.participant_tag == "LEG-B" and l.status == "Connected" for l in self.legs):
             raise ActionFailure("InvalidActionParameter", "Invalid action on the call.")
         b = Leg(new_id(), "LEG-B", v["uri"], v["caller_id"], "Outbound", self.wall_ms())
         token = self._begin(action, leg, other_leg=b, deadline=self.clock() + v["timeout_s"])
         self._emit(cmd.PlaceCall(b.call_id, v["uri"], v["caller_id"], v["endpoint_type"], v["uri"],
                                  v["arn"], v["sip_headers"]))
-        if v["ringback"] and leg.call_id in self._answered:
+        if v["ringback"] and leg.answered:
             bucket, key = v["ringback"]
             self._emit(cmd.PlayAudio(leg.call_id, bucket, key, 1000, -token))
         return False
@@ -518,9 +581,9 @@ class CallTransaction:
     def _join_meeting(self, action: ParsedAction, leg: Leg) -> bool:
         if len([l for l in self.legs if l.status == "Connected"]) > 1:
             raise ActionFailure("InvalidActionParameter", "Invalid action on the call.")
-        meeting_leg = Leg(new_id(), "LEG-B", "SMA", leg.from_, "Outbound", self.wall_ms())
+        meeting_leg = Leg(new_id(), "LEG-B", "SMA", leg.from_, "Outbound", self.wall_ms(),
+                          answered=True)
         self.legs.append(meeting_leg)
-        self._answered.add(meeting_leg.call_id)
         self._meeting = {"meeting_id": action.values["meeting_id"], "leg": meeting_leg, "muted": set()}
         self._emit(cmd.StopMedia(leg.call_id))
         return True
@@ -552,11 +615,13 @@ class CallTransaction:
             moment = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(stamp / 1000)) + f"-{stamp % 1000:03d}"
             key = f"{prefix.strip('/') or RECORDINGS_PREFIX}/{day}/{moment}_{self.transaction_id}_{leg.call_id}.wav"
             action.result["CallRecordingDestination"] = {"Type": "S3", "Location": f"{bucket}/{key}"}
-            self._emit(cmd.CallRecording(leg.call_id, "start", action.values["track"], bucket, key))
-        else:
-            self._emit(cmd.CallRecording(leg.call_id, operation))
-        self._recordings[leg.call_id] = {"start": "on", "stop": "stopped", "pause": "paused",
-                                         "resume": "on"}[operation]
+            # done when the edge has opened the recording (media_done), or failed to
+            self._recordings[leg.call_id] = "on"
+            self._emit(cmd.CallRecording(leg.call_id, "start", action.values["track"], bucket, key,
+                                         self._begin(action, leg)))
+            return False
+        self._emit(cmd.CallRecording(leg.call_id, operation))
+        self._recordings[leg.call_id] = {"stop": "stopped", "pause": "paused", "resume": "on"}[operation]
         return True
 
     def _prompt(self, run: _Running, failure: bool) -> None:
@@ -612,13 +677,15 @@ class CallTransaction:
         self._invoke(ACTION_FAILED, data)
 
     def _target_leg(self, action: ParsedAction) -> Leg:
-        """The leg an action addresses: CallId, else ParticipantTag, else LEG-A (or the leg left)."""
+        """The leg an action addresses: CallId, else ParticipantTag (the connected leg of that
+        tag: after a transfer the ended LEG-B is still listed), else LEG-A (or the leg left)."""
         call_id = action.parameters.get("CallId")
         tag = action.parameters.get("ParticipantTag")
         if call_id:
             leg = self._leg(call_id)
         elif tag:
-            leg = next((l for l in self.legs if l.participant_tag == tag), None)
+            tagged = [l for l in self.legs if l.participant_tag == tag]
+            leg = next((l for l in tagged if l.status == "Connected"), tagged[0] if tagged else None)
         else:
             leg = next((l for l in self.legs if l.status == "Connected"), None)
         if leg is None or leg.status != "Connected":
@@ -632,6 +699,19 @@ class CallTransaction:
 
     def _connected(self) -> bool:
         return any(l.status == "Connected" for l in self.legs)
+
+    def _settle(self) -> None:
+        """Keep the answer deadline: an inbound leg that has not answered while nothing runs, is
+        pending or is being asked is refused after 30 s ("the call attempt times out after 30
+        seconds", sma-reference §1.2), whichever path left it so."""
+        leg = self.legs[0] if self.legs else None
+        idle = leg is not None and leg.direction == "Inbound" and not leg.answered \
+            and leg.status == "Connected" and self._run is None and not self._pending_actions \
+            and not self.busy
+        if not idle:
+            self._no_actions_deadline = None
+        elif self._no_actions_deadline is None:
+            self._no_actions_deadline = self.clock() + NO_ACTIONS_TIMEOUT_S
 
     def _check_end(self) -> None:
         if not self.ended and not self._connected() and not self.busy:

@@ -57,13 +57,19 @@ class Leg:
     from_: str
     direction: str
     start_time_ms: int
-    status: str = "Connected"
+    status: str = "Connected"  # "Disconnected" once the leg has ended
     sip_headers: dict[str, str] = field(default_factory=dict)
+    answered: bool = False
 
     def to_event(self) -> dict:
+        """The leg in `CallDetails.Participants`. A leg that has not answered yet carries no
+        `Status` (the service's NEW_INBOUND_CALL, NEW_OUTBOUND_CALL and RINGING events have
+        none); an answered one is `Connected`; an ended one `Disconnected`."""
         out = {"CallId": self.call_id, "ParticipantTag": self.participant_tag, "To": self.to,
                "From": self.from_, "Direction": self.direction,
-               "StartTimeInMilliseconds": str(self.start_time_ms), "Status": self.status}
+               "StartTimeInMilliseconds": str(self.start_time_ms)}
+        if self.answered or self.status == "Disconnected":
+            out["Status"] = self.status
         if self.sip_headers:
             out["SipHeaders"] = dict(self.sip_headers)
         return out
@@ -72,3 +78,8 @@ class Leg:
 def new_id() -> str:
     """A GUID as the service writes them."""
     return str(uuid.uuid4())
+
+
+def rule_id(name: str) -> str:
+    """A SIP rule id in the service's form (a GUID), the same for the same `name` every run."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sip-harness:sip-rule:{name}"))
