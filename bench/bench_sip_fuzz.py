@@ -16,7 +16,8 @@ stub answers are ACKed and hung up.
 
 A crash is any exception the stub's event loop reports, an error logged by the harness or a
 traceback logged at any level, or an `internal_error` in the stub's journal. After the
-campaign the stub gets `settle_s` for its SIP timers to run out; then its SMA transactions,
+campaign the stub gets `settle_s` (75 s: a 2xx whose ACK never comes ends by timer H and a
+BYE, 2 x 64 T1 at most) for its SIP timers to run out; then its SMA transactions,
 dialogs, SIP transactions and media sessions must be 0, and the process's file descriptors
 (beside the warm handler workers' pipes) and INET sockets, counted in /proc, as many as after
 the warm-up call that starts the campaign.
@@ -47,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.sip.framing import StreamFramer  # noqa: E402
-from harness.sip.message import MAX_CSEQ, SipParseError, SipResponse, parse_message  # noqa: E402
+from harness.sip.message import (MAX_CSEQ, SipParseError, SipRequest, SipResponse,  # noqa: E402
+                                 parse_message)
 from harness.sip.sdp import build_offer  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -422,7 +424,7 @@ class SipFuzzer:
     every SIPp process is killed and every socket closed on exit."""
 
     def __init__(self, stub, seed: int, workdir: Path, calls_every: int = 40,
-                 probe_timeout: float = 10.0, call_hold_ms: int = 800, settle_s: float = 40.0):
+                 probe_timeout: float = 10.0, call_hold_ms: int = 800, settle_s: float = 75.0):
         self.stub, self.seed, self.workdir = stub, seed, Path(workdir)
         self.calls_every, self.probe_timeout, self.call_hold_ms = calls_every, probe_timeout, call_hold_ms
         self.settle_s = settle_s
@@ -505,7 +507,7 @@ class SipFuzzer:
         return {"fds": found["fds"] - PIPES_PER_WORKER * workers,
                 "inet_sockets": found["inet_sockets"], "handler_workers": workers}
 
-    def _held(self) -> dict[str, int]:
+    def _held(self) -> dict:
         stub = self.stub
 
         def count():
@@ -513,6 +515,9 @@ class SipFuzzer:
             held["sip_transactions"] = stub.udp.endpoint.active_transactions() + \
                 stub.tcp.endpoint.active_transactions()
             held["tcp_connections"] = len(stub.tcp._connections)
+            held["calls_left"] = [  # what a leak is, to find its case
+                f"{ep.transport} {call.state} {call.invite.serialize()[:300]!r}"
+                for ep in (stub.udp.endpoint, stub.tcp.endpoint) for call in ep._calls.values()]
             return held
         return stub.run_in_loop(count)
 
@@ -529,6 +534,8 @@ class SipFuzzer:
             time.sleep(0.5)
         after = self._descriptors()
         leaks = {k: held[k] for k in kinds}
+        if held["calls_left"]:
+            leaks["calls_left"] = held["calls_left"][:5]
         leaks.update({f"{k}_before": v for k, v in self._before.items()})
         leaks.update({f"{k}_after": v for k, v in after.items()})
         self.report.leaks = leaks
@@ -608,12 +615,15 @@ class SipFuzzer:
         return f"z9hG4bK-fzc{self.seed}-{next(self._branches)}"
 
     def _answer(self, data: bytes, transport: str, dialog: Ids | None = None) -> list[bytes]:
-        """The ACK for a 2xx to one of our INVITEs, and a BYE unless it opens `dialog`."""
+        """The ACK for a 2xx to one of our INVITEs, and a BYE unless it opens `dialog`; the
+        200 for a BYE of the stub's (as any UA answers it)."""
         try:
             resp = parse_message(data)
             number, method = resp.cseq
         except SipParseError:
             return []
+        if isinstance(resp, SipRequest) and resp.method == "BYE":
+            return [resp.reply(200).serialize()]
         if not isinstance(resp, SipResponse) or method != "INVITE" or not 200 <= resp.status < 300:
             return []
         port = self._udp.getsockname()[1]
