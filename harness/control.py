@@ -2,12 +2,12 @@
 
 Beside the chime-sdk-voice API, under `/_harness/`: `info` (addresses and ports), `journal`
 (in pages), `malformed` (bad SIP counted per reason and source), `resources` (leak counts),
-`routes` (where the legs the SMA places go) and `configure` (serve another profile, which
-runs that profile's handler: code). So the routes exist only when the operator enables them
-(`ControlSettings`), and every request must carry `Authorization: Bearer <token>` or a SigV4
-signature made with one of the API's credentials. `configure` loads profiles only from the
-folders the operator named, and its errors never quote the file. Errors use the same
-restJson1 format as the API.
+`aws/dynamodb` (the local DynamoDB tables' items), `routes` (where the legs the SMA places go)
+and `configure` (serve another profile, which runs that profile's handler: code). So the
+routes exist only when the operator enables them (`ControlSettings`), and every request must
+carry `Authorization: Bearer <token>` or a SigV4 signature made with one of the API's
+credentials. `configure` loads profiles only from the folders the operator named, and its
+errors never quote the file. Errors use the same restJson1 format as the API.
 """
 from __future__ import annotations
 
@@ -107,6 +107,9 @@ def add_control_routes(app: web.Application, stub, settings: ControlSettings) ->
     async def resources(request: web.Request) -> web.Response:
         return _json(stub.count_resources())
 
+    async def dynamodb(request: web.Request) -> web.Response:
+        return _json(await stub.dynamodb_tables_async())
+
     async def routes(request: web.Request) -> web.Response:
         body = await json_body(request)
         if not isinstance(body.get("number"), str) or not isinstance(body.get("uri"), str):
@@ -133,8 +136,8 @@ def add_control_routes(app: web.Application, stub, settings: ControlSettings) ->
 
     for method, path, handler in (
             ("GET", "info", info), ("GET", "journal", journal), ("GET", "malformed", malformed),
-            ("GET", "resources", resources), ("POST", "routes", routes),
-            ("POST", "configure", configure)):
+            ("GET", "resources", resources), ("GET", "aws/dynamodb", dynamodb),
+            ("POST", "routes", routes), ("POST", "configure", configure)):
         app.router.add_route(method, f"/_harness/{path}", guarded(handler))
 
 

@@ -118,3 +118,6 @@ class RemoteStub:
 
     def resources(self) -> dict[str, int]:
         return self._request("/_harness/resources")
+
+    def dynamodb_tables(self) -> dict[str, list[dict]]:
+        return self._request("/_harness/aws/dynamodb", timeout=60)

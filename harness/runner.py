@@ -17,8 +17,9 @@ import numpy as np
 from botocore.config import Config
 
 from .caller import Call, Caller, CallerError, Listener
+from .local_aws import LocalAwsConfig
 from .media.sources import read_wav, read_wav_channels
-from .profiles.schema import Profile, Step
+from .profiles.schema import AwsSeed, Profile, Step, StubSpec, handler_path
 from .sip.message import SipResponse
 from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
@@ -63,14 +64,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "profile"
 
 
-def _resolve(base: Path, value: str) -> str:
-    """A handler given as a file path is relative to the profile's folder."""
-    if value.endswith(".py") or "/" in value.split(":")[0]:
-        target, sep, func = value.partition(":")
-        return str((base / target).resolve()) + (sep + func if sep else "")
-    return value
-
-
 def rtp_block() -> int:
     """The first port of a run's RTP range: below the ephemeral ports (32768+), so no other
     process's socket falls into the capture filter, and in a lane of its own for each
@@ -85,9 +78,10 @@ def rtp_block() -> int:
 def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     """The stub's configuration for a profile, on 127.0.0.1 with free ports."""
     spec, base = profile.stub, profile.path.parent
-    sma = SipMediaApplication(spec.sip_media_application_id, _resolve(base, spec.handler),
+    sma = SipMediaApplication(spec.sip_media_application_id, handler_path(base, spec.handler),
                               name=spec.name, aws_account_id=spec.aws_account_id,
-                              aws_region=spec.aws_region, handler_env=dict(spec.handler_env),
+                              aws_region=spec.aws_region, environment=dict(spec.environment),
+                              runtime=spec.runtime, memory_mb=spec.memory_size_mb,
                               interruptible=frozenset(spec.interruptible))
     rules = [SipRule(rule_id(f"{sma.sip_media_application_id}/{i + 1}"),
                      "ToPhoneNumber" if r.to_phone_number is not None else "RequestUriHostname",
@@ -105,7 +99,20 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
                       handler_timeout_s=spec.handler_timeout_ms / 1000,
                       handler_retries=spec.handler_retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment)
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment,
+                      aws=local_aws_config(spec))
+
+
+def local_aws_config(spec: StubSpec) -> LocalAwsConfig | None:
+    """The local AWS services a profile's stub asks for, with its seed as plain JSON."""
+    if spec.aws is None:
+        return None
+    seed = spec.aws.seed or AwsSeed()
+    return LocalAwsConfig(spec.aws_region, {
+        "dynamodb": [{"name": t.name, "key": list(t.key.items()), "items": t.items}
+                     for t in seed.dynamodb],
+        "s3": [{"name": b.name, "objects": [asdict(o) for o in b.objects]} for b in seed.s3],
+        "ssm": [asdict(p) for p in seed.ssm]})
 
 
 def api_client(stub: Stub, region: str, key: tuple[str, str] | None = None):
@@ -134,6 +141,7 @@ class ProfileRun:
         self.updates: list[dict] = []
         self.leftovers: dict[str, int] = {}
         self.caller_leftovers: dict[str, int] = {}
+        self.tables: dict[str, list[dict]] = {}  # the local DynamoDB tables after the run
 
     def execute(self) -> ProfileResult:
         start = time.monotonic()
@@ -155,6 +163,8 @@ class ProfileRun:
                 finally:
                     time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
                     capture.stop()
+                if self.profile.stub.aws is not None:
+                    self.tables = self._final_tables(stub)
                 self.leftovers = {k: v for k, v in stub.resources().items()
                                   if v and k != "handler_workers"} | self.caller_leftovers
             finally:
@@ -280,6 +290,20 @@ class ProfileRun:
                 return entry
         raise RuntimeError(f"the stub has no leg for call {call_name!r} ({sip_call_id})")
 
+    def _final_tables(self, stub: Stub) -> dict[str, list[dict]]:
+        """The DynamoDB tables once the last invocation (the HANGUP's put) has answered,
+        written to `aws/dynamodb/<table>.json`."""
+        spec = self.profile.stub
+        deadline = time.monotonic() + spec.handler_timeout_ms / 1000 * (spec.handler_retries + 1) + 2
+        while stub.resources()["transactions"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tables = stub.dynamodb_tables()
+        folder = self.run_dir / "aws" / "dynamodb"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, items in tables.items():
+            (folder / f"{name}.json").write_text(json.dumps(items, indent=2))
+        return tables
+
     # ---- verdict ----------------------------------------------------------------------
     def _judge(self, stub: Stub, wire: WireAnalysis) -> None:
         checks = self.result.checks
@@ -330,6 +354,8 @@ class ProfileRun:
             checks.append(self._check_recording(journal, expect.recording_tone_hz))
         if expect.call_recording is not None:
             checks.append(_check_call_recording(journal, expect.call_recording))
+        for table, items in (expect.dynamodb or {}).items():
+            checks.append(_check_table(table, self.tables.get(table), items))
         if self.profile.network is not None:
             checks.append(self._check_impairment(stub, wire, journal))
         checks.append(_check_nothing_after_last_hangup(journal))
@@ -467,6 +493,33 @@ def _os_error(exc: OSError) -> str:
     """One line for an OSError: the file it concerns and why (`No space left on device`)."""
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"
+
+
+def _check_table(table: str, found: list[dict] | None, expected: list[dict]) -> Check:
+    """Each expected item is in the table: found by its key, every attribute given equal (or,
+    for {matches: REGEX}, its text matching)."""
+    if found is None:
+        return Check(f"dynamodb {table}", False, "no such table after the run")
+    problems = []
+    for want in expected:
+        key = want["key"]
+        item = next((i for i in found if all(i.get(k) == v for k, v in key.items())), None)
+        if item is None:
+            problems.append(f"no item with key {key}")
+            continue
+        for name, value in want.items():
+            if name == "key":
+                continue
+            got = item.get(name)
+            if isinstance(value, dict) and set(value) == {"matches"}:
+                ok = got is not None and re.fullmatch(str(value["matches"]), str(got)) is not None
+            else:
+                ok = got == value
+            if not ok:
+                problems.append(f"item {key}: {name} is {got!r}, expected {value!r}")
+    return Check(f"dynamodb {table}", not problems,
+                 "; ".join(problems) if problems else f"{len(expected)} expected item(s) found "
+                 f"among {len(found)}", {"items": found})
 
 
 def _check_call_recording(journal: list[dict], spec) -> Check:

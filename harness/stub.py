@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +41,10 @@ from .sma.buckets import valid_bucket_name
 from .sma.engine import CallTransaction
 from .control import ControlSettings, add_control_routes
 from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
+from .local_aws import LocalAws, LocalAwsConfig
 from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
 from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
+from .sma.lambda_env import Endpoints
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
 
@@ -59,7 +62,8 @@ class StubConfig:
     `written_dir/<BucketName>/<Key>` (the run's folder, never the profile's), and are read
     from there first. `routes` says where the legs the SMA
     places go (CallAndBridge, CreateSipMediaApplicationCall): a number, or a Voice Connector
-    ARN, or "*" -> a SIP URI template where `{user}` is the number dialled.
+    ARN, or "*" -> a SIP URI template where `{user}` is the number dialled. `aws`, when
+    given, starts local AWS services for the handlers' own SDK calls.
     """
 
     applications: list[SipMediaApplication]
@@ -79,6 +83,7 @@ class StubConfig:
     impairment: NetworkImpairment | None = None
     journal_max_bytes: int = DEFAULT_MAX_BYTES  # the newest entries kept in memory
     journal_path: Path | None = None  # also append each entry to this JSON-lines file
+    aws: LocalAwsConfig | None = None
 
     @property
     def written_dir(self) -> Path | None:
@@ -151,6 +156,7 @@ class Stub:
         self.service: SmaService | None = None
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
+        self.local_aws: LocalAws | None = None
 
     # ---- life cycle ---------------------------------------------------------------------
     async def start_async(self) -> None:
@@ -159,19 +165,24 @@ class Stub:
         cfg = self.config
         if cfg.run_dir is not None:
             cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        self._load_applications(cfg)
-        self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
-        await self._listen_sip(cfg)
-        app = build_app(self, cfg.api)
-        if cfg.control is not None:
-            if cfg.control.token is None and not cfg.api.credentials:
-                raise ValueError("the control routes need a token or API credentials")
-            add_control_routes(app, self, cfg.control)
-        self._api_runner = ApiRunner(app, access_log=None, keepalive_timeout=cfg.api.idle_timeout_s)
-        await self._api_runner.setup()
-        site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
-        await site.start()
-        self.api_port = site._server.sockets[0].getsockname()[1]
+        api_socket = _tcp_listener(cfg.host, cfg.api_port)  # bound first: handlers get its URL
+        self.api_port = api_socket.getsockname()[1]
+        try:
+            await self._load_applications(cfg)
+            self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
+            await self._listen_sip(cfg)
+            app = build_app(self, cfg.api)
+            if cfg.control is not None:
+                if cfg.control.token is None and not cfg.api.credentials:
+                    raise ValueError("the control routes need a token or API credentials")
+                add_control_routes(app, self, cfg.control)
+            self._api_runner = ApiRunner(app, access_log=None,
+                                         keepalive_timeout=cfg.api.idle_timeout_s)
+            await self._api_runner.setup()
+        except BaseException:
+            api_socket.close()
+            raise
+        await web.SockSite(self._api_runner, api_socket).start()
 
     async def _listen_sip(self, cfg: StubConfig, attempts: int = 20) -> None:
         """UDP and TCP on one port number; with port 0, a number free for both."""
@@ -186,18 +197,46 @@ class Stub:
                 if cfg.sip_port or attempt == attempts - 1:
                     raise
 
-    def _load_applications(self, cfg: StubConfig) -> None:
-        """A fresh service model with the SMAs, rules and handlers of `cfg`."""
+    async def _load_applications(self, cfg: StubConfig) -> None:
+        """A fresh service model with the SMAs, rules and handlers of `cfg`, and its local AWS
+        services. Handlers reach those and this stub's API through their endpoint variables."""
         self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
+        if cfg.aws is not None:
+            log_path = None
+            if cfg.run_dir is not None:
+                (cfg.run_dir / "aws").mkdir(parents=True, exist_ok=True)
+                log_path = cfg.run_dir / "aws" / "moto.log"
+            self.local_aws = await LocalAws.start(cfg.aws, log_path)
+        endpoints = Endpoints(self.local_aws.endpoint if self.local_aws else None,
+                              self.handler_api_url)
         for sma in cfg.applications:
             self.service.add_application(sma)
             log_path = cfg.run_dir / f"handler-{sma.name}.log" if cfg.run_dir else None
             self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
-                sma.handler, function_name=sma.name, env=sma.handler_env,
+                sma.handler, function_name=sma.name, env=sma.environment, runtime=sma.runtime,
+                memory_mb=sma.memory_mb, endpoints=endpoints,
                 timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
         for rule in cfg.rules:
             self.service.add_rule(rule)
+
+    async def _unload_applications(self) -> None:
+        """Stop the handlers' workers and the local AWS services (each one even when another
+        fails to stop; the failures are logged)."""
+        for handler in self._handlers.values():
+            await _released(handler.close())
+        self._handlers.clear()
+        if self.local_aws is not None:
+            await _released(self.local_aws.close())
+            self.local_aws = None
+
+    async def dynamodb_tables_async(self) -> dict[str, list[dict]]:
+        """Every table of the local AWS services with its items now ({} without them)."""
+        return await self.local_aws.dynamodb_tables() if self.local_aws else {}
+
+    def dynamodb_tables(self) -> dict[str, list[dict]]:
+        """`dynamodb_tables_async()` from another thread."""
+        return asyncio.run_coroutine_threadsafe(self.dynamodb_tables_async(), self._loop).result(60)
 
     async def reconfigure(self, profile: Path) -> None:
         """Serve another profile's SMA, rules, handler and bucket; the journal starts anew.
@@ -207,14 +246,13 @@ class Stub:
         if self.service.transactions or self._calls:
             raise ServiceUnavailable("calls are still up; reconfigure between runs")
         new = self.configurator(profile)
-        for handler in self._handlers.values():
-            await handler.close()
-        self._handlers.clear()
+        await self._unload_applications()
         self.config.applications, self.config.rules = new.applications, new.rules
         self.config.bucket_dir, self.config.routes = new.bucket_dir, {}
         self.config.handler_timeout_s = new.handler_timeout_s
         self.config.handler_retries = new.handler_retries
-        self._load_applications(self.config)
+        self.config.aws = new.aws
+        await self._load_applications(self.config)
         self.journal.clear()
         self.malformed = MalformedTally()
 
@@ -246,16 +284,14 @@ class Stub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        releases = [self._api_runner.cleanup() if self._api_runner is not None else None,
-                    *(_closed(t) for t in (self.udp, self.tcp) if t is not None),
-                    self.media.close() if self.media is not None else None,
-                    *(handler.close() for handler in self._handlers.values())]
-        for release in releases:
-            try:
-                if release is not None:
-                    await release
-            except Exception:
-                log.exception("releasing a stub resource failed")
+        if self._api_runner is not None:
+            await _released(self._api_runner.cleanup())
+        for transport in (self.udp, self.tcp):
+            if transport is not None:
+                await _released(_closed(transport))
+        if self.media is not None:
+            await _released(self.media.close())
+        await self._unload_applications()
         if self.config.impairment is not None:
             for record in self.config.impairment.records:
                 self._note("impairment", None, packet=record.to_json())
@@ -268,7 +304,11 @@ class Stub:
         loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="sma-stub", daemon=True)
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(30)
+        try:
+            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(90)
+        except BaseException:
+            self.stop()  # what did start is released; the error is the caller's
+            raise
         return self
 
     def stop(self) -> None:
@@ -301,6 +341,14 @@ class Stub:
     @property
     def api_url(self) -> str:
         return f"http://{self.config.host}:{self.api_port}"
+
+    @property
+    def handler_api_url(self) -> str:
+        """The API as handlers on this machine reach it (loopback for a wildcard address)."""
+        host = self.config.host
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else \
+            f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.api_port}"
 
     def sip_uri(self, user: str, transport: str = "udp") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
@@ -759,7 +807,8 @@ class Stub:
             return
         self._note("response", tx.transaction_id, sequence=c.sequence, response=result.response,
                    failed=result.failed, attempts=result.attempts, errors=result.errors,
-                   duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json)
+                   duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
+                   requests=result.requests)
         response = result.response if result.invalid_json is None else result.invalid_json
         tx.handler_result(c.sequence, response, "handler failed" if result.failed else None)
         self._dispatch(tx)
@@ -803,6 +852,29 @@ class Stub:
 
 async def _closed(transport) -> None:
     transport.close()
+
+
+async def _released(release) -> None:
+    """Await one release of a resource; a failure is logged, so the next release still runs."""
+    try:
+        await release
+    except Exception:
+        log.exception("releasing a stub resource failed")
+
+
+def _tcp_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 takes a free one."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def _sip_uri(text: str) -> SipUri | None:

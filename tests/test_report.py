@@ -59,7 +59,7 @@ def test_report_json_follows_its_schema_and_holds_the_run(run):
     _, paths = run
     report = json.loads(paths["report_json"].read_text())
     assert validate(report) == []
-    assert report["verdict"] == "pass" and report["schema_version"] == 2
+    assert report["verdict"] == "pass" and report["schema_version"] == 3
     assert [m["summary"] for m in report["sip"]][:2] == ["INVITE (SDP)", "100 Trying (INVITE)"]
     assert any(m["summary"] == "BYE" and report["endpoints"][m["src"]] == "stub" for m in report["sip"])
     assert sorted(s["direction"] for s in report["rtp_streams"]) == ["caller → stub", "stub → caller"]
@@ -147,6 +147,22 @@ def test_report_html_in_headless_chromium_has_the_ladder_and_the_picture(run, tm
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (2000, 1400)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500  # text, ladder and picture drawn
+
+
+def test_each_invocation_links_to_its_lines_of_the_handler_log(run):
+    result, paths = run
+    report = json.loads(paths["report_json"].read_text())
+    log = (Path(result.run_dir) / "handler-sip-harness-sma.log").read_text()
+    page = paths["report_html"].read_text()
+    for event in report["events"]:
+        [attempt] = event["requests"]
+        rid, lines = attempt["request_id"], attempt["log"]
+        assert f"START RequestId: {rid} Version: $LATEST" in lines
+        assert lines[-2] == f"END RequestId: {rid}" and lines[-1].startswith(f"REPORT RequestId: {rid}\t")
+        assert "\n".join(lines) in log  # the same lines, in one block, in the handler's log file
+        assert f'<a href="#log-{rid}">{rid}</a>' in page
+        block = re.search(rf'<pre id="log-{rid}">(.*?)</pre>', page, re.S).group(1)
+        assert f"START RequestId: {rid}" in block and f"REPORT RequestId: {rid}" in block
 
 
 def synthetic_capture(tmp_path: Path) -> tuple[Path, list[dict], list[dict]]:
