@@ -54,17 +54,34 @@ def _remote_access(args):
             raise UsageError(f"--control-token-file: {exc}") from None
     key = None
     if args.credentials:
-        key_id, (secret, _) = next(iter(_credentials(args.credentials, "").items()))
+        key_id, (secret, _) = next(iter(_credentials(args.credentials[:1], "").items()))
         key = (key_id, secret)
     return RemoteAccess(token, key)
 
 
-def _credentials(path: str, default_account: str) -> dict[str, tuple[str, str]]:
+def _default_credentials() -> list[str]:
+    return [os.environ[CREDENTIALS_ENV]] if os.environ.get(CREDENTIALS_ENV) else []
+
+
+def _credentials(values: list[str], default_account: str) -> dict[str, tuple[str, str]]:
+    """The API's keys (access key id -> (secret, account)) from AWS shared-credentials files
+    and `KEY:SECRET[:ACCOUNT]` values; the account defaults to `default_account`."""
     from .api.auth import CredentialsError, load_credentials
-    try:
-        return load_credentials(Path(path), default_account)
-    except CredentialsError as exc:
-        raise UsageError(str(exc)) from None
+    table: dict[str, tuple[str, str]] = {}
+    for value in values:
+        if Path(value).is_file():
+            try:
+                table.update(load_credentials(Path(value), default_account))
+            except CredentialsError as exc:
+                raise UsageError(str(exc)) from None
+            continue
+        key, _, rest = value.partition(":")
+        secret, _, account = rest.partition(":")
+        if not key or not secret:
+            raise UsageError(f"--credentials {value[:40]!r}: neither a credentials file nor "
+                             f"ACCESS_KEY:SECRET[:ACCOUNT]")
+        table[key] = (secret, account or default_account)
+    return table
 
 
 def cmd_run(args) -> int:
@@ -75,9 +92,13 @@ def cmd_run(args) -> int:
         print("no profile selected", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out or f"artifacts/run-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    aws = _aws_settings(args) if args.target == "aws" else None
+    if args.target == "aws" and args.stub:
+        print("sip-harness: --stub and --target aws exclude each other", file=sys.stderr)
+        return EXIT_USAGE
     access = _remote_access(args) if args.stub else None
     results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True),
-                           stub_url=args.stub, access=access)
+                           stub_url=args.stub, access=access, aws=aws)
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
@@ -98,6 +119,19 @@ def cmd_run(args) -> int:
         return EXIT_FAILED
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
+
+
+def _aws_settings(args):
+    from .aws_target import AwsSettings
+    missing = [flag for flag, value in (("--region", args.region), ("--sma-id", args.sma_id),
+                                        ("--voice-connector", args.voice_connector)) if not value]
+    if missing:
+        raise SystemExit(f"sip-harness: --target aws needs {', '.join(missing)}")
+    return AwsSettings(region=args.region, sip_media_application_id=args.sma_id,
+                       sip_host=args.voice_connector, number=args.number, transport=args.transport,
+                       endpoint_url=args.endpoint_url,
+                       ca_file=Path(args.ca_file).resolve() if args.ca_file else None,
+                       trace=Path(args.trace).resolve() if args.trace else None)
 
 
 def cmd_validate(args) -> int:
@@ -151,6 +185,8 @@ def cmd_serve(args) -> int:
     config = dataclasses.replace(stub_config(profile, out), host=args.host, sip_port=args.sip_port,
                                  api_port=args.api_port, rtp_port_range=(int(low), int(high)),
                                  api=api, control=control, journal_path=out / "journal.jsonl")
+    if config.tls is not None:
+        config.tls.port = args.tls_port
 
     def configurator(path: Path):
         return stub_config(load_profile(path), out)
@@ -158,10 +194,11 @@ def cmd_serve(args) -> int:
     async def serve() -> None:
         stub = Stub(config, configurator)
         await stub.start_async()
-        print(f"sip-harness serve: SIP udp {config.host}:{stub.sip_port}, API {stub.api_url}"
-              f"{' (SigV4)' if api.credentials else ''}, RTP {args.rtp_ports}, "
-              f"SMA {profile.stub.sip_media_application_id}, journal {config.journal_path}",
-              flush=True)
+        tls = f", tls {stub.tls_port}" if stub.tls_port else ""
+        auth = "SigV4" if api.credentials else "no signature check"
+        print(f"sip-harness serve: SIP udp/tcp {config.host}:{stub.sip_port}{tls}, API {stub.api_url} "
+              f"({auth}), RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}, "
+              f"journal {config.journal_path}", flush=True)
         if control is not None:
             print(f"sip-harness serve: control routes on /_harness/ (token "
                   f"{f'in {token_file}' if token_file else f'from ${CONTROL_TOKEN_ENV}'}; "
@@ -204,7 +241,10 @@ def cmd_call(args) -> int:
     pcap = out / "capture.pcap"
     try:
         with Capture(pcap, iface=args.iface or ("lo" if host.startswith("127.") else "any"),
-                     bpf=f"host {host}"), Caller(transport=args.transport, workdir=out / "caller") as caller:
+                     bpf=f"host {host}"), Caller(
+                transport=args.transport, workdir=out / "caller", srtp=args.srtp, ca_file=args.ca_file,
+                credentials=[{"username": args.username, "password": args.password}] if args.username
+                else None) as caller:
             call = caller.call(args.uri, headers=dict(h.split(":", 1) for h in args.header),
                                record_to=out / "heard.wav", play=Path(args.play) if args.play else None)
             print(f"calling {args.uri} ...", flush=True)
@@ -225,9 +265,23 @@ def cmd_call(args) -> int:
         print(f"sip-harness: {exc}", file=sys.stderr)
         return EXIT_FAILED
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
-    print(render_analysis(analyze_pcap(str(pcap)), prompts))
+    print(render_analysis(analyze_pcap(str(pcap), caller.message_logs()), prompts))
     print(f"final status {status}; capture, recording and logs in {out}")
     return EXIT_OK
+
+
+def _srtp_keys(values: list[str]) -> dict[tuple[str, int], object]:
+    """`HOST:PORT=KEY` (KEY: the base64 inline key of an AES_CM_128_HMAC_SHA1_80 a=crypto)."""
+    from .sip.sdes import AES_CM_128_HMAC_SHA1_80, SdesCrypto, SdesError
+    keys = {}
+    for value in values:
+        address, _, key = value.partition("=")
+        host, _, port = address.rpartition(":")
+        try:
+            keys[(host, int(port))] = SdesCrypto.parse(f"1 {AES_CM_128_HMAC_SHA1_80} inline:{key}")
+        except (ValueError, SdesError) as exc:
+            raise SystemExit(f"sip-harness: --srtp-key {value!r}: {exc} (give HOST:PORT=BASE64KEY)")
+    return keys
 
 
 def cmd_analyze(args) -> int:
@@ -236,12 +290,61 @@ def cmd_analyze(args) -> int:
     from .wire.pcap import PcapError
     from .wire.report_text import render_analysis
     try:
-        analysis = analyze_pcap(args.pcap)
+        analysis = analyze_pcap(args.pcap, [Path(p) for p in args.message_log],
+                                _srtp_keys(args.srtp_key))
     except (OSError, PcapError) as exc:
         print(f"sip-harness: {args.pcap}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
     print(render_analysis(analysis, prompts))
+    if analysis.logged_sip:
+        print(f"\n{analysis.logged_sip} SIP messages come from message logs, not the capture (SIP over TLS)")
+    for flow in analysis.srtp:
+        print(("ok   " if flow.ok else "FAIL ") + flow.describe())
+    return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
+
+
+def cmd_fidelity_compare(args) -> int:
+    """Run the profile's call flow on the emulator and diff its invocations with the trace."""
+    import json
+    from .fidelity import TraceError, compare, journal_records, read_trace, report_json
+    from .runner import ProfileRun
+    try:
+        trace = read_trace(Path(args.trace))
+    except (OSError, TraceError) as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    profile = load_profile(Path(args.profile))
+    out = Path(args.out or f"artifacts/fidelity-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    print(f"running {profile.name!r} on the emulator ...", flush=True)
+    result = ProfileRun(profile, out, progress=lambda line: None).execute()
+    journal_path = Path(result.run_dir) / "journal.json"
+    if not journal_path.is_file():
+        print(f"sip-harness: the emulator run failed: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    emulator = journal_records(json.loads(journal_path.read_text()))
+    differences = compare(trace, emulator, args.window_ms)
+    report = Path(result.run_dir) / "fidelity-report.json"
+    report.write_text(json.dumps(report_json(args.trace, args.profile, differences), indent=2, default=str))
+    print(f"trace: {len(trace)} invocations; emulator: {len(emulator)} invocations")
+    for difference in differences:
+        print(f"DIFF {difference.describe()}")
+    print(f"{len(differences)} difference(s); report {report}" + (
+        " - please send it with the trace as a fidelity report" if differences else ""))
+    return EXIT_FAILED if differences else EXIT_OK
+
+
+def cmd_fidelity_layer(args) -> int:
+    """Zip the Lambda layer that carries `sip_harness.trace` (python/sip_harness/...)."""
+    import zipfile
+    root = Path(__file__).resolve().parent / "trace_layer"
+    out = Path(args.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*.py")):
+            zf.write(path, path.relative_to(root).as_posix())
+    print(f"{out}: a Lambda layer with sip_harness.trace (add it to your function, then "
+          f"`from sip_harness.trace import traced`)")
     return EXIT_OK
 
 
@@ -258,9 +361,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
     run.add_argument("--control-token-file", metavar="FILE",
                      help=f"the served stub's control token (or ${CONTROL_TOKEN_ENV})")
-    run.add_argument("--credentials", metavar="FILE", default=os.environ.get(CREDENTIALS_ENV),
-                     help="AWS shared-credentials file whose first key signs requests to a "
-                          "`serve --credentials` stub")
+    run.add_argument("--credentials", action="append", metavar="FILE|KEY:SECRET",
+                     default=_default_credentials(),
+                     help="the key that signs requests to a `serve --credentials` stub: the first "
+                          f"of an AWS shared-credentials file (default ${CREDENTIALS_ENV}), or "
+                          "KEY:SECRET")
+    run.add_argument("--target", choices=("emulator", "aws"), default="emulator",
+                     help="aws: call the real service (no stub); credentials from the usual AWS chain")
+    run.add_argument("--region", help="aws: the SMA's region")
+    run.add_argument("--sma-id", help="aws: the SIP media application id")
+    run.add_argument("--voice-connector", metavar="HOST[:PORT]",
+                     help="aws: the Voice Connector host the calls go to (port: 5061 tls, 5060 else)")
+    run.add_argument("--number", help="aws: the phone number the calls dial (default: the profile's)")
+    run.add_argument("--transport", choices=("udp", "tcp", "tls"),
+                     help="aws: the SIP transport (default: the profile's endpoints')")
+    run.add_argument("--endpoint-url", help="aws: another API endpoint than the region's")
+    run.add_argument("--ca-file", help="aws: the CA bundle the Voice Connector's certificate is checked with")
+    run.add_argument("--trace", help="aws: a file of sip_harness.trace lines of the real handler "
+                                     "(makes the handler's events observable)")
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check profiles without running them")
     validate.add_argument("paths", nargs="*")
@@ -272,14 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip-port", type=int, default=5060)
     serve.add_argument("--api-port", type=int, default=8080)
     serve.add_argument("--rtp-ports", default="20000-20400", help="LOW-HIGH")
+    serve.add_argument("--tls-port", type=int, default=5061,
+                       help="SIP over TLS port when the profile has stub.sip.tls")
     serve.add_argument("--out", default="artifacts/serve",
                        help="folder for the journal (journal.jsonl), handler logs, recordings")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="a host name clients may use in Host (IP literals and localhost "
                             "always may); repeatable")
-    serve.add_argument("--credentials", metavar="FILE", default=os.environ.get(CREDENTIALS_ENV),
-                       help="AWS shared-credentials file: the API then requires SigV4 signed "
-                            f"with one of its keys (default: ${CREDENTIALS_ENV})")
+    serve.add_argument("--credentials", action="append", metavar="FILE|KEY:SECRET[:ACCOUNT]",
+                       default=_default_credentials(),
+                       help="the API then requires SigV4 signed with one of these keys: an AWS "
+                            f"shared-credentials file (default ${CREDENTIALS_ENV}; keeps secrets "
+                            "out of the process list), or KEY:SECRET[:ACCOUNT]; repeatable")
     serve.add_argument("--control", action="store_true",
                        help="serve the /_harness/ control routes (remote runs), behind a token")
     serve.add_argument("--control-token-file", metavar="FILE",
@@ -298,7 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--dtmf", help="digits to send (RFC 4733) once answered")
     call.add_argument("--play", help="a WAV file to send")
     call.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
-    call.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    call.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
+    call.add_argument("--srtp", action="store_true", help="offer and require SDES-keyed SRTP")
+    call.add_argument("--ca-file", help="for tls: verify the far end's certificate with this CA (PEM)")
+    call.add_argument("--username", help="digest user name (termination credentials)")
+    call.add_argument("--password", default="", help="digest password")
     call.add_argument("--iface", help="capture interface (default: lo for 127.x, else any)")
     call.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     call.add_argument("--out", help="artifact folder (default: artifacts/call-<time>)")
@@ -306,7 +432,23 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="read any capture: SIP ladder and RTP streams")
     analyze.add_argument("pcap")
     analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
+    analyze.add_argument("--message-log", action="append", default=[], metavar="FILE",
+                         help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
+    analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
+                         help="decrypt the SRTP from HOST:PORT with this SDES inline key")
     analyze.set_defaults(func=cmd_analyze)
+    fidelity = sub.add_parser("fidelity", help="compare traces of the real service with the emulator")
+    fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)
+    fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE")
+    fcompare.add_argument("trace", help="a trace file (sip_harness.trace lines, a CloudWatch export)")
+    fcompare.add_argument("profile", help="the profile whose call flow the trace recorded")
+    fcompare.add_argument("--out", help="artifact folder (default: artifacts/fidelity-<time>)")
+    fcompare.add_argument("--window-ms", type=float, default=1000.0,
+                          help="gaps between invocations may differ by this much (plus half the gap)")
+    fcompare.set_defaults(func=cmd_fidelity_compare)
+    flayer = fsub.add_parser("layer", help="zip the Lambda layer with sip_harness.trace")
+    flayer.add_argument("out", nargs="?", default="build/sip-harness-trace-layer.zip")
+    flayer.set_defaults(func=cmd_fidelity_layer)
     return parser
 
 

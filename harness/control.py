@@ -87,7 +87,8 @@ def add_control_routes(app: web.Application, stub, settings: ControlSettings) ->
 
     async def info(request: web.Request) -> web.Response:
         cfg = stub.config
-        return _json({"host": cfg.host, "sip_port": stub.sip_port, "api_port": stub.api_port,
+        return _json({"host": cfg.host, "sip_port": stub.sip_port, "tls_port": stub.tls_port,
+                      "api_port": stub.api_port,
                       "rtp_port_range": cfg.rtp_port_range,
                       "applications": [a.sip_media_application_id for a in cfg.applications]})
 

@@ -25,8 +25,9 @@ class LocalAwsError(RuntimeError):
 @dataclass(frozen=True)
 class LocalAwsConfig:
     """What to serve: `seed` is plain JSON, `{"dynamodb": [{"name", "key": [[attribute,
-    "S"|"N"|"B"], ...], "items": [...]}], "s3": [{"name", "objects": [{"key", "file"|"body"}]}],
-    "ssm": [{"name", "value", "type"}]}`, created in `region`."""
+    "S"|"N"|"B"], ...], "items": [...], "indexes": {name: [[attribute, type], ...]}}],
+    "s3": [{"name", "objects": [{"key", "file"|"body"}]}], "ssm": [{"name", "value", "type"}]}`,
+    created in `region`."""
 
     region: str = "us-east-1"
     seed: dict = field(default_factory=dict)

@@ -29,11 +29,17 @@ def seed(clients, plan: dict) -> None:
     serialize = TypeSerializer().serialize
     dynamodb, s3, ssm = clients["dynamodb"], clients["s3"], clients["ssm"]
     for table in plan.get("dynamodb", []):
-        roles = ("HASH", "RANGE")
+        indexes = table.get("indexes", {})
+        attributes = dict(table["key"])
+        for key in indexes.values():
+            attributes.update(dict(key))
+        extra = {"GlobalSecondaryIndexes": [
+            {"IndexName": name, "KeySchema": _key_schema(key), "Projection": {"ProjectionType": "ALL"}}
+            for name, key in indexes.items()]} if indexes else {}
         dynamodb.create_table(
-            TableName=table["name"], BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": n, "KeyType": roles[i]} for i, (n, _) in enumerate(table["key"])],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in table["key"]])
+            TableName=table["name"], BillingMode="PAY_PER_REQUEST", KeySchema=_key_schema(table["key"]),
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+            **extra)
         for item in table["items"]:
             item = json.loads(json.dumps(item), parse_float=Decimal)
             dynamodb.put_item(TableName=table["name"],
@@ -48,6 +54,11 @@ def seed(clients, plan: dict) -> None:
     for parameter in plan.get("ssm", []):
         ssm.put_parameter(Name=parameter["name"], Value=parameter["value"],
                           Type=parameter["type"], Overwrite=True)
+
+
+def _key_schema(key: list) -> list[dict]:
+    """[[partition, type], [sort, type]] as DynamoDB's KeySchema."""
+    return [{"AttributeName": name, "KeyType": role} for (name, _), role in zip(key, ("HASH", "RANGE"))]
 
 
 def _plain(value):

@@ -16,7 +16,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .stub import StubConfig
+from .stub import StubConfig, sip_uri
 
 READY_TIMEOUT_S = 30.0
 JOURNAL_PAGE = 5000
@@ -47,6 +47,7 @@ class RemoteStub:
         self.config = config
         self.access = access
         self.sip_port = self.api_port = 0
+        self.tls_port: int | None = None
 
     def _headers(self, method: str, path: str, data: bytes | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -87,6 +88,7 @@ class RemoteStub:
                 time.sleep(0.2)
         info = self._request("/_harness/configure", {"profile": str(profile_path)})
         self.sip_port, self.api_port = info["sip_port"], info["api_port"]
+        self.tls_port = info.get("tls_port")
         host = urllib.parse.urlsplit(self.url).hostname
         low_high = tuple(info["rtp_port_range"]) if info["rtp_port_range"] else None
         self.config = dataclasses.replace(self.config, host=host, rtp_port_range=low_high)
@@ -100,8 +102,7 @@ class RemoteStub:
         return self.url
 
     def sip_uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+        return sip_uri(user, self.config.host, self.sip_port, self.tls_port, transport)
 
     def add_route(self, number: str, uri: str) -> None:
         self._request("/_harness/routes", {"number": number, "uri": uri})

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,10 @@ from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
 from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
-from .sip.transport import TcpSipTransport, UdpSipTransport
+from .sip.digest import ANSWER_HEADER, CHALLENGE_STATUS, DigestChallenger
+from .sip.sdes import SdesCrypto
+from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
+from .media.srtp import SrtpContext
 from .sip.uri import SipUri, UriError
 from .routes import RouteError, expand
 from .sma import commands as cmd
@@ -52,6 +56,31 @@ log = logging.getLogger(__name__)
 FORWARDED_HEADERS = ("user-to-user", "diversion")
 OUTBOUND_DTMF_PT = 101
 SYSTEM_ERROR = ("SystemException", "System error while running action.")
+
+
+@dataclass
+class TlsSettings:
+    """SIP over TLS: the stub's certificate chain and key (PEM files), and its port (5061 by
+    convention; 0 = a free one). `ca_file` is the CA of this TLS set-up: callers verify the
+    stub's certificate with it, and the stub the far ends of the legs it places."""
+
+    certificate: Path
+    private_key: Path
+    port: int = 0
+    ca_file: Path | None = None
+
+
+SRTP_MODES = ("optional", "required", "off")
+
+
+@dataclass
+class Termination:
+    """Digest credentials every INVITE must answer (a Voice Connector's termination
+    credentials): an INVITE without them gets 407 with a challenge."""
+
+    username: str
+    password: str
+    realm: str = "sip-harness"
 
 
 @dataclass
@@ -84,6 +113,12 @@ class StubConfig:
     journal_max_bytes: int = DEFAULT_MAX_BYTES  # the newest entries kept in memory
     journal_path: Path | None = None  # also append each entry to this JSON-lines file
     aws: LocalAwsConfig | None = None
+    #: SIP over TLS as well as UDP and TCP (None: no TLS listener)
+    tls: TlsSettings | None = None
+    #: "optional": an RTP/SAVP offer gets SRTP, a plain one RTP; "required" (a Voice
+    #: Connector with encryption on): a plain offer gets 488; "off": an SRTP offer gets 488
+    srtp: str = "optional"
+    termination: Termination | None = None
 
     @property
     def written_dir(self) -> Path | None:
@@ -105,7 +140,7 @@ class _SipCall:
     sip_call_id: str
     leg: Leg
     transaction: CallTransaction
-    transport: UdpSipTransport | TcpSipTransport
+    transport: UdpSipTransport | TcpSipTransport | TlsSipTransport
     media: MediaSession | None = None
     audio: AudioAnswer | None = None
     sdp: bytes = b""
@@ -118,11 +153,12 @@ class _SipCall:
 
 class SetupFailed(Exception):
     """A call could not be set up: `status` is the SIP answer (or the placed leg's failure
-    code), `reason` says why; whatever the set-up took has been released."""
+    code), `reason` says why, `headers` go with the answer (a digest challenge); whatever
+    the set-up took has been released."""
 
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None):
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.headers = status, reason, list(headers or [])
 
 
 RETRY_AFTER_S = 5  # what a 503 for lack of RTP ports, or while draining, asks callers to wait
@@ -152,7 +188,10 @@ class Stub:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.udp: UdpSipTransport | None = None
         self.tcp: TcpSipTransport | None = None
+        self.tls: TlsSipTransport | None = None
         self.media: MediaEngine | None = None
+        t = config.termination
+        self._challenger = DigestChallenger(t.realm, t.username, t.password) if t else None
         self.service: SmaService | None = None
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
@@ -171,6 +210,11 @@ class Stub:
             await self._load_applications(cfg)
             self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
             await self._listen_sip(cfg)
+            if cfg.tls is not None:
+                client = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+                self.tls = await TlsSipTransport.listen_tls(
+                    cfg.host, cfg.tls.port, self._on_tls,
+                    server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
             app = build_app(self, cfg.api)
             if cfg.control is not None:
                 if cfg.control.token is None and not cfg.api.credentials:
@@ -214,7 +258,7 @@ class Stub:
             log_path = cfg.run_dir / f"handler-{sma.name}.log" if cfg.run_dir else None
             self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
                 sma.handler, function_name=sma.name, env=sma.environment, runtime=sma.runtime,
-                memory_mb=sma.memory_mb, endpoints=endpoints,
+                memory_mb=sma.memory_mb, layers=sma.layers, endpoints=endpoints,
                 timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
         for rule in cfg.rules:
@@ -286,9 +330,8 @@ class Stub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._api_runner is not None:
             await _released(self._api_runner.cleanup())
-        for transport in (self.udp, self.tcp):
-            if transport is not None:
-                await _released(_closed(transport))
+        for transport in self._transports:
+            await _released(_closed(transport))
         if self.media is not None:
             await _released(self.media.close())
         await self._unload_applications()
@@ -339,6 +382,15 @@ class Stub:
         return self.udp.port
 
     @property
+    def tls_port(self) -> int | None:
+        """The SIP over TLS port, or None without TLS."""
+        return self.tls.port if self.tls is not None else None
+
+    @property
+    def _transports(self) -> list:
+        return [t for t in (self.udp, self.tcp, self.tls) if t is not None]
+
+    @property
     def api_url(self) -> str:
         return f"http://{self.config.host}:{self.api_port}"
 
@@ -351,8 +403,7 @@ class Stub:
         return f"http://{host}:{self.api_port}"
 
     def sip_uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+        return sip_uri(user, self.config.host, self.sip_port, self.tls_port, transport)
 
     def add_route(self, number: str, uri: str) -> None:
         """Send the legs the SMA places to `number` (or "*", or a Voice Connector ARN) to `uri`."""
@@ -364,7 +415,7 @@ class Stub:
 
     def count_resources(self) -> dict[str, int]:
         """`resources()` on the stub's own loop."""
-        return {"dialogs": self.udp.endpoint.active_dialogs() + self.tcp.endpoint.active_dialogs(),
+        return {"dialogs": sum(t.endpoint.active_dialogs() for t in self._transports),
                 "media_sessions": self.media.session_count,
                 "transactions": len(self.service.transactions), "tasks": len(self._tasks),
                 "handler_workers": sum(h.worker_count for h in self._handlers.values())}
@@ -412,6 +463,9 @@ class Stub:
     def _on_tcp(self, event: object) -> None:
         self._on_sip(event, self.tcp)
 
+    def _on_tls(self, event: object) -> None:
+        self._on_sip(event, self.tls)
+
     def _on_sip(self, event: object, transport) -> None:
         if isinstance(event, sip_events.IncomingCall):
             self._incoming(event, transport)
@@ -452,13 +506,14 @@ class Stub:
             call = self._inbound_leg(event, transport)
         except SetupFailed as exc:
             retry = [("Retry-After", str(RETRY_AFTER_S))] if exc.status == 503 else []
-            self._refuse(transport, event.call_id, exc.status, exc.reason, retry)
+            self._refuse(transport, event.call_id, exc.status, exc.reason, exc.headers + retry)
             return
         tx, leg = call.transaction, call.leg
         self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
                    sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
                    from_=leg.from_, rtp_port=call.media.local_port,
-                   transport=transport.endpoint.transport.lower())
+                   transport=transport.endpoint.transport.lower(),
+                   srtp=call.audio.remote_crypto is not None)
         tx.inbound_call(leg)
         self._dispatch(tx)
 
@@ -467,11 +522,19 @@ class Stub:
         if self.draining:
             raise SetupFailed(503, "the stub is shutting down")
         req = event.request
+        if self._challenger is not None:
+            why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
+            if why is not None:
+                self._note("sip_challenged", None, sip_call_id=event.call_id, reason=why)
+                raise SetupFailed(CHALLENGE_STATUS, why, [self._challenger.challenge()])
         try:
             offer = parse_sdp(req.body)
             audio = answer_offer(offer, self.config.codecs)
         except SdpError as exc:
             raise SetupFailed(488, str(exc)) from None
+        mode = self.config.srtp
+        if (mode == "required" and audio.remote_crypto is None) or (mode == "off" and audio.remote_crypto):
+            raise SetupFailed(488, "SRTP is required" if mode == "required" else "SRTP is off on this stub")
         to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
         caller = _sip_uri(uri_of(req.headers.get("from")))
         to_user = to.user if to else ""
@@ -486,9 +549,10 @@ class Stub:
             tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
             undo.callback(self.service.drop, tx.transaction_id)
             call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
-            self._open_media(call, undo)
+            crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
+            self._open_media(call, undo, crypto)
             call.sdp = build_answer(offer, audio, self.config.host, call.media.local_port,
-                                    int(time.time()), 1)
+                                    int(time.time()), 1, crypto)
             self._track(call, undo)
         return call
 
@@ -501,7 +565,9 @@ class Stub:
         if target is None:
             raise SetupFailed(404, f"no route for {number}: give the stub a route for it")
         codec = self._codec_for(tx)
-        transport = self.tcp if ";transport=tcp" in target.lower() else self.udp
+        lowered = target.lower()
+        transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
+            self.tcp if ";transport=tcp" in lowered else self.udp
         call = _SipCall("", leg, tx, transport, outbound=True, target=target, audio=AudioAnswer(
             self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
         with self._set_up() as undo:
@@ -552,15 +618,19 @@ class Stub:
         else:
             tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
 
-    def _open_media(self, call: _SipCall, undo: contextlib.ExitStack) -> MediaSession:
+    def _open_media(self, call: _SipCall, undo: contextlib.ExitStack,
+                    crypto: SdesCrypto | None = None) -> MediaSession:
         """The RTP session of a call, in the codec of `call.audio`, reporting to the call;
-        OSError when no port pair is free."""
+        SRTP with our key `crypto` and the remote's key when the call agreed on it. OSError
+        when no port pair is free."""
         a = call.audio
+        srtp = SrtpContext(crypto, a.remote_crypto) if crypto is not None else None
         call.media = self.media.open(
             a.payload_type, a.codec, a.dtmf_payload_type,
             on_playback_done=lambda token: self._media_done(call, token),
             on_digit=lambda digit: self._digit(call, digit),
-            on_recording_failed=lambda rec, exc: self._recording_stopped_by_disk(call, rec, exc))
+            on_recording_failed=lambda rec, exc: self._recording_stopped_by_disk(call, rec, exc),
+            srtp=srtp)
         undo.callback(call.media.close)
         return call.media
 
@@ -597,7 +667,7 @@ class Stub:
                 except Exception as exc:  # one command's failure must not strand the others
                     self._command_failed(tx, command, exc)
         self._arm_timer(tx)
-        for transport in (self.udp, self.tcp):
+        for transport in self._transports:
             transport.flush()
 
     def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
@@ -875,6 +945,16 @@ def _tcp_listener(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def sip_uri(user: str, host: str, port: int, tls_port: int | None, transport: str = "udp") -> str:
+    """The URI a caller dials to reach `user` at a stub over `transport` (udp, tcp or tls)."""
+    if transport == "tls":
+        if tls_port is None:
+            raise ValueError("the stub has no TLS listener (give it stub.sip.tls)")
+        return f"sip:{user}@{host}:{tls_port};transport=tls"
+    suffix = ";transport=tcp" if transport == "tcp" else ""
+    return f"sip:{user}@{host}:{port}{suffix}"
 
 
 def _sip_uri(text: str) -> SipUri | None:

@@ -204,3 +204,37 @@ def test_an_expected_item_that_differs_fails_with_what_was_found():
     assert not bad.passed
     assert bad.detail == "item {'caller': '+1'}: calls is 2, expected 3; no item with key {'caller': '+9'}"
     assert not _check_table("T", None, [{"key": {"caller": "+1"}}]).passed
+
+
+def test_a_seeded_table_has_its_global_secondary_indexes():
+    """take-back-and-transfer queries its table by an index (`in_use = :false`)."""
+    async def go():
+        aws = await LocalAws.start(LocalAwsConfig("us-east-1", {
+            "dynamodb": [{"name": "T", "key": [["sma_number", "S"], ["connect_number", "S"]],
+                          "indexes": {"in_use": [["in_use", "S"]]},
+                          "items": [{"sma_number": "+1", "connect_number": "+2", "in_use": "true"},
+                                    {"sma_number": "+1", "connect_number": "+3", "in_use": "false"}]}]}))
+        try:
+            import boto3
+            client = boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name="us-east-1",
+                                  aws_access_key_id="x", aws_secret_access_key="x")
+            return client.query(TableName="T", IndexName="in_use", KeyConditionExpression="in_use = :f",
+                                ExpressionAttributeValues={":f": {"S": "false"}})["Items"]
+        finally:
+            await aws.close()
+    assert asyncio.run(go()) == [{"sma_number": {"S": "+1"}, "connect_number": {"S": "+3"},
+                                  "in_use": {"S": "false"}}]
+
+
+def test_an_index_key_typed_twice_differently_names_the_index(tmp_path):
+    path = write(tmp_path, f"""
+        handler: {HANDLER}
+        aws:
+          services: [dynamodb]
+          seed:
+            dynamodb:
+              - name: T
+                key: {{sma_number: S}}
+                indexes: {{by_number: {{sma_number: N}}}}
+    """)
+    assert "stub.aws.seed.dynamodb[0].indexes.by_number: 'sma_number' is S elsewhere in the table" in str(error_of(path))

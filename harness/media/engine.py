@@ -31,6 +31,7 @@ from .clock import MediaClock
 from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
 from .recording import BOTH, Recording
 from .rtcp import RtcpError
+from .srtp import SrtpContext
 from .wavfile import HEADER_BYTES, WavFile
 from .stream import RtcpReporter, RtpReceiver, RtpSender
 
@@ -56,14 +57,17 @@ class MediaSession:
     `on_playback_done(token)` runs when a playback or a digit string ends by itself;
     `on_digit(DigitReceived)` when the far end finishes a DTMF digit;
     `on_recording_failed(recording, error)` when a recording's disk space cannot be reserved
-    (a full disk): that recording has stopped, its file holds no samples.
+    (a full disk): that recording has stopped, its file holds no samples. With `srtp`, every
+    packet is protected on its way out and unprotected on its way in (SRTP and SRTCP);
+    everything between (sender, receiver, taps, recordings) sees clear RTP.
     """
 
     def __init__(self, engine: "MediaEngine", sockets: tuple[socket.socket, socket.socket],
                  sender: RtpSender, receiver: RtpReceiver,
                  on_playback_done: Callable[[object], None],
                  on_digit: Callable[[DigitReceived], None],
-                 on_recording_failed: Callable[[Recording, OSError], None] | None = None):
+                 on_recording_failed: Callable[[Recording, OSError], None] | None = None,
+                 srtp: SrtpContext | None = None):
         self.engine, self.sender, self.receiver = engine, sender, receiver
         self._rtp_socket, self._rtcp_socket = sockets
         self._sendto = self._rtp_socket.sendto
@@ -73,6 +77,7 @@ class MediaSession:
         self.on_playback_done, self.on_digit = on_playback_done, on_digit
         self.on_recording_failed = on_recording_failed
         self.impairment = engine.impairment
+        self.srtp = srtp
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
         self.recordings: list[Recording] = []
@@ -109,6 +114,10 @@ class MediaSession:
                         self.engine._loop.call_at(at, self._rtp_received_late, packet)
 
     def _rtp_received(self, data: bytes, now: float) -> None:
+        if self.srtp is not None:
+            data = self.srtp.unprotect(data)
+            if data is None:
+                return
         digits = self.receiver.receive(data, now)
         for track in self._incoming_taps:
             track.add(data, now)
@@ -127,6 +136,10 @@ class MediaSession:
                 return
 
     def _rtcp_received(self, data: bytes) -> None:
+        if self.srtp is not None:
+            data = self.srtp.unprotect_rtcp(data)
+            if data is None:
+                return
         try:
             self.reporter.receive(data, _monotonic(), time.time())
         except RtcpError:
@@ -186,6 +199,8 @@ class MediaSession:
                     self.on_recording_failed(recording, exc)
 
     def _send_rtp(self, packet: bytes) -> None:
+        if self.srtp is not None:
+            packet = self.srtp.protect(packet)
         try:
             self._sendto(packet, self.remote)
         except OSError:  # socket buffer full or the far end unreachable: a lost packet
@@ -196,6 +211,8 @@ class MediaSession:
             self._send_rtp(packet)
 
     def _send_rtcp(self, data: bytes) -> None:
+        if self.srtp is not None:
+            data = self.srtp.protect_rtcp(data)
         try:
             self._rtcp_socket.sendto(data, self.rtcp_remote)
         except OSError:
@@ -324,16 +341,17 @@ class MediaEngine:
              on_playback_done: Callable[[object], None],
              on_digit: Callable[[DigitReceived], None],
              inband_dtmf: bool = False,
-             on_recording_failed: Callable[[Recording, OSError], None] | None = None
-             ) -> MediaSession:
+             on_recording_failed: Callable[[Recording, OSError], None] | None = None,
+             srtp: SrtpContext | None = None) -> MediaSession:
         """Bind a new RTP/RTCP socket pair (on the running loop); OSError when no pair is
-        free. `inband_dtmf` also detects DTMF tones in the audio."""
+        free. `inband_dtmf` also detects DTMF tones in the audio; `srtp` protects the
+        session's packets (SRTP/SRTCP)."""
         self._loop = asyncio.get_running_loop()
         sockets = self._bind_pair()
         session = MediaSession(
             self, sockets, RtpSender(payload_type, codec, dtmf_payload_type),
             RtpReceiver(dtmf_payload_type, payload_type, codec, inband_dtmf),
-            on_playback_done, on_digit, on_recording_failed)
+            on_playback_done, on_digit, on_recording_failed, srtp)
         self._loop.add_reader(sockets[0].fileno(), session._read_rtp)
         self._loop.add_reader(sockets[1].fileno(), session._read_rtcp)
         self._sessions.add(session)

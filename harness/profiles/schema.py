@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from ..sma.actions import KNOWN_ACTIONS
-from ..sma.lambda_env import reserved_keys
+from ..sma.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
 from ..sma.model import DEFAULT_INTERRUPTIBLE
 from ..sma.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
 from .strict import Invalid, ProfileError, load, problem
@@ -42,17 +42,26 @@ class SipRuleSpec:
 @dataclass
 class TableSeed:
     """A DynamoDB table: `key` is its partition key, then its optional sort key, each with
-    its type (`{caller: S}`); items are plain values, inline or from a YAML/JSON list."""
+    its type (`{caller: S}`); `indexes` its global secondary indexes by name, each keyed the
+    same way (all attributes projected); items are plain values, inline or from a YAML/JSON
+    list."""
 
     name: str
     key: dict[str, Literal["S", "N", "B"]]
     items: list[dict[str, Any]] = field(default_factory=list)
     items_file: str | None = None
+    indexes: dict[str, dict[str, Literal["S", "N", "B"]]] = field(default_factory=dict)
 
     def validate(self) -> str | Invalid | None:
-        if not 1 <= len(self.key) <= 2:
-            return Invalid(("key",), "give the partition key and at most a sort key, "
+        for path, key in [(("key",), self.key)] + [(("indexes", n), k) for n, k in self.indexes.items()]:
+            if not 1 <= len(key) <= 2:
+                return Invalid(path, "give the partition key and at most a sort key, "
                                      "e.g. {caller: S} or {caller: S, started: N}")
+        types: dict[str, str] = {}
+        for path, key in [(("key",), self.key)] + [(("indexes", n), k) for n, k in self.indexes.items()]:
+            for attribute, kind in key.items():
+                if types.setdefault(attribute, kind) != kind:
+                    return Invalid(path, f"{attribute!r} is {types[attribute]} elsewhere in the table")
         for i, item in enumerate(self.items):
             missing = key_missing(item, self.key)
             if missing:
@@ -71,6 +80,32 @@ class ObjectSeed:
     def validate(self) -> str | None:
         if (self.file is None) == (self.body is None):
             return "give exactly one of file or body"
+        return None
+
+
+@dataclass
+class CredentialsSpec:
+    """Digest credentials (a Voice Connector's termination credentials)."""
+
+    username: str
+    password: str
+    realm: str = "sip-harness"
+
+
+@dataclass
+class TlsSpec:
+    """SIP over TLS on the stub. Without `certificate`, the run makes a throwaway CA and a
+    certificate for the stub's address (in the run folder) and the callers trust that CA;
+    with one, `ca_file` is the CA the callers verify it with (none: not verified)."""
+
+    certificate: str | None = None
+    private_key: str | None = None
+    ca_file: str | None = None
+    port: int = 0
+
+    def validate(self) -> str | None:
+        if (self.certificate is None) != (self.private_key is None):
+            return "give both certificate and private_key, or neither"
         return None
 
 
@@ -122,6 +157,15 @@ class AwsSpec:
 
 
 @dataclass
+class StubSipSpec:
+    """The stub's SIP side as a Voice Connector with encryption would have it."""
+
+    tls: TlsSpec | None = None
+    srtp: Literal["optional", "required", "off"] = "optional"
+    credentials: CredentialsSpec | None = None  # INVITEs must answer a digest challenge
+
+
+@dataclass
 class StubSpec:
     """The emulated SIP media application and its handler, with the handler's function
     configuration (runtime, memory, timeout, environment) and local AWS services."""
@@ -133,6 +177,7 @@ class StubSpec:
     aws_region: str = "us-east-1"
     runtime: str | None = None
     memory_size_mb: int = 128
+    layers: list[str] = field(default_factory=list)  # Lambda layer folders; "sip-harness-trace" is ours
     environment: dict[str, str] = field(default_factory=dict)
     handler_env: dict[str, str] | None = None  # the old name of `environment`
     handler_timeout_ms: int = 5000
@@ -141,6 +186,7 @@ class StubSpec:
     interruptible: list[str] = field(default_factory=lambda: sorted(DEFAULT_INTERRUPTIBLE))
     sip_rules: list[SipRuleSpec] = field(default_factory=lambda: [SipRuleSpec(to_phone_number="*")])
     aws: AwsSpec | None = None
+    sip: StubSipSpec = field(default_factory=StubSipSpec)
 
     def validate(self) -> str | Invalid | None:
         unknown = [a for a in self.interruptible if a not in KNOWN_ACTIONS]
@@ -205,9 +251,11 @@ class NetworkSpec:
 class EndpointSpec:
     """SIP settings of a user agent, named and reusable across steps."""
 
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
     codecs: list[Literal["PCMU", "PCMA"]] = field(default_factory=lambda: ["PCMU"])
     dtmf: Literal["rfc2833", "info"] = "rfc2833"
+    srtp: bool = False  # offer and require SDES-keyed SRTP (AES_CM_128_HMAC_SHA1_80)
+    credentials: CredentialsSpec | None = None  # answered to digest challenges
 
 
 @dataclass
@@ -373,6 +421,8 @@ class Profile:
     path: Path | None = field(default=None, init=False)
 
     def validate(self) -> str | Invalid | None:
+        if self.stub.sip.tls is None and any(e.transport == "tls" for e in self.endpoints.values()):
+            return "endpoints: a tls endpoint needs stub.sip.tls"
         names = {s.call.name for s in self.steps if s.call} | {c.name for c in self.callees}
         for step in self.steps:
             if step.call and step.call.endpoint not in self.endpoints:
@@ -419,6 +469,11 @@ def _check_files(profile: Profile) -> None:
         resolve(stub.runtime, spec)
     except RuntimeUnavailable as exc:
         raise problem(stub, ("runtime",) if stub.runtime else ("handler",), str(exc)) from None
+    for i, layer in enumerate(stub.layers):
+        if not layer_folder(base, layer).is_dir():
+            raise problem(stub, ("layers", i), f"no such layer folder: {layer_folder(base, layer)} "
+                                               f"(a folder with python/ or nodejs/node_modules/, "
+                                               f"or {TRACE_LAYER!r})")
     aws = stub.aws
     if aws is None:
         return

@@ -33,14 +33,13 @@ class UasRole:
 
     def reject(self, call_id: str, status: int, now: float,
                headers: list[tuple[str, str]] = ()) -> None:
-        """Refuse an unanswered INVITE with a final error response (with `headers`, such as
-        Retry-After on a 503)."""
+        """Refuse an unanswered INVITE with a final error response (with `headers`: a digest
+        challenge, Retry-After on a 503)."""
         call = self._calls.get(call_id)
         if call is not None and call.role == "uas" and call.move("reject"):
             self._final(call, status, now, headers)
 
-    def _final(self, call: Call, status: int, now: float,
-               headers: list[tuple[str, str]] = ()) -> None:
+    def _final(self, call: Call, status: int, now: float, headers: list[tuple[str, str]] = ()) -> None:
         """Our final error response to the INVITE; the call is over."""
         self._respond(call.invite_tx, status, now, to_tag=call.dialog.local_tag, headers=headers)
         self._end(call, "local", f"rejected {status}", status)

@@ -66,6 +66,7 @@ class FunctionConfig:
     env: dict = field(default_factory=dict)
     runtime: str | None = None
     memory_mb: int = DEFAULT_MEMORY_MB
+    layers: tuple[str, ...] = ()
     endpoints: Endpoints = field(default_factory=Endpoints)
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
@@ -203,7 +204,7 @@ class ProcessHandler(HandlerRunner):
             handler = f"{module}.{export or 'lambda_handler'}"
             argv = [rt.executable, "-S", "-u", str(PYTHON_WORKER), str(task_root), module] + extra
         return argv, FunctionIdentity(c.function_name, c.region, c.memory_mb, task_root,
-                                      handler, dict(c.env))
+                                      handler, dict(c.env), tuple(Path(l) for l in c.layers))
 
     async def _spawn(self) -> _Worker:
         c = self.config

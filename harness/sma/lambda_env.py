@@ -2,7 +2,8 @@
 
 Lambda starts a function with its reserved variables (region, function name, memory,
 runtime, log group, task root, the execution role's credentials), a few unreserved ones
-(`LANG`, `TZ`, `PATH`, `NODE_PATH`/`PYTHONPATH`) and the function configuration's
+(`LANG`, `TZ`, `PATH`, `NODE_PATH`/`PYTHONPATH`, where the function's layers come before the
+bundled SDK as `/opt` does on Lambda) and the function configuration's
 `Environment`. sip-harness builds exactly that from scratch, so the harness's own
 `AWS_*` variables, `AWS_PROFILE` and `~/.aws` never reach a handler: the credentials are
 local ones, `HOME` is a folder of the function's own, and every SDK is pointed at the local
@@ -60,6 +61,7 @@ class FunctionIdentity:
     task_root: Path
     handler: str  # Lambda's handler string, e.g. "update_prompt.lambda_handler"
     environment: dict = field(default_factory=dict)
+    layers: tuple[Path, ...] = ()  # what Lambda extracts into /opt, in order
 
 
 def lambda_environment(runtime: ResolvedRuntime, fn: FunctionIdentity, endpoints: Endpoints,
@@ -88,10 +90,28 @@ def lambda_environment(runtime: ResolvedRuntime, fn: FunctionIdentity, endpoints
         **LOCAL_CREDENTIALS,
     }
     if runtime.runtime.language == "nodejs":  # both unreserved: a configuration may replace them
-        env.setdefault("NODE_PATH", os.pathsep.join([str(runtime.sdk_path), str(fn.task_root)]))
+        env.setdefault("NODE_PATH", os.pathsep.join(
+            [str(layer / "nodejs" / "node_modules") for layer in fn.layers]
+            + [str(runtime.sdk_path), str(fn.task_root)]))
     else:
-        env.setdefault("PYTHONPATH", str(runtime.sdk_path))
+        version = "python%d.%d" % runtime.runtime.version
+        env.setdefault("PYTHONPATH", os.pathsep.join(
+            [str(p) for layer in fn.layers for p in (layer / "python" / "lib" / version / "site-packages",
+                                                     layer / "python")]
+            + [str(runtime.sdk_path)]))
     return env
+
+
+#: The name a function configuration gives the project's own layer (`sip_harness.trace`).
+TRACE_LAYER = "sip-harness-trace"
+
+
+def layer_folder(base: Path, layer: str) -> Path:
+    """A layer of a function configuration: a folder (relative to `base`) laid out as Lambda
+    extracts a layer into /opt (`python/`, `nodejs/node_modules/`), or `TRACE_LAYER`."""
+    if layer == TRACE_LAYER:
+        return Path(__file__).resolve().parent.parent / "trace_layer"
+    return (base / layer).resolve()
 
 
 def reserved_keys(environment: dict) -> list[str]:

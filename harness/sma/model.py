@@ -21,6 +21,7 @@ class SipMediaApplication:
     environment: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None
     memory_mb: int = 128
+    layers: tuple[str, ...] = ()  # folders laid out as Lambda layers (python/, nodejs/node_modules/)
     interruptible: frozenset[str] = DEFAULT_INTERRUPTIBLE
     bots: dict[str, dict] = field(default_factory=dict)  # BotAliasArn -> scripted IntentResult
 
