@@ -69,9 +69,10 @@ def slug(text: str) -> str:
 
 
 def rtp_block() -> int:
-    """The first port of a run's RTP range: below the ephemeral ports (32768+), so no other
-    process's socket falls into the capture filter, and in a lane of its own for each
-    pytest-xdist worker (a random block of that lane, for runs in separate processes)."""
+    """The first port of a run's block of RTP ports (the stub's half, then the callers'):
+    below the ephemeral ports (32768+), so no other process's socket falls into the capture
+    filter, and in a lane of its own for each pytest-xdist worker (a random block of that
+    lane, for runs in separate processes)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     lane = int(worker) % RTP_LANES if worker.isdigit() else 0
     blocks = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN
@@ -105,7 +106,7 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
                       handler_timeout_s=spec.handler_timeout_ms / 1000,
                       handler_retries=spec.handler_retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment,
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN // 2), impairment=impairment,
                       aws=local_aws_config(spec),
                       tls=tls_settings(spec.sip.tls, base, run_dir), srtp=spec.sip.srtp,
                       termination=Termination(creds.username, creds.password, creds.realm) if creds else None)
@@ -180,7 +181,7 @@ class ProfileRun:
         self.tables: dict[str, list[dict]] = {}  # the local DynamoDB tables after the run
         self.message_logs: list[Path] = []  # the callers' SIP message logs (SIP over TLS)
         self.placed_at: dict[str, float] = {}  # call name -> when its INVITE left
-        self.media_ports: tuple[int, int] | None = None  # the callers' RTP ports (against AWS)
+        self.media_ports: tuple[int, int] | None = None  # the callers' RTP ports
 
     def execute(self) -> ProfileResult:
         start = time.monotonic()
@@ -189,6 +190,10 @@ class ProfileRun:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config = stub_config(self.profile, self.run_dir)
+            # the callers' RTP ports: the other half of the run's block (against AWS, all of
+            # it), never pjsua2's shared default, where another run's media could reach them
+            low, high = config.rtp_port_range
+            self.media_ports = (low, 2 * high - low) if self.aws is not None else (high, 2 * high - low)
             if self.aws is not None:
                 stub = AwsTarget(self.aws, config).start()
             elif self.stub_url:
@@ -199,9 +204,8 @@ class ProfileRun:
             try:
                 cfg = stub.config
                 if isinstance(stub, AwsTarget):
-                    self.media_ports = cfg.rtp_port_range
                     bpf = (f"(host {cfg.host} and port {stub.tls_port or stub.sip_port}) or "
-                           f"udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]}")
+                           f"udp portrange {self.media_ports[0]}-{self.media_ports[1]}")
                     iface = "lo" if cfg.host.startswith("127.") else "any"
                 else:
                     tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
