@@ -76,6 +76,7 @@ class Ids:
     port: int
     transport: str
     cseq: int = 0  # a dialog's next CSeq (0: each template's own)
+    media: int = 4000  # the RTP port its SDP offers (the fuzzer's own media sink)
 
 
 def _request(method: str, ids: Ids, cseq: int, body: bytes = b"", ctype: str = "",
@@ -107,14 +108,16 @@ def _response(status: str, method: str, ids: Ids, cseq: int) -> bytes:
             f"Call-ID: {ids.call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n").encode()
 
 
-SDP = build_offer(HOST, 4000, 1)
-HOLD_SDP = build_offer(HOST, 4000, 1, 2, direction="sendonly")
-RESUME_SDP = build_offer(HOST, 4000, 1, 3)
-MOVED_SDP = build_offer(HOST, 4010, 1, 4)
-PCMA_SDP = build_offer(HOST, 4000, 1, 5, codecs=("PCMA",))
-INACTIVE_SDP = build_offer("0.0.0.0", 4000, 1, 6, direction="inactive")
+SDP_TYPE = "application/sdp"
+
+
+def _offer(ids: Ids, version: int = 1, host: str = HOST, shift: int = 0, **options) -> bytes:
+    """Our SDP offer for the media port of `ids` (+ `shift`: a move to another port)."""
+    return build_offer(host, ids.media + shift, 1, version, **options)
+
+
 TEMPLATES = {
-    "INVITE": lambda ids: _request("INVITE", ids, 1, SDP, "application/sdp", to_tag=False,
+    "INVITE": lambda ids: _request("INVITE", ids, 1, _offer(ids), SDP_TYPE, to_tag=False,
                                    extra="X-Case: fuzz\r\nSupported: timer\r\n"),
     "ACK": lambda ids: _request("ACK", ids, ids.cseq or 1),
     "BYE": lambda ids: _request("BYE", ids, ids.cseq or 2),
@@ -123,14 +126,17 @@ TEMPLATES = {
     "INFO": lambda ids: _request("INFO", ids, ids.cseq or 3, b"Signal=5\r\nDuration=160\r\n",
                                  "application/dtmf-relay"),
     "INFO dtmf": lambda ids: _request("INFO", ids, ids.cseq or 3, b"#", "application/dtmf"),
-    "re-INVITE": lambda ids: _request("INVITE", ids, ids.cseq or 4, HOLD_SDP, "application/sdp"),
-    "re-INVITE resume": lambda ids: _request("INVITE", ids, ids.cseq or 4, RESUME_SDP, "application/sdp"),
-    "re-INVITE move": lambda ids: _request("INVITE", ids, ids.cseq or 4, MOVED_SDP, "application/sdp"),
-    "re-INVITE codec": lambda ids: _request("INVITE", ids, ids.cseq or 4, PCMA_SDP, "application/sdp"),
-    "re-INVITE inactive": lambda ids: _request("INVITE", ids, ids.cseq or 4, INACTIVE_SDP,
-                                               "application/sdp"),
+    "re-INVITE": lambda ids: _request("INVITE", ids, ids.cseq or 4,
+                                      _offer(ids, 2, direction="sendonly"), SDP_TYPE),
+    "re-INVITE resume": lambda ids: _request("INVITE", ids, ids.cseq or 4, _offer(ids, 3), SDP_TYPE),
+    "re-INVITE move": lambda ids: _request("INVITE", ids, ids.cseq or 4, _offer(ids, 4, shift=2), SDP_TYPE),
+    "re-INVITE codec": lambda ids: _request("INVITE", ids, ids.cseq or 4,
+                                            _offer(ids, 5, codecs=("PCMA",)), SDP_TYPE),
+    "re-INVITE inactive": lambda ids: _request("INVITE", ids, ids.cseq or 4,
+                                               _offer(ids, 6, "0.0.0.0", direction="inactive"), SDP_TYPE),
     "re-INVITE offerless": lambda ids: _request("INVITE", ids, ids.cseq or 4),
-    "UPDATE": lambda ids: _request("UPDATE", ids, ids.cseq or 6, HOLD_SDP, "application/sdp"),
+    "UPDATE": lambda ids: _request("UPDATE", ids, ids.cseq or 6, _offer(ids, 2, direction="sendonly"),
+                                   SDP_TYPE),
     "OPTIONS in dialog": lambda ids: _request("OPTIONS", ids, ids.cseq or 7),
     "REGISTER": lambda ids: _request("REGISTER", ids, 1, to_tag=False, extra="Expires: 3600\r\n"),
     "PRACK": lambda ids: _request("PRACK", ids, ids.cseq or 5, extra="RAck: 1 1 INVITE\r\n"),
@@ -153,10 +159,13 @@ NASTY = [b"", b" ", b"*", b"<", b">", b"<>", b"<sip:>", b"sip:@", b"\"", b"\"unc
          b"1 INVITE", b"4294967296 BYE", b"99999999999 ACK", b"-1 OPTIONS", b"\x00\x01\x02",
          b"\xff\xfe\xfd", "\u00e9t\u00e9 \u2028".encode(), b"%00%ff", b"\t\t", b"sips:x@[::1]:0",
          b"<sip:a@127.0.0.1:99999>", b"<sip:a@[zz]>", b"tel:+1", b"a" * 300]
-BODY_DAMAGE = [b"m=audio 99999 RTP/AVP 0", b"m=audio 4000 RTP/AVP 128", b"m=audio 4000 RTP/AVP",
-              b"m=audio " + b"9" * 5000 + b" RTP/AVP 0", b"m=audio 4000 RTP/AVP " + b"1" * 4400,
-              b"m=audio -1 RTP/AVP 0", b"m=video 4000 RTP/AVP 0", b"m=audio 0 RTP/AVP 0",
-              b"m=audio 4000/2 RTP/AVP 0 8 101", b"m=", b"c=IN IP4", b"c=IN IP4 localhost",
+#: Port numbers a mutation writes as MEDIA (the case's media port) or MEDIA+n are the
+#: fuzzer's own sockets: the stub's RTP for a usable offer never reaches another process.
+MEDIA, MEDIA_1, MEDIA_2 = b"@MEDIA@", b"@MEDIA+1@", b"@MEDIA+2@"
+BODY_DAMAGE = [b"m=audio 99999 RTP/AVP 0", b"m=audio @MEDIA@ RTP/AVP 128", b"m=audio @MEDIA@ RTP/AVP",
+              b"m=audio " + b"9" * 5000 + b" RTP/AVP 0", b"m=audio @MEDIA@ RTP/AVP " + b"1" * 4400,
+              b"m=audio -1 RTP/AVP 0", b"m=video @MEDIA@ RTP/AVP 0", b"m=audio 0 RTP/AVP 0",
+              b"m=audio @MEDIA@/2 RTP/AVP 0 8 101", b"m=", b"c=IN IP4", b"c=IN IP4 localhost",
               b"c=IN IP4 127.0.0.1/127/3", b"c=IN IP6 ::1", b"c=IN IP4 0.0.0.0", b"a=rtpmap:0",
               b"a=rtpmap:0 /8000", b"a=rtpmap:101 telephone-event/" + b"9" * 4400,
               b"a=rtpmap:" + b"9" * 4400 + b" PCMU/8000", b"a=ptime:" + b"9" * 4400, b"a=ptime:0",
@@ -263,15 +272,15 @@ def body_damage(rng, data):
     return head + sep + body
 
 
-SDP_PORTS = [b"0", b"1", b"2", b"3", b"4001", b"65534", b"65535", b"65536", b"99999",
-             b"4294967296", b"9" * 30, b"-4000", b"4000/2", b"4000/0", b"", b"port"]
+SDP_PORTS = [b"0", b"1", b"2", b"3", MEDIA_1, MEDIA_2, b"65534", b"65535", b"65536", b"99999",
+             b"4294967296", b"9" * 30, b"-4000", MEDIA + b"/2", MEDIA + b"/0", b"", b"port"]
 SDP_FORMATS = [b"0", b"8", b"0 8 101", b"96", b"96 97 98", b"127", b"128", b"255", b"-1", b"x",
                b"0 0 0 0", b" ".join(b"%d" % n for n in range(128)), b""]
 SDP_ATTRIBUTES = [b"a=rtpmap:96 opus/48000/2", b"a=rtpmap:0 PCMA/8000", b"a=rtpmap:8 PCMU/16000",
                   b"a=rtpmap:101 telephone-event/8000", b"a=rtpmap:31 LPC", b"a=rtpmap:200 X/1",
                   b"a=ptime:5", b"a=ptime:10000", b"a=rtcp:65535", b"a=sendonly", b"a=recvonly",
                   b"a=inactive", b"c=IN IP4 0.0.0.0", b"c=IN IP6 ::1", b"m=video 3227 RTP/AVP 31",
-                  b"m=audio 4002 RTP/SAVP 0", b"m=image 4004 udptl t38", b"a=", b"a=:"]
+                  b"m=audio @MEDIA+2@ RTP/SAVP 0", b"m=image 4004 udptl t38", b"a=", b"a=:"]
 
 
 def sdp_port(rng, data):
@@ -307,9 +316,10 @@ MUTATIONS = (truncate, duplicate_header, drop_header, content_length, huge_heade
              sdp_formats, splice, oversized)
 
 
-def case(seed: int, index: int, dialog: Ids | None, port: int, transport: str) -> tuple[str, bytes]:
+def case(seed: int, index: int, dialog: Ids | None, port: int, transport: str,
+         media: int = 4000) -> tuple[str, bytes]:
     """Case `index` of `seed`: the template's name and the mutated bytes. In-dialog templates
-    use `dialog` (the batch's call) when given."""
+    use `dialog` (the batch's call) when given; SDP offers `media` (and the next two ports)."""
     rng = random.Random(f"{seed}:{index}")
     name = rng.choice(TEMPLATE_NAMES)
     if name == "junk":
@@ -318,14 +328,17 @@ def case(seed: int, index: int, dialog: Ids | None, port: int, transport: str) -
     aimed = name in IN_DIALOG and dialog is not None and rng.random() < 0.8
     if aimed:  # the batch's live call, with a CSeq above every earlier one
         ids = Ids(dialog.call_id, dialog.from_tag, dialog.to_tag, branch, port, transport,
-                  cseq=10 + index)
+                  cseq=10 + index, media=media)
     else:
-        ids = Ids(f"fz-{seed}-{index}@{HOST}", f"f{index}", f"t{index}", branch, port, transport)
+        ids = Ids(f"fz-{seed}-{index}@{HOST}", f"f{index}", f"t{index}", branch, port, transport,
+                  media=media)
     data = TEMPLATES[name](ids)
     if aimed and rng.random() < INTACT_SHARE:
         return name, data
     for _ in range(rng.choice([1, 1, 2, 3])):
         data = rng.choice(MUTATIONS)(rng, data)
+    for mark, shift in ((MEDIA, 0), (MEDIA_1, 1), (MEDIA_2, 2)):
+        data = data.replace(mark, b"%d" % (media + shift))
     return name, data
 
 
@@ -439,6 +452,8 @@ class SipFuzzer:
         self._udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         self._probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._probe.bind((HOST, 0))
+        self._media = _media_sinks()
+        self.media_port = self._media[0].getsockname()[1]
         self._dialog: Ids | None = None
         self._branches = itertools.count()
 
@@ -458,6 +473,8 @@ class SipFuzzer:
         logging.getLogger("asyncio").removeHandler(self._log)
         self._udp.close()
         self._probe.close()
+        for sink in self._media:
+            sink.close()
 
     def _on_loop_error(self, loop, context: dict) -> None:
         self._loop_errors.append(f"{context.get('message')}: {context.get('exception')!r}"[:500])
@@ -549,7 +566,7 @@ class SipFuzzer:
         payloads = []
         while len(payloads) < count:
             name, data = case(self.seed, index, self._dialog if transport == "UDP" else None, port,
-                              transport)
+                              transport, self.media_port)
             index += 1
             if self._dialog is not None and self._dialog.call_id.encode() in data:
                 self.report.dialog_cases += 1
@@ -583,7 +600,8 @@ class SipFuzzer:
     # ---- UDP: a dialog per batch, answers, cleanup, probes ----
     def _open_dialog(self, port: int) -> None:
         n = self.report.batches
-        ids = Ids(f"fz-dialog-{self.seed}-{n}@{HOST}", f"d{n}", "", f"z9hG4bK-fzd{self.seed}-{n}", port, "UDP")
+        ids = Ids(f"fz-dialog-{self.seed}-{n}@{HOST}", f"d{n}", "", f"z9hG4bK-fzd{self.seed}-{n}", port,
+                  "UDP", media=self.media_port)
         invite, self._dialog = TEMPLATES["INVITE"](ids), None
         deadline = time.monotonic() + self.probe_timeout
         while self._dialog is None and time.monotonic() < deadline:
@@ -732,6 +750,29 @@ class SipFuzzer:
             del errors[:n]
         r.crashes += len(found)
         r.errors += found[:max(0, MAX_ERRORS - len(r.errors))]
+
+
+MEDIA_SINKS = 4  # the media port, RTCP, the odd-port case, a move (and its RTCP)
+
+
+def _media_sinks() -> list[socket.socket]:
+    """UDP sockets on four consecutive ports from an even one, in this lane's RTP block: the
+    media the stub sends for the fuzzer's offers arrives (and is dropped) here."""
+    from harness.runner import rtp_block
+    base = rtp_block() + 300  # above the ports the stub itself may take in the lane
+    for first in range(base, base + 96, MEDIA_SINKS):
+        sinks = []
+        try:
+            for n in range(MEDIA_SINKS):
+                sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sinks.append(sink)
+                sink.bind((HOST, first + n))
+                sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            return sinks
+        except OSError:
+            for sink in sinks:
+                sink.close()
+    raise OSError(f"no {MEDIA_SINKS} free consecutive UDP ports from {base}")
 
 
 def _read_some(conn: socket.socket) -> bytes:
