@@ -149,8 +149,8 @@ async def run_engine(n: int, seconds: float, port: int, phases: int, realtime: b
 async def _run_engine(n: int, seconds: float, port: int, phases: int) -> dict:
     engine = MediaEngine(HOST, phases=phases)
     frames = encode_frames(tone(440, 1.0), "PCMU")
-    sessions = [await engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
-                                  on_digit=lambda d: None) for _ in range(n)]
+    sessions = [engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
+                            on_digit=lambda d: None) for _ in range(n)]
     for i, session in enumerate(sessions):
         if i % 2 == 0:
             session.sender.play(frames, "tone", repeat=10_000)

@@ -5,7 +5,7 @@ Prints one JSON object: calls completed and failed per phase (SIPp's own counts)
 stub process before/after: open file descriptors, threads, RSS, live transactions, dialogs,
 media sessions, asyncio tasks, handler worker processes. The concurrent phase runs twice: the
 first grows the warm handler pool (as Lambda scales out), the second must grow nothing. The
-journal keeps its newest 1,000 entries, as a long-running `serve` keeps a bounded journal.
+journal keeps its newest 1 MB of entries, as a long-running `serve` keeps a bounded journal.
 
     python bench/bench_soak.py [--sequential 10000] [--concurrent 100] [--hold-ms 2000]
 """
@@ -65,7 +65,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     sma = SipMediaApplication("soak-sma", str(HANDLER), name="soak")
     config = StubConfig([sma], [SipRule("r", "ToPhoneNumber", "*", [(1, "soak-sma")])],
-                        ROOT / "sip_profiles" / "bucket", run_dir=work, journal_limit=1000)
+                        ROOT / "sip_profiles" / "bucket", run_dir=work, journal_max_bytes=1_000_000)
     started = time.monotonic()
     with Stub(config) as stub:
         warm = sipp_phase(stub.sip_port, 10, 10, 10, 200, work)  # workers and caches warm

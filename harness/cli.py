@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from .profiles.schema import Profile, load_profile
 from .profiles.strict import ProfileError, ProfileErrors, errors_of
+from .serve import CONTROL_TOKEN_ENV, CREDENTIALS_ENV
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used (a credentials or token file)."""
 
 
 def find_profiles(paths: list[str]) -> list[Path]:
@@ -50,6 +56,33 @@ def _load_all(paths: list[str], keyword: str | None) -> list[Profile]:
     return profiles
 
 
+def _remote_access(args):
+    """How `run --stub` authenticates: the control token (environment or file) and the
+    first key of --credentials for SigV4."""
+    from .remote import RemoteAccess, RemoteStubError, control_token
+    try:
+        token = control_token(args.control_token_file)
+    except RemoteStubError as exc:
+        raise UsageError(f"--control-token-file: {exc}") from None
+    key = None
+    if getattr(args, "credentials", None):
+        key_id, (secret, _) = next(iter(_credentials(args.credentials[:1], "").items()))
+        key = (key_id, secret)
+    return RemoteAccess(token, key)
+
+
+def _default_credentials() -> list[str]:
+    return [os.environ[CREDENTIALS_ENV]] if os.environ.get(CREDENTIALS_ENV) else []
+
+
+def _credentials(values: list[str], default_account: str) -> dict[str, tuple[str, str]]:
+    from .api.auth import CredentialsError, parse_credentials
+    try:
+        return parse_credentials(values, default_account)
+    except CredentialsError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_run(args) -> int:
     from .report import write_junit
     from .report.summary import result_lines
@@ -63,8 +96,9 @@ def cmd_run(args) -> int:
     if args.target == "aws" and args.stub:
         print("sip-harness: --stub and --target aws exclude each other", file=sys.stderr)
         return EXIT_USAGE
+    access = _remote_access(args) if args.stub else None
     results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True),
-                           stub_url=args.stub, aws=aws)
+                           stub_url=args.stub, access=access, aws=aws)
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
@@ -72,8 +106,15 @@ def cmd_run(args) -> int:
               f"artifacts {r.run_dir} (report.html)")
         for line in result_lines(r):
             print(f"      {line}")
-    junit = write_junit(results, Path(args.junit) if args.junit else out / "junit.xml")
     passed = sum(r.verdict == "pass" for r in results)
+    junit = Path(args.junit) if args.junit else out / "junit.xml"
+    partial = junit.with_name(f".{junit.name}.partial")
+    try:  # whole or not at all: CI must not read half a file
+        os.replace(write_junit(results, partial), junit)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        print(f"sip-harness: could not write {junit}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
 
@@ -114,7 +155,9 @@ def cmd_serve(args) -> int:
         run(ServeOptions(Path(args.profile) if args.profile else None, args.host, args.sip_port,
                          args.api_port, parse_port_range(args.rtp_ports), Path(args.out),
                          args.log_format, args.transaction_artifacts, args.tls_port,
-                         _credentials(args.credentials)))
+                         args.credentials, frozenset(args.allowed_host), args.control,
+                         Path(args.control_token_file) if args.control_token_file else None,
+                         tuple(Path(d) for d in args.profiles_dir), args.drain_seconds))
     except StartupError as exc:
         print(f"sip-harness serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -126,7 +169,7 @@ def cmd_calls(args) -> int:
     import json
     from .remote import RemoteStubError, control_request
     try:
-        calls = control_request(args.stub, "/_harness/calls")
+        calls = control_request(args.stub, "/_harness/calls", access=_remote_access(args))
     except RemoteStubError as exc:
         print(f"sip-harness: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -142,18 +185,6 @@ def cmd_calls(args) -> int:
             print(f"    {leg['ParticipantTag']} {leg['Direction']:8} from {leg['From']} to {leg['To']}  "
                   f"{leg.get('Status', 'not answered')}  CallId {leg['CallId']}  SIP Call-ID {leg['SipCallId']}")
     return EXIT_OK
-
-
-def _credentials(values: list[str]) -> dict[str, tuple[str, str]]:
-    """`ACCESS_KEY:SECRET[:ACCOUNT]` -> the API's credentials table."""
-    table = {}
-    for value in values:
-        key, _, rest = value.partition(":")
-        secret, _, account = rest.partition(":")
-        if not key or not secret:
-            raise SystemExit(f"sip-harness: --credentials {value!r}: give ACCESS_KEY:SECRET[:ACCOUNT]")
-        table[key] = (secret, account or "123456789012")
-    return table
 
 
 def cmd_call(args) -> int:
@@ -330,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="JUnit XML file (default: OUT/junit.xml)")
     run.add_argument("--stub", metavar="URL",
                      help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
+    run.add_argument("--control-token-file", metavar="FILE",
+                     help=f"the served stub's control token (or ${CONTROL_TOKEN_ENV})")
+    run.add_argument("--credentials", action="append", metavar="FILE|KEY:SECRET",
+                     default=_default_credentials(),
+                     help="the key that signs requests to a `serve --credentials` stub: the first "
+                          f"of an AWS shared-credentials file (default ${CREDENTIALS_ENV}), or "
+                          "KEY:SECRET")
     run.add_argument("--target", choices=("emulator", "aws"), default="emulator",
                      help="aws: call the real service (no stub); credentials from the usual AWS chain")
     run.add_argument("--region", help="aws: the SMA's region")
@@ -355,17 +393,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rtp-ports", default="20000-20400", help="RTP port range, LOW-HIGH")
     serve.add_argument("--tls-port", type=int, default=5061,
                        help="SIP over TLS port when the profile has stub.sip.tls")
-    serve.add_argument("--credentials", action="append", default=[], metavar="KEY:SECRET[:ACCOUNT]",
-                       help="check SigV4 signatures: the access keys the API accepts (repeatable)")
+    serve.add_argument("--credentials", action="append", metavar="FILE|KEY:SECRET[:ACCOUNT]",
+                       default=_default_credentials(),
+                       help="the API then requires SigV4 signed with one of these keys: an AWS "
+                            f"shared-credentials file (default ${CREDENTIALS_ENV}; keeps secrets "
+                            "out of the process list), or KEY:SECRET[:ACCOUNT]; repeatable")
     serve.add_argument("--out", default="artifacts/serve",
-                       help="folder for handler logs and one folder per transaction")
+                       help="journal.jsonl, handler logs, a folder per transaction")
     serve.add_argument("--log-format", choices=FORMATS, default="text",
                        help="stdout: one line per call, API request and invocation, as text or JSON")
     serve.add_argument("--transaction-artifacts", action=argparse.BooleanOptionalAction, default=True,
                        help="file each transaction (capture slice, journal, report) under OUT/transactions")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a host name clients may use in Host (IP literals and localhost "
+                            "always may); repeatable")
+    serve.add_argument("--control", action="store_true",
+                       help="serve the /_harness/ control routes (remote runs, sessions), behind a token")
+    serve.add_argument("--control-token-file", metavar="FILE",
+                       help=f"where a new control token is written (default OUT/control-token; "
+                            f"${CONTROL_TOKEN_ENV} gives one instead)")
+    serve.add_argument("--profiles-dir", action="append", default=[], metavar="DIR",
+                       help="a folder sessions and /_harness/configure may load profiles from "
+                            "(default: the folder of --profile); repeatable")
+    serve.add_argument("--drain-seconds", type=float, default=10.0,
+                       help="on SIGTERM/SIGINT, how long to wait for calls to end")
     calls = command("calls", "list the calls up now on a served stub, with their TransactionIds", cmd_calls)
     calls.add_argument("--stub", metavar="URL", default="http://127.0.0.1:8080",
                        help="the served stub's API base URL")
+    calls.add_argument("--control-token-file", metavar="FILE",
+                       help=f"the served stub's control token (or ${CONTROL_TOKEN_ENV})")
     calls.add_argument("--json", action="store_true", help="print JSON")
     call = command("call", "one troubleshooting call to any SIP URI, captured and analysed", cmd_call)
     call.add_argument("uri", help="e.g. sip:+14345550101@127.0.0.1:5060")
@@ -410,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ProfileError, FileNotFoundError) as exc:
+    except (ProfileError, FileNotFoundError, UsageError) as exc:
         print(f"sip-harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

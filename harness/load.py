@@ -49,7 +49,7 @@ HOST = "127.0.0.1"
 TO, FROM = "+14345550101", "+14255550199"
 SMA_ID = "load-sma"
 TICK_S = 0.05
-JOURNAL_PER_CALL = 20  # journal entries kept per call, so the summary counts every call
+JOURNAL_BYTES_PER_CALL = 32 * 1024  # journal kept per call, so the summary counts every call
 SETUP_TIMEOUT_S = 10.0
 #: The stub's RTP ports lie below the kernel's ephemeral range (no SIP or API socket falls in
 #: them) and above SIPp's media ports.
@@ -131,7 +131,7 @@ def _stub_config(spec: LoadSpec, out: Path, ports: tuple[int, int]) -> StubConfi
         "BENCH_PROMPT": spec.prompt, "BENCH_REPEAT": str(spec.repeat)})
     return StubConfig([sma], [SipRule(rule_id("load"), "ToPhoneNumber", "*", [(1, SMA_ID)])],
                       spec.bucket_dir.resolve(), run_dir=out, rtp_port_range=ports,
-                      journal_limit=JOURNAL_PER_CALL * (spec.sipp_calls + spec.pjsua2_calls) + 1000)
+                      journal_max_bytes=JOURNAL_BYTES_PER_CALL * (spec.sipp_calls + spec.pjsua2_calls + 100))
 
 
 def _drive(spec: LoadSpec, stub: Stub, driver: "_Driver", pcap: Path, sample_ports: tuple[int, int],

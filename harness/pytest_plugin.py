@@ -28,8 +28,16 @@ def pytest_addoption(parser):
                          "handler log) under DIR (default: pytest's tmp_path; profiles: "
                          "<rootdir>/artifacts/pytest)")
     group.addoption("--sip-stub", metavar="URL", default=None,
-                    help="run profile items against `sip-harness serve` at URL instead of an "
-                         "embedded stub")
+                    help="run profile items against `sip-harness serve --control` at URL "
+                         "instead of an embedded stub")
+    group.addoption("--sip-control-token-file", metavar="FILE", default=None,
+                    help="the served stub's control token (default: $SIP_HARNESS_CONTROL_TOKEN)")
+
+
+def _remote_access(config):
+    """How the plugin authenticates to `--sip-stub`: its control token."""
+    from .remote import RemoteAccess, control_token
+    return RemoteAccess(control_token(config.getoption("sip_control_token_file")))
 
 
 def pytest_configure(config):
@@ -77,7 +85,8 @@ def sma_stub(request, sma_stub_config):
     marker = request.node.get_closest_marker("sma")
     profile = marker.kwargs.get("profile") if marker is not None else None
     if url and profile:
-        remote = RemoteStub(url, sma_stub_config).start((request.path.parent / profile).resolve())
+        remote = RemoteStub(url, sma_stub_config, _remote_access(request.config)).start(
+            (request.path.parent / profile).resolve())
         try:
             yield SmaStub(remote)
         finally:
@@ -133,11 +142,13 @@ class ProfileItem(pytest.Item):
         self.profile = profile
 
     def runtest(self):
+        from .remote import RemoteAccess
         from .runner import ProfileRun
         root = self.config.getoption("sip_artifacts")
         out = Path(root).resolve() if root else Path(self.config.rootpath) / "artifacts" / "pytest"
-        result = ProfileRun(self.profile, out, progress=lambda line: None,
-                            stub_url=self.config.getoption("sip_stub")).execute()
+        url = self.config.getoption("sip_stub")
+        result = ProfileRun(self.profile, out, progress=lambda line: None, stub_url=url,
+                            access=_remote_access(self.config) if url else RemoteAccess()).execute()
         if result.verdict != "pass":
             raise ProfileFailed(result)
 

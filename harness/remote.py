@@ -1,35 +1,67 @@
-"""A stub in another process or container (`sip-harness serve`), driven over its control API
-with the same interface the runner uses for an embedded `Stub`.
+"""A stub in another process or container (`sip-harness serve --control`), driven over its
+control routes with the same interface the runner uses for an embedded `Stub`.
 
 The run opens a session on the served stub (its own SMA, rules, handler and routes on ports of
 their own, see `sessions.py`), talks to the session's API for everything else, and closes it
-when it stops: the served profile is never changed."""
+when it stops: the served profile is never changed. Each control request carries the stub's
+token, or a SigV4 signature when only credentials are given."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from .stub import StubConfig, sip_uri
 
 READY_TIMEOUT_S = 30.0
+JOURNAL_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class RemoteAccess:
+    """How to authenticate to a served stub: its control token, and an (access key id,
+    secret) pair for SigV4 (the API's, and the control routes' when there is no token)."""
+
+    token: str | None = None
+    key: tuple[str, str] | None = None
 
 
 class RemoteStubError(RuntimeError):
     """The remote stub cannot be reached, or refused a control request."""
 
 
+def control_token(token_file: str | Path | None) -> str | None:
+    """A served stub's control token: $SIP_HARNESS_CONTROL_TOKEN, else the first line of
+    `token_file` (what `serve --control` wrote); RemoteStubError if that cannot be read."""
+    from .serve import CONTROL_TOKEN_ENV
+    token = os.environ.get(CONTROL_TOKEN_ENV)
+    if token or not token_file:
+        return token or None
+    try:
+        return Path(token_file).read_text().strip()
+    except OSError as exc:
+        raise RemoteStubError(f"the control token file {token_file}: {exc.strerror or exc}") from None
+
+
 def control_request(url: str, path: str, body: dict | None = None, timeout: float = 10.0,
-                    method: str | None = None):
-    """A JSON request to a stub's control route; RemoteStubError when it fails."""
+                    method: str | None = None, access: RemoteAccess = RemoteAccess()):
+    """A JSON request to a stub's route, authenticated as `access` says when it is a control
+    route; RemoteStubError when it fails."""
     data = json.dumps(body).encode() if body is not None else None
+    method = method or ("POST" if data else "GET")
     where = url.rstrip("/") + path
-    req = urllib.request.Request(where, data=data, method=method or ("POST" if data else "GET"),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(where, data=data, method=method,
+                                 headers=_headers(access, method, where, path, data))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -40,6 +72,17 @@ def control_request(url: str, path: str, body: dict | None = None, timeout: floa
         raise RemoteStubError(f"{where}: {exc}") from None
 
 
+def _headers(access: RemoteAccess, method: str, url: str, path: str, data: bytes | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if path.startswith("/_harness/") and access.token:
+        headers["Authorization"] = f"Bearer {access.token}"
+    elif path.startswith("/_harness/") and access.key:
+        signed = AWSRequest(method=method, url=url, data=data or b"", headers=headers)
+        SigV4Auth(Credentials(*access.key), "chime", "us-east-1").add_auth(signed)
+        headers = dict(signed.headers.items())
+    return headers
+
+
 class RemoteStub:
     """`sip-harness serve` at `url` (its API base URL, e.g. http://stub:8080).
 
@@ -47,9 +90,10 @@ class RemoteStub:
     recognition) with the remote's host and ports.
     """
 
-    def __init__(self, url: str, config: StubConfig):
+    def __init__(self, url: str, config: StubConfig, access: RemoteAccess = RemoteAccess()):
         self.url = url.rstrip("/")
         self.config = config
+        self.access = access
         self.sip_port = self.api_port = 0
         self.session: str | None = None
         self.session_url: str | None = None
@@ -59,7 +103,7 @@ class RemoteStub:
     def _request(self, path: str, body: dict | None = None, timeout: float = 10.0,
                  method: str | None = None, base: str | None = None):
         """A control request to the served stub (`base`: the session's API instead)."""
-        return control_request(base or self.url, path, body, timeout, method)
+        return control_request(base or self.url, path, body, timeout, method, self.access)
 
     def start(self, profile_path: Path) -> "RemoteStub":
         """Wait until the remote is ready, then open a session serving the profile at
@@ -102,9 +146,17 @@ class RemoteStub:
         self._request("/_harness/routes", {"number": number, "uri": uri}, base=self.api_url)
 
     def journal_json(self) -> list[dict]:
+        """Every entry the session's journal keeps (page by page while it is open)."""
         if self.session is None and self._journal is not None:  # the session is closed
             return self._journal
-        return self._request("/_harness/journal", base=self.api_url)
+        entries, since = [], 0
+        while True:
+            page = self._request(f"/_harness/journal?since={since}&limit={JOURNAL_PAGE}",
+                                 base=self.api_url)
+            entries += page["entries"]
+            if page["next"] >= page["total"] or not page["entries"]:
+                return entries
+            since = page["next"]
 
     def resources(self) -> dict[str, int]:
         return self._request("/_harness/resources", base=self.api_url)

@@ -31,7 +31,7 @@ from .sma.lambda_env import layer_folder
 from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
 from .aws_target import AwsSettings, AwsTarget, AwsTargetError
-from .remote import RemoteStub, RemoteStubError
+from .remote import RemoteAccess, RemoteStub, RemoteStubError
 from .report import write_profile_reports
 from .stub import Stub, StubConfig, Termination, TlsSettings
 from .wire.analysis import WireAnalysis, analyze_pcap
@@ -159,18 +159,19 @@ def local_aws_config(spec: StubSpec) -> LocalAwsConfig | None:
         "ssm": [asdict(p) for p in seed.ssm]})
 
 
-def api_client(stub: Stub, region: str):
-    """A botocore chime-sdk-voice client bound to the stub, as users make one; against AWS,
-    with the usual credential chain (environment, profile, role) and the region's endpoint
-    unless another is given."""
+def api_client(stub: Stub, region: str, key: tuple[str, str] | None = None):
+    """A botocore chime-sdk-voice client bound to the stub, as users make one, signing with
+    `key` (access key id, secret) when given; against AWS, with the usual credential chain
+    (environment, profile, role) and the region's endpoint unless another is given."""
     session = botocore.session.get_session()
     config = Config(retries={"max_attempts": 1})
+    key_id, secret = key or ("sip-harness", "sip-harness")
     if isinstance(stub, AwsTarget):
         return session.create_client("chime-sdk-voice", region_name=stub.settings.region,
                                      endpoint_url=stub.api_url, config=config)
     return session.create_client(
         "chime-sdk-voice", region_name=region, endpoint_url=stub.api_url,
-        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness", config=config)
+        aws_access_key_id=key_id, aws_secret_access_key=secret, config=config)
 
 
 def not_observable(name: str, why: str) -> Check:
@@ -182,8 +183,10 @@ class ProfileRun:
     """One execution of one profile."""
 
     def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None],
-                 stub_url: str | None = None, aws: AwsSettings | None = None):
+                 stub_url: str | None = None, access: RemoteAccess = RemoteAccess(),
+                 aws: AwsSettings | None = None):
         self.profile, self.progress, self.stub_url, self.aws = profile, progress, stub_url, aws
+        self.access = access
         self.run_dir = out_dir / slug(profile.name)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
         self.calls: dict[str, Call] = {}
@@ -238,7 +241,7 @@ class ProfileRun:
         if self.aws is not None:
             stub = AwsTarget(self.aws, config).start()
         elif self.stub_url:
-            stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve())
+            stub = RemoteStub(self.stub_url, config, self.access).start(self.profile.path.resolve())
         else:
             stub = Stub(config).start()
         self._stub = stub
@@ -274,7 +277,8 @@ class ProfileRun:
     def _fail(self, exc: Exception, during: str | None = None) -> None:
         """Make the run an ERROR with `exc`'s message (kept with an earlier error)."""
         during = during or self.doing
-        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ProfileNotRunnable) else str(exc)
+        message = str(exc) if isinstance(exc, ProfileNotRunnable) else _os_error(exc) \
+            if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
         if during:
             message = f"{during}: {message}"
         self.result.verdict = "error"
@@ -321,7 +325,7 @@ class ProfileRun:
                     record_dir=self.run_dir / f"callee-{callee.name}")
                 self.listeners[callee.name] = listener
                 stub.add_route(callee.number, listener.uri)
-            client = api_client(stub, self.profile.stub.aws_region)
+            client = api_client(stub, self.profile.stub.aws_region, self.access.key)
             for number, step in enumerate(self.profile.steps, 1):
                 self.doing = f"step {number}/{len(self.profile.steps)} ({step.kind})"
                 self.progress(f"  {self.doing}")
@@ -650,6 +654,12 @@ class ProfileRun:
         (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: the file it concerns and why (`No space left on device`)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 def _check_table(table: str, found: list[dict] | None, expected: list[dict]) -> Check:
     """Each expected item is in the table: found by its key, every attribute given equal (or,
     for {matches: REGEX}, its text matching)."""
@@ -758,11 +768,14 @@ def load_prompts(bucket_dir: Path) -> dict[str, object]:
 
 
 def run_profiles(profiles: list[Profile], out_dir: Path, progress: Callable[[str], None] = print,
-                 stub_url: str | None = None, aws: AwsSettings | None = None) -> list[ProfileResult]:
+                 stub_url: str | None = None, access: RemoteAccess | None = None,
+                 aws: AwsSettings | None = None) -> list[ProfileResult]:
     """Run each profile in turn (against the embedded stub, the `sip-harness serve` at
-    `stub_url`, or the real service); one folder of artifacts per profile under `out_dir`."""
+    `stub_url` authenticated with `access`, or the real service); one folder of artifacts
+    per profile under `out_dir`."""
     results = []
     for i, profile in enumerate(profiles, 1):
         progress(f"[{i}/{len(profiles)}] {profile.name}")
-        results.append(ProfileRun(profile, out_dir, progress, stub_url, aws).execute())
+        results.append(ProfileRun(profile, out_dir, progress, stub_url,
+                                  access or RemoteAccess(), aws).execute())
     return results

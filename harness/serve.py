@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .serve_log import ServeLog
+
+
+CONTROL_TOKEN_ENV = "SIP_HARNESS_CONTROL_TOKEN"
+CREDENTIALS_ENV = "SIP_HARNESS_CREDENTIALS"
+DEFAULT_ACCOUNT = "123456789012"
 
 
 class StartupError(Exception):
@@ -38,8 +42,13 @@ class ServeOptions:
     log_format: str = "text"
     transaction_artifacts: bool = True
     tls_port: int = 5061  # when the profile has stub.sip.tls
-    #: access key id -> (secret, account id): the API then checks SigV4 signatures
-    credentials: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    #: the API then checks SigV4 signatures: AWS shared-credentials files or KEY:SECRET[:ACCOUNT]
+    credentials: tuple[str, ...] = ()
+    allowed_hosts: frozenset[str] = frozenset()  # Host names beside IP literals and localhost
+    control: bool = False  # serve the /_harness/ routes, behind a token
+    control_token_file: Path | None = None  # default OUT/control-token
+    profiles_dirs: tuple[Path, ...] = ()  # where sessions and configure load profiles from
+    drain_seconds: float = 10.0
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -84,21 +93,54 @@ def check_ports(host: str, sip_port: int, api_port: int) -> None:
                                    f"{exc.strerror or exc}{hint}") from None
 
 
+def control_token(out: Path, token_file: Path | None) -> tuple[str, Path | None]:
+    """The control token: from the environment, else a new one written (mode 0600) to
+    `token_file` (default OUT/control-token), whose path is returned."""
+    import secrets
+    if os.environ.get(CONTROL_TOKEN_ENV):
+        return os.environ[CONTROL_TOKEN_ENV], None
+    path = token_file or out / "control-token"
+    token = secrets.token_urlsafe(32)
+    try:
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    except OSError as exc:
+        raise StartupError(f"cannot write the control token to {path}: {exc.strerror or exc}") from None
+    return token, path
+
+
 def served_config(options: ServeOptions):
-    """The StubConfig of the served profile (or of no SMA at all), and the profile."""
+    """The StubConfig of the served profile (or of no SMA at all), the profile, and where the
+    control token was written (None: from the environment, or no control routes)."""
+    from .api.auth import CredentialsError, parse_credentials
+    from .api.server import ApiSettings
+    from .control import ControlSettings
     from .profiles.schema import load_profile
     from .runner import stub_config
     from .stub import StubConfig
-    from .api.server import ApiSettings
     out = options.out.resolve()
     profile = load_profile(options.profile) if options.profile else None
     base = stub_config(profile, out) if profile else StubConfig([], [], out, run_dir=out)
     if base.tls is not None:
         base.tls.port = options.tls_port
-    api = ApiSettings(credentials=options.credentials) if options.credentials else base.api
-    return dataclasses.replace(base, host=options.host, sip_port=options.sip_port,
-                               api_port=options.api_port, rtp_port_range=options.rtp_ports,
-                               api=api), profile
+    try:
+        credentials = parse_credentials(options.credentials, profile.stub.aws_account_id
+                                        if profile else DEFAULT_ACCOUNT)
+    except CredentialsError as exc:
+        raise StartupError(str(exc)) from None
+    api = dataclasses.replace(base.api, allowed_hosts=options.allowed_hosts,
+                              credentials=credentials or base.api.credentials)
+    control, token_file = None, None
+    if options.control:
+        token, token_file = control_token(out, options.control_token_file)
+        folders = options.profiles_dirs or ((options.profile.parent,) if options.profile else ())
+        control = ControlSettings(token, tuple(folders))
+    config = dataclasses.replace(base, host=options.host, sip_port=options.sip_port,
+                                 api_port=options.api_port, rtp_port_range=options.rtp_ports,
+                                 api=api, control=control, journal_path=out / "journal.jsonl")
+    return config, profile, token_file
 
 
 def session_config(path: Path, run_dir: Path):
@@ -111,6 +153,7 @@ def session_config(path: Path, run_dir: Path):
 async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
     """Serve until SIGINT or SIGTERM."""
     from .serve_artifacts import ArtifactWorker, ServedPorts, TransactionFiler
+    from .serve_log import ServeLog
     from .sessions import SessionManager
     from .stub import Stub
     stop = asyncio.Event()  # a signal during the start-up ends the service once it is up
@@ -120,7 +163,7 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
     out = options.out.resolve()
     check_folder(out)
     check_ports(options.host, options.sip_port, options.api_port)
-    config, profile = served_config(options)
+    config, profile, token_file = served_config(options)
     stub = Stub(config, configurator=lambda path: session_config(Path(path), out))
     log = ServeLog(stream, options.log_format)
     stub.watch(log)
@@ -145,10 +188,25 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
     log.line({"time": time.time()}, "serve", "started", sip=f"udp+tcp {config.host}:{stub.sip_port}",
              tls=stub.tls_port, api=stub.api_url, sigv4=bool(config.api.credentials) or None, rtp=f"{config.rtp_port_range[0]}-{config.rtp_port_range[1]}", sma=sma,
              profile=str(profile.path) if profile else None, artifacts=str(out),
-             transactions=str(out / "transactions") if worker else "off", capture=capture)
+             transactions=str(out / "transactions") if worker else "off", capture=capture,
+             journal=str(config.journal_path),
+             control=None if config.control is None else
+             f"on, token {f'in {token_file}' if token_file else f'from ${CONTROL_TOKEN_ENV}'}, "
+             f"profiles from {', '.join(map(str, config.control.profile_dirs)) or 'nowhere'}")
     reaper = loop.create_task(stub.sessions.reap_forever())
     try:
         await stop.wait()
+        stop.clear()  # a second signal ends the drain early
+        started = loop.time()
+        drain = asyncio.ensure_future(asyncio.gather(
+            stub.drain(options.drain_seconds),
+            *(s.drain(options.drain_seconds) for s in stub.sessions.sessions.values())))
+        await asyncio.wait([drain, asyncio.ensure_future(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        calls = sum(drain.result()) if drain.done() else "?"
+        drain.cancel()
+        log.line({"time": time.time()}, "serve", f"drained {calls} calls",
+                 seconds=round(loop.time() - started, 1))
     finally:
         reaper.cancel()
         await stub.sessions.close_all()

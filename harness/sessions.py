@@ -50,7 +50,7 @@ class SessionManager:
         config = dataclasses.replace(
             self.configurator(Path(profile), run_dir),
             host=base.host, sip_port=0, api_port=0, rtp_port_range=base.rtp_port_range,
-            api=base.api, routes={})
+            api=base.api, control=base.control, journal_path=run_dir / "journal.jsonl", routes={})
         if config.tls is not None:
             config.tls.port = 0  # a free one: the served profile may hold 5061
         stub = Stub(config)

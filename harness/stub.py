@@ -8,12 +8,13 @@ embedded in a background thread (`stub.start()`), which is what tests and the ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import logging
 import socket
 import ssl
 import threading
-from collections import deque
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +40,12 @@ from .sip.sdes import SdesCrypto
 from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
 from .media.srtp import SrtpContext
 from .sip.uri import SipUri, UriError
+from .routes import RouteError, expand
 from .sma import commands as cmd
+from .sma.buckets import valid_bucket_name
 from .sma.engine import CallTransaction
-from .control import add_control_routes
+from .control import ControlSettings, add_control_routes
+from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
 from .local_aws import LocalAws, LocalAwsConfig
 from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
 from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
@@ -105,8 +109,10 @@ class StubConfig:
     rtp_port_range: tuple[int, int] | None = None
     routes: dict[str, str] = field(default_factory=dict)
     api: ApiSettings = field(default_factory=ApiSettings)
+    control: ControlSettings | None = None  # the /_harness/ routes: off unless given
     impairment: NetworkImpairment | None = None
-    journal_limit: int = 200_000  # entries kept; a long-running `serve` keeps the newest
+    journal_max_bytes: int = DEFAULT_MAX_BYTES  # the newest entries kept in memory
+    journal_path: Path | None = None  # also append each entry to this JSON-lines file
     aws: LocalAwsConfig | None = None
     #: SIP over TLS as well as UDP and TCP (None: no TLS listener)
     tls: TlsSettings | None = None
@@ -142,19 +148,21 @@ class _SipCall:
     outbound: bool = False
     answered: bool = False
     hangup_code: int = 0
+    target: str = ""  # the SIP URI a placed leg goes to
     recordings: dict[object, Recording] = field(default_factory=dict)
 
 
-@dataclass
-class JournalEntry:
-    time: float
-    kind: str
-    transaction_id: str | None = None
-    data: dict = field(default_factory=dict)
+class SetupFailed(Exception):
+    """A call could not be set up: `status` is the SIP answer (or the placed leg's failure
+    code), `reason` says why, `headers` go with the answer (a digest challenge); whatever
+    the set-up took has been released."""
 
-    def to_json(self) -> dict:
-        return {"time": self.time, "kind": self.kind, "transaction_id": self.transaction_id,
-                **self.data}
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None):
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, list(headers or [])
+
+
+RETRY_AFTER_S = 5  # what a 503 for lack of RTP ports, or while draining, asks callers to wait
 
 
 class Stub:
@@ -164,14 +172,16 @@ class Stub:
     SMA, rules and handler (`POST /_harness/configure {"profile": PATH}`, see `control.py`).
     """
 
-    def __init__(self, config: StubConfig, configurator: Callable[[str], StubConfig] | None = None):
+    def __init__(self, config: StubConfig,
+                 configurator: Callable[[Path], StubConfig] | None = None):
         self.config = config
         self.configurator = configurator
-        self.journal: deque[JournalEntry] = deque(maxlen=config.journal_limit)
-        self.journal_total = 0  # entries ever noted, kept or not
+        self.journal = Journal(config.journal_max_bytes, config.journal_path)
+        self.malformed = MalformedTally()
         self._watchers: list[Callable[[dict], None]] = []
         self.sessions = None  # a served stub's SessionManager (remote runs), see sessions.py
         self.draining = False
+        self._prepared: dict[str, _SipCall] = {}  # placed legs set up before their PlaceCall
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._calls: dict[str, _SipCall] = {}  # by SIP Call-ID
@@ -195,6 +205,8 @@ class Stub:
         """Bind SIP (UDP and TCP on one port number), RTP and the API on the running loop."""
         self._loop = asyncio.get_running_loop()
         cfg = self.config
+        if cfg.run_dir is not None:
+            cfg.run_dir.mkdir(parents=True, exist_ok=True)
         api_socket = _tcp_listener(cfg.host, cfg.api_port)  # bound first: handlers get its URL
         self.api_port = api_socket.getsockname()[1]
         try:
@@ -207,10 +219,14 @@ class Stub:
                     cfg.host, cfg.tls.port, self._on_tls,
                     server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
             app = build_app(self, cfg.api)
-            add_control_routes(app, self)
+            if cfg.control is not None:
+                if cfg.control.token is None and not cfg.api.credentials:
+                    raise ValueError("the control routes need a token or API credentials")
+                add_control_routes(app, self, cfg.control)
             app[api_access.NOTE] = self._note
             self._api_runner = ApiRunner(app, access_log=api_access.LOGGER,
-                                         access_log_class=api_access.JournalAccessLog)
+                                         access_log_class=api_access.JournalAccessLog,
+                                         keepalive_timeout=cfg.api.idle_timeout_s)
             await self._api_runner.setup()
         except BaseException:
             api_socket.close()
@@ -254,12 +270,13 @@ class Stub:
             self.service.add_rule(rule)
 
     async def _unload_applications(self) -> None:
-        """Stop the handlers' workers and the local AWS services."""
+        """Stop the handlers' workers and the local AWS services (each one even when another
+        fails to stop; the failures are logged)."""
         for handler in self._handlers.values():
-            await handler.close()
+            await _released(handler.close())
         self._handlers.clear()
         if self.local_aws is not None:
-            await self.local_aws.close()
+            await _released(self.local_aws.close())
             self.local_aws = None
 
     async def dynamodb_tables_async(self) -> dict[str, list[dict]]:
@@ -270,7 +287,7 @@ class Stub:
         """`dynamodb_tables_async()` from another thread."""
         return asyncio.run_coroutine_threadsafe(self.dynamodb_tables_async(), self._loop).result(60)
 
-    async def reconfigure(self, profile: str) -> None:
+    async def reconfigure(self, profile: Path) -> None:
         """Serve another profile's SMA, rules, handler and bucket; the journal starts anew.
         Only while no call is up (ServiceUnavailable otherwise)."""
         if self.configurator is None:
@@ -286,9 +303,30 @@ class Stub:
         self.config.aws = new.aws
         await self._load_applications(self.config)
         self.journal.clear()
+        self.malformed = MalformedTally()
+
+    async def drain(self, timeout_s: float) -> int:
+        """Stop taking calls (INVITEs get 503, the API answers 503) and end every call up:
+        BYE (480 or CANCEL before an answer), so that each transaction's HANGUP is invoked.
+        Waits until the transactions and invocations are over, at most `timeout_s`; returns
+        how many calls were up."""
+        self.draining = True
+        calls = list(self._calls.values())
+        now = self._loop.time()
+        for call in calls:
+            call.transport.endpoint.hangup(call.sip_call_id, now)
+        for transport in self._transports:
+            transport.flush()
+        self._note("draining", None, calls=len(calls))
+        deadline = now + timeout_s
+        while (self._calls or self.service.transactions or self._tasks) \
+                and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return len(calls)
 
     async def stop_async(self) -> None:
-        """Drain (the API answers 503), then release everything: sockets, workers, tasks."""
+        """Drain (the API answers 503), then release everything: sockets, workers, tasks.
+        Every release runs even when another fails (each failure is logged)."""
         self.draining = True
         for handle in self._timers.values():
             handle.cancel()
@@ -296,15 +334,18 @@ class Stub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._api_runner is not None:
-            await self._api_runner.cleanup()
+            await _released(self._api_runner.cleanup())
         for transport in self._transports:
-            transport.close()
+            await _released(_closed(transport))
         if self.media is not None:
-            await self.media.close()
+            await _released(self.media.close())
         await self._unload_applications()
         if self.config.impairment is not None:
             for record in self.config.impairment.records:
                 self._note("impairment", None, packet=record.to_json())
+        if self.malformed.total:
+            self._note("sip_malformed_summary", None, **self.malformed.to_json())
+        self.journal.close()
 
     def start(self) -> "Stub":
         """Run the stub embedded, on its own event loop in a background thread."""
@@ -406,14 +447,23 @@ class Stub:
 
     def create_call(self, sma_id: str, from_number: str, to_number: str,
                     sip_headers: dict[str, str], arguments: dict[str, str]) -> str:
-        """CreateSipMediaApplicationCall: a new transaction whose LEG-A we place."""
+        """CreateSipMediaApplicationCall: a new transaction whose LEG-A we place. The leg is
+        set up (route, RTP ports) before the API answers, so a failure is the API's error."""
         sma = self.service.applications.get(sma_id)
         if sma is None:
             raise NotFound(f"SIP media application {sma_id} not found")
-        if self._route(to_number, None) is None:
-            raise BadRequest(f"no route for {to_number}: give the stub a route for it")
+        if self.draining:
+            raise ServiceUnavailable("The service is shutting down")
         tx = self.service.new_transaction(sma, None)
         leg = Leg(new_id(), "LEG-A", to_number, from_number, "Outbound", int(time.time() * 1000))
+        try:
+            self._prepared[leg.call_id] = self._outbound_leg(tx, leg, to_number, None)
+        except SetupFailed as exc:
+            self.service.drop(tx.transaction_id)
+            self._note("place_failed", tx.transaction_id, call_id=leg.call_id, reason=exc.reason)
+            if exc.status == 503:
+                raise ServiceUnavailable(exc.reason) from None
+            raise BadRequest(exc.reason) from None
         self._note("call_created", tx.transaction_id, call_id=leg.call_id, to=to_number,
                    from_=from_number, arguments=arguments)
         tx.outbound_call(leg, arguments, sip_headers)
@@ -432,11 +482,13 @@ class Stub:
 
     def _on_sip(self, event: object, transport) -> None:
         if isinstance(event, sip_events.IncomingCall):
-            self._spawn(self._incoming(event, transport))
+            self._incoming(event, transport)
             return
         if isinstance(event, sip_events.MalformedMessage):
-            self._note("sip_malformed", None, source=list(event.source), reason=event.reason,
-                       answered=event.answered)
+            if self.malformed.count(event.kind, event.source[0], event.answered):
+                # only the first of each reason: junk must not flood the journal
+                self._note("sip_malformed", None, source=list(event.source),
+                           reason=event.kind, example=event.reason, answered=event.answered)
             return
         call = self._calls.get(event.call_id)
         if call is None:
@@ -460,64 +512,119 @@ class Stub:
             self._call_ended(call, event)
         self._dispatch(tx)
 
-    async def _incoming(self, event: sip_events.IncomingCall, transport) -> None:
+    def _incoming(self, event: sip_events.IncomingCall, transport) -> None:
+        """A new INVITE: set the call up and start its transaction, or answer it with the
+        error that says why not (488, 404, 503 with Retry-After, 500), releasing what the
+        set-up had taken."""
+        try:
+            call = self._inbound_leg(event, transport)
+        except SetupFailed as exc:
+            retry = [("Retry-After", str(RETRY_AFTER_S))] if exc.status == 503 else []
+            self._refuse(transport, event.call_id, exc.status, exc.reason, exc.headers + retry)
+            return
+        tx, leg = call.transaction, call.leg
+        self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
+                   sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
+                   from_=leg.from_, rtp_port=call.media.local_port,
+                   transport=transport.endpoint.transport.lower(),
+                   srtp=call.audio.remote_crypto is not None)
+        tx.inbound_call(leg)
+        self._dispatch(tx)
+
+    def _inbound_leg(self, event: sip_events.IncomingCall, transport) -> _SipCall:
+        """The tracked call, its transaction and media for an INVITE; SetupFailed otherwise."""
+        if self.draining:
+            raise SetupFailed(503, "the stub is shutting down")
         req = event.request
         if self._challenger is not None:
             why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
             if why is not None:
                 self._note("sip_challenged", None, sip_call_id=event.call_id, reason=why)
-                transport.endpoint.reject(event.call_id, CHALLENGE_STATUS, self._loop.time(),
-                                          [self._challenger.challenge()])
-                transport.flush()
-                return
+                raise SetupFailed(CHALLENGE_STATUS, why, [self._challenger.challenge()])
         try:
             offer = parse_sdp(req.body)
             audio = answer_offer(offer, self.config.codecs)
         except SdpError as exc:
-            self._refuse(transport, event.call_id, 488, str(exc))
-            return
+            raise SetupFailed(488, str(exc)) from None
         mode = self.config.srtp
         if (mode == "required" and audio.remote_crypto is None) or (mode == "off" and audio.remote_crypto):
-            self._refuse(transport, event.call_id, 488, "SRTP is required" if mode == "required"
-                         else "SRTP is off on this stub")
-            return
+            raise SetupFailed(488, "SRTP is required" if mode == "required" else "SRTP is off on this stub")
         to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
         caller = _sip_uri(uri_of(req.headers.get("from")))
         to_user = to.user if to else ""
         targets = self.service.route(to_user, request_uri.host if request_uri else "")
         if not targets:
-            self._refuse(transport, event.call_id, 404, f"no SIP rule matches {to_user}")
-            return
+            raise SetupFailed(404, f"no SIP rule matches {to_user}")
         sma, rule = targets[0]
         leg = Leg(call_id=new_id(), participant_tag="LEG-A", to=to_user,
                   from_=caller.user if caller else "", direction="Inbound",
                   start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
-        tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
-        call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
-        crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
-        session = await self._open_media(call, crypto)
-        call.sdp = build_answer(offer, audio, self.config.host, session.local_port, int(time.time()), 1,
-                                crypto)
-        self._track(call)
-        self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
-                   sip_media_application_id=sma.sip_media_application_id, to=leg.to,
-                   from_=leg.from_, rtp_port=session.local_port,
-                   transport=transport.endpoint.transport.lower(), srtp=crypto is not None)
-        tx.inbound_call(leg)
-        self._dispatch(tx)
+        with self._set_up() as undo:
+            tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
+            undo.callback(self.service.drop, tx.transaction_id)
+            call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
+            crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
+            self._open_media(call, undo, crypto)
+            call.sdp = build_answer(offer, audio, self.config.host, call.media.local_port,
+                                    int(time.time()), 1, crypto)
+            self._track(call, undo)
+        return call
 
-    def _refuse(self, transport, call_id: str, status: int, reason: str) -> None:
+    def _outbound_leg(self, tx: CallTransaction, leg: Leg, number: str, arn: str | None) -> _SipCall:
+        """A leg the SMA places, routed and with its media open; SetupFailed otherwise."""
+        try:
+            target = self._route(number, arn)
+        except RouteError as exc:
+            raise SetupFailed(404, str(exc)) from None
+        if target is None:
+            raise SetupFailed(404, f"no route for {number}: give the stub a route for it")
+        codec = self._codec_for(tx)
+        lowered = target.lower()
+        transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
+            self.tcp if ";transport=tcp" in lowered else self.udp
+        call = _SipCall("", leg, tx, transport, outbound=True, target=target, audio=AudioAnswer(
+            self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
+        with self._set_up() as undo:
+            self._open_media(call, undo)
+        return call
+
+    @contextlib.contextmanager
+    def _set_up(self):
+        """Steps of a call set-up register how to undo themselves on the `ExitStack` given;
+        if a step fails, every undo runs and SetupFailed says why (503: no RTP ports)."""
+        with contextlib.ExitStack() as undo:
+            try:
+                yield undo
+            except SetupFailed:
+                raise
+            except OSError as exc:
+                raise SetupFailed(503, f"no media resources: {exc}") from None
+            except Exception as exc:
+                log.exception("call set-up failed")
+                self._note("internal_error", None, error=repr(exc))
+                raise SetupFailed(500, f"call set-up failed: {type(exc).__name__}") from None
+            undo.pop_all()  # set up: keep everything
+
+    def _refuse(self, transport, call_id: str, status: int, reason: str,
+                headers: list[tuple[str, str]] = ()) -> None:
         self._note("sip_rejected", None, sip_call_id=call_id, status=status, reason=reason)
-        transport.endpoint.reject(call_id, status, self._loop.time())
+        transport.endpoint.reject(call_id, status, self._loop.time(), headers)
         transport.flush()
 
     def _call_ended(self, call: _SipCall, event: sip_events.CallEnded) -> None:
+        """The dialog is over: release its media (a failing release is noted, the call still
+        ends) and tell the transaction."""
         self._calls.pop(call.sip_call_id, None)
         self._legs.pop(call.leg.call_id, None)
         tx = call.transaction
         for key in list(call.recordings):  # a recording still open ends with its leg
             self._stop_recording(tx, call, key)
-        call.media.close()
+        try:
+            call.media.close()
+        except Exception as exc:  # a recording that cannot be written: the leg still ends
+            log.error("releasing the media of %s failed", call.sip_call_id, exc_info=exc)
+            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
+                       reason=f"closing the media failed: {exc}")
         self._note("sip_ended", tx.transaction_id, sip_call_id=event.call_id, by=event.by,
                    reason=event.reason, status=event.status)
         if call.outbound and not call.answered:
@@ -525,20 +632,27 @@ class Stub:
         else:
             tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
 
-    async def _open_media(self, call: _SipCall, crypto: SdesCrypto | None = None) -> MediaSession:
+    def _open_media(self, call: _SipCall, undo: contextlib.ExitStack,
+                    crypto: SdesCrypto | None = None) -> MediaSession:
         """The RTP session of a call, in the codec of `call.audio`, reporting to the call;
-        SRTP with our key `crypto` and the remote's key when the call agreed on it."""
+        SRTP with our key `crypto` and the remote's key when the call agreed on it. OSError
+        when no port pair is free."""
         a = call.audio
         srtp = SrtpContext(crypto, a.remote_crypto) if crypto is not None else None
-        call.media = await self.media.open(
+        call.media = self.media.open(
             a.payload_type, a.codec, a.dtmf_payload_type,
             on_playback_done=lambda token: self._media_done(call, token),
-            on_digit=lambda digit: self._digit(call, digit), srtp=srtp)
+            on_digit=lambda digit: self._digit(call, digit),
+            on_recording_failed=lambda rec, exc: self._recording_stopped_by_disk(call, rec, exc),
+            srtp=srtp)
+        undo.callback(call.media.close)
         return call.media
 
-    def _track(self, call: _SipCall) -> None:
+    def _track(self, call: _SipCall, undo: contextlib.ExitStack) -> None:
         self._calls[call.sip_call_id] = call
         self._legs[call.leg.call_id] = call
+        undo.callback(self._legs.pop, call.leg.call_id, None)
+        undo.callback(self._calls.pop, call.sip_call_id, None)
 
     def _media_done(self, call: _SipCall, token: object) -> None:
         call.transaction.media_done(token)
@@ -682,11 +796,31 @@ class Stub:
         if key == "call":
             tx.media_done(token)
 
+    def _recording_stopped_by_disk(self, call: _SipCall, recording: Recording, exc: OSError) -> None:
+        """The media engine stopped a recording it could not reserve disk space for: a
+        RecordAudio still running fails (SystemException)."""
+        key = next((k for k, r in call.recordings.items() if r is recording), None)
+        if key is None:
+            return
+        del call.recordings[key]
+        tx = call.transaction
+        self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
+                   reason=f"recording {recording.path}: {exc}")
+        if isinstance(key, int):  # RecordAudio's token
+            tx.media_done(key, SYSTEM_ERROR)
+        self._dispatch(tx)
+
     def _stop_recording(self, tx, call: _SipCall, key: object) -> None:
         recording = call.recordings.pop(key, None)
-        if recording is not None:
+        if recording is None:
+            return
+        try:
             path = call.media.stop_recording(recording)
-            self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
+        except OSError as exc:  # the WAV stays true: a header for no samples
+            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
+                       reason=f"writing {recording.path}: {exc}")
+            return
+        self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
 
     def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
         if c.operation == "start":
@@ -698,34 +832,36 @@ class Stub:
             self._note(f"recording_{c.operation}d", tx.transaction_id, call_id=c.call_id)
 
     def _route(self, number: str, arn: str | None) -> str | None:
+        """The SIP URI for a leg the SMA places, from the routes (None: no route);
+        RouteError when the number cannot be dialled through it."""
         routes = self.config.routes
         template = routes.get(arn or "") or routes.get(number) or routes.get("*")
-        return template.format(user=number) if template else None
+        return expand(template, number) if template else None
 
     async def _place_call(self, tx: CallTransaction, c: cmd.PlaceCall) -> None:
-        target = self._route(c.uri, c.arn)
-        if target is None:
-            self._note("place_failed", tx.transaction_id, call_id=c.call_id, reason=f"no route for {c.uri}")
-            tx.leg_failed(c.call_id, 404)
-            self._dispatch(tx)
-            return
-        codec = self._codec_for(tx)
+        """Send the INVITE of a leg the SMA places; a leg that cannot be set up fails (its
+        transaction goes on: CallAndBridge fails, a created call hangs up)."""
+        call = self._prepared.pop(c.call_id, None)
         leg = next((l for l in tx.legs if l.call_id == c.call_id), None) or \
             Leg(c.call_id, "LEG-B", c.to, c.from_, "Outbound", int(time.time() * 1000))
-        lowered = target.lower()
-        transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
-            self.tcp if ";transport=tcp" in lowered else self.udp
-        call = _SipCall("", leg, tx, transport, outbound=True, audio=AudioAnswer(
-            self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
-        session = await self._open_media(call)
-        offer = build_offer(self.config.host, session.local_port, int(time.time()), 1, (codec,),
-                            OUTBOUND_DTMF_PT)
-        call.sip_call_id = sip_call_id = transport.endpoint.invite(
-            target, offer, self._loop.time(), from_uri=f"sip:{c.from_}@{self.config.host}",
-            headers=list(c.sip_headers.items()))
-        self._track(call)
-        self._note("call_placed", tx.transaction_id, call_id=c.call_id, sip_call_id=sip_call_id,
-                   target=target, rtp_port=session.local_port)
+        try:
+            call = call or self._outbound_leg(tx, leg, c.uri, c.arn)
+            with self._set_up() as undo:
+                undo.callback(call.media.close)
+                offer = build_offer(self.config.host, call.media.local_port, int(time.time()), 1,
+                                    (call.audio.codec,), OUTBOUND_DTMF_PT)
+                call.sip_call_id = call.transport.endpoint.invite(
+                    call.target, offer, self._loop.time(),
+                    from_uri=f"sip:{c.from_}@{self.config.host}",
+                    headers=list(c.sip_headers.items()))
+                self._track(call, undo)
+        except SetupFailed as exc:
+            self._note("place_failed", tx.transaction_id, call_id=c.call_id, reason=exc.reason)
+            tx.leg_failed(c.call_id, exc.status)
+            self._dispatch(tx)
+            return
+        self._note("call_placed", tx.transaction_id, call_id=c.call_id, sip_call_id=call.sip_call_id,
+                   target=call.target, rtp_port=call.media.local_port)
         self._dispatch(tx)
 
     def _codec_for(self, tx: CallTransaction) -> str:
@@ -745,7 +881,14 @@ class Stub:
         handler = self._handlers[tx.sma.sip_media_application_id]
         self._note("invocation", tx.transaction_id, sequence=c.sequence, event=c.event,
                    ignore_response=c.ignore_response)
-        result: InvocationResult = await handler.invoke(c.event)
+        try:
+            result: InvocationResult = await handler.invoke(c.event)
+        except Exception as exc:  # the runner itself failed (no worker could start): the
+            log.error("invoking the handler failed", exc_info=exc)  # invocation failed
+            self._note("internal_error", tx.transaction_id, sequence=c.sequence, error=repr(exc))
+            tx.handler_result(c.sequence, None, f"handler failed: {type(exc).__name__}")
+            self._dispatch(tx)
+            return
         self._note("response", tx.transaction_id, sequence=c.sequence, response=result.response,
                    failed=result.failed, attempts=result.attempts, errors=result.errors,
                    duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
@@ -784,23 +927,33 @@ class Stub:
         self._watchers.append(callback)
 
     def _note(self, kind: str, transaction_id: str | None, **data) -> None:
-        entry = JournalEntry(time.time(), kind, transaction_id, data)
-        self.journal.append(entry)
-        self.journal_total += 1
+        entry = self.journal.note(kind, transaction_id, **data)
         for watcher in self._watchers:
             try:
-                watcher(entry.to_json())
+                watcher(entry)
             except Exception:  # an observer's fault never reaches a call
                 log.exception("journal watcher failed on %s", kind)
 
-    def journal_since(self, count: int) -> tuple[list[JournalEntry], int]:
+    def journal_since(self, count: int) -> tuple[list[dict], int]:
         """The entries noted after the first `count` (those still kept), and the new count."""
-        total, kept = self.journal_total, list(self.journal)
-        return kept[max(0, len(kept) - (total - count)):], total
+        lines, following = self.journal.page(count)
+        return [json.loads(line) for line in lines], following
 
     def journal_json(self) -> list[dict]:
-        """The journal as JSON-ready dicts (safe to call from any thread after the run)."""
-        return [entry.to_json() for entry in list(self.journal)]
+        """The journal's kept entries as dicts (safe to call from any thread)."""
+        return self.journal.entries()
+
+
+async def _closed(transport) -> None:
+    transport.close()
+
+
+async def _released(release) -> None:
+    """Await one release of a resource; a failure is logged, so the next release still runs."""
+    try:
+        await release
+    except Exception:
+        log.exception("releasing a stub resource failed")
 
 
 def _tcp_listener(host: str, port: int) -> socket.socket:
@@ -844,17 +997,20 @@ def _sip_headers(headers) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=4096)
 def _resolved(root: Path, bucket: str, key: str) -> Path | None:
-    """s3://bucket/key under `root`, resolved once (None when the key leaves the bucket)."""
+    """s3://bucket/key under `root`, resolved once (None when the bucket is not a name S3
+    accepts, or the key leaves the bucket)."""
+    if not valid_bucket_name(bucket):
+        return None
     base = (root / bucket).resolve()
     path = (base / key).resolve()
-    return path if base in path.parents else None
+    return path if base in path.parents and root.resolve() in base.parents else None
 
 
 def _bucket_path(root: Path, bucket: str, key: str, must_exist: bool = True) -> Path:
-    """The local file standing for s3://bucket/key; keys cannot leave the bucket folder."""
+    """The local file standing for s3://bucket/key; neither can leave the root folder."""
     path = _resolved(root, bucket, key)
     if path is None:
-        raise InvalidAudioSource(f"key {key!r} escapes bucket {bucket!r}")
+        raise InvalidAudioSource(f"s3://{bucket[:63]}/{key[:100]} is not a valid S3 object name")
     if must_exist and not path.is_file():
         raise InvalidAudioSource(f"s3://{bucket}/{key} not found under {root}")
     return path

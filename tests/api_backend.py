@@ -84,7 +84,8 @@ class LiveApi:
         self.url = ""
 
     async def _start(self) -> None:
-        self._runner = ApiRunner(build_app(self.backend, self.settings), access_log=None)
+        self._runner = ApiRunner(build_app(self.backend, self.settings), access_log=None,
+                                 keepalive_timeout=self.settings.idle_timeout_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -55,14 +55,20 @@ def stub(tmp_path):
         yield s
 
 
-class SippCall:
-    """`sipp -sn uac` placing one call into the stub and holding it for `hold_ms`."""
+UNTIL_BYE = ROOT / "bench" / "scenarios" / "uac_until_bye.xml"
 
-    def __init__(self, target: str, hold_ms: int, to_user: str = "+14345550101"):
+
+class SippCall:
+    """`sipp -sn uac` placing one call into the stub and holding it for `hold_ms`; with
+    `until_bye`, a caller that waits for the stub's BYE instead (and fails without one)."""
+
+    def __init__(self, target: str, hold_ms: int, to_user: str = "+14345550101",
+                 until_bye: bool = False):
         sipp = require_tool("sipp")
+        scenario = ["-sf", str(UNTIL_BYE)] if until_bye else ["-sn", "uac", "-d", str(hold_ms)]
         self.proc = subprocess.Popen(
-            [sipp, "-sn", "uac", "-s", to_user, "-i", "127.0.0.1", "-p", "0", "-m", "1",
-             "-d", str(hold_ms), "-timeout", "30", "-timeout_error", target],
+            [sipp, *scenario, "-s", to_user, "-i", "127.0.0.1", "-p", "0", "-m", "1",
+             "-timeout", "30", "-timeout_error", target],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait(self, timeout: float = 30) -> int:

@@ -92,13 +92,6 @@ def test_wrong_content_type(api):
                          {"Content-Type": "text/plain"}), 400, "BadRequestException", "not JSON")
 
 
-def test_a_body_without_content_type_is_read_as_json(api, backend):
-    tx_id = backend.new_call()
-    status, _, payload = request(api, "POST", f"/sip-media-applications/{SMA_ID}/calls/{tx_id}",
-                                 b'{"Arguments": {}}', headers={})
-    assert (status, payload) == (202, {"SipMediaApplicationCall": {"TransactionId": tx_id}})
-
-
 def test_too_large_a_body(api):
     body = json.dumps({"Arguments": {"k": "v" * 300_000}}).encode()
     assert_error(request(api, "POST", UPDATE, body), 400, "BadRequestException", "larger than")

@@ -17,8 +17,9 @@ from harness.sip.autoanswer import AutoAnswer
 from harness.sip.endpoint import SipEndpoint
 from harness.sip.events import CallConfirmed, DtmfInfo, MalformedMessage
 from harness.sip.framing import StreamFramer
-from harness.sip.message import parse_message
+from harness.sip.message import SipParseError, parse_message
 from harness.sip.sdp import SdpError, answer_offer, build_offer, parse_sdp
+from harness.sip.transactions import Timers
 
 _spec = importlib.util.spec_from_file_location("bench_sip_fuzz", ROOT / "bench" / "bench_sip_fuzz.py")
 fuzz = sys.modules.setdefault("bench_sip_fuzz", importlib.util.module_from_spec(_spec))
@@ -149,8 +150,7 @@ def test_an_empty_via_is_malformed_not_a_crash(transport, via):
 
 @pytest.mark.parametrize("body", [
     sdp("m=audio " + "9" * 5000 + " RTP/AVP 0"), sdp("m=audio 4000 RTP/AVP " + "1" * 4400),
-    sdp(extra="a=rtpmap:" + "9" * 4400 + " PCMU/8000\r\n"),
-    sdp(extra="a=rtpmap:0 PCMU/" + "9" * 4400 + "\r\n"), sdp("m=audio 65536 RTP/AVP 0"),
+    sdp("m=audio 65536 RTP/AVP 0"), sdp("m=audio 65535 RTP/AVP 0"),
     sdp("m=audio 99999999999 RTP/AVP 0"), sdp(connection="c=IN IP4 media.example.invalid"),
     sdp(connection="c=IN IP4 localhost"), sdp("m=audio 4000 RTP/AVP 128")])
 def test_sdp_that_once_raised_or_sent_media_astray_is_an_sdp_error(body):
@@ -158,9 +158,19 @@ def test_sdp_that_once_raised_or_sent_media_astray_is_an_sdp_error(body):
         answer_offer(parse_sdp(body))
 
 
+@pytest.mark.parametrize("line", ["a=rtpmap:" + "9" * 4400 + " PCMU/8000", "a=rtpmap:0 PCMU/" + "9" * 4400,
+                                  "a=rtpmap:0", "a=fmtp:x 0-15"])
+def test_a_malformed_rtpmap_or_fmtp_line_is_ignored_not_the_offer(line):
+    assert answer_offer(parse_sdp(sdp(extra=line + "\r\n"))).codec == "PCMU"
+
+
 @pytest.mark.parametrize("ptime", ["9" * 4400, "0", "100000", "-5", "x"])
 def test_an_unusable_ptime_falls_back_to_20_ms(ptime):
     assert answer_offer(parse_sdp(sdp(extra=f"a=ptime:{ptime}\r\n"))).ptime == 20
+
+
+def test_an_odd_rtp_port_is_usable_as_sipp_offers_one():
+    assert answer_offer(parse_sdp(sdp("m=audio 38681 RTP/AVP 0"))).remote_port == 38681
 
 
 def test_ipv6_and_hold_addresses_stay_usable():
@@ -182,9 +192,26 @@ def test_an_info_with_an_endless_duration_is_a_digit_of_unknown_length():
     assert [(e.digit, e.duration_ms) for e in core.ua.events if isinstance(e, DtmfInfo)] == [("7", 0)]
 
 
+def test_a_retransmitted_invite_after_the_call_ended_is_absorbed_not_a_new_call():
+    """Found by the dialog-aware fuzzer: the INVITE sent again while its 200 was slow came in
+    after the BYE and started a second call nobody would ever end."""
+    core = Core("UDP")
+    core.feed(fuzz._request("BYE", core.dialog, 99), PEER)
+    core.feed(fuzz.TEMPLATES["INVITE"](fuzz.Ids("dialog@fuzz", "d1", "", "z9hG4bK-dialog", PEER[1], "UDP")), PEER)
+    assert core.ep.active_dialogs() == 0 and not [e for e in core.ua.events if type(e).__name__ == "IncomingCall"][1:]
+    core.pump(advance=40.0)  # timer L
+    assert core.ep.active_transactions() == 0
+
+
+@pytest.mark.parametrize("cseq", ["2147483648 INVITE", "4294967295 INVITE", "9999999999 INVITE"])
+def test_a_cseq_of_2_to_the_31_or_more_is_malformed(cseq):
+    with pytest.raises(SipParseError, match="bad CSeq"):
+        parse_message(message("INVITE sip:a@127.0.0.1 SIP/2.0", BASE.format(n=1, cseq=cseq)))
+
+
 INVITE_CRASHERS = [  # SDP that once made the stub's call task fail or its media tick raise
-    sdp("m=audio " + "9" * 5000 + " RTP/AVP 0"), sdp(extra="a=rtpmap:0 PCMU/" + "9" * 4400 + "\r\n"),
-    sdp("m=audio 70000 RTP/AVP 0")]
+    sdp("m=audio " + "9" * 5000 + " RTP/AVP 0"), sdp("m=audio 70000 RTP/AVP 0"),
+    sdp("m=audio 65535 RTP/AVP 0")]
 
 
 def final_response(transport: str, port: int, data: bytes) -> bytes:
@@ -221,16 +248,23 @@ def test_the_live_stub_answers_what_once_crashed_it(stub, transport):
 
 
 # ---- a bounded live run ------------------------------------------------------------------------
-def test_fuzzing_the_live_stub_finds_no_crash_no_hang_and_real_calls_succeed(stub, tmp_path):
+def test_fuzzing_the_live_stub_finds_no_crash_no_hang_no_leak_and_real_calls_succeed(stub, tmp_path):
     require_tool("sipp")
-    with fuzz.SipFuzzer(stub, seed=20240611, workdir=tmp_path, calls_every=8) as fuzzer:
+
+    def short_timers():  # T1 = 50 ms: the stub's SIP transactions run out within 3.2 s
+        for transport in (stub.udp, stub.tcp):
+            transport.endpoint.timers = Timers(t1=0.05)
+    stub.run_in_loop(short_timers)
+    with fuzz.SipFuzzer(stub, seed=20240611, workdir=tmp_path, calls_every=8, settle_s=15) as fuzzer:
         report = fuzzer.run(LIVE_CASES, max_seconds=30)
     r = report.to_json()
-    assert (r["crashes"], r["hangs"], r["errors"]) == (0, 0, []), r
+    assert (r["crashes"], r["tracebacks"], r["hangs"], r["errors"]) == (0, 0, 0, []), r
     assert r["cases"] == LIVE_CASES and r["udp_cases"] and r["tcp_cases"]
     assert r["calls_placed"] >= 3 and r["calls_succeeded"] == r["calls_placed"], r
-    assert r["probes"] > r["batches"] and r["malformed_journaled"] > LIVE_CASES / 4
-    assert r["duration_s"] < 40
+    assert r["probes"] > r["batches"] and r["malformed_counted"] > LIVE_CASES / 4
+    assert r["dialog_cases"] > LIVE_CASES / 10 and r["reinvites_answered"] > 0, r
+    assert r["leaked"] == 0, r["leaks"]
+    assert r["duration_s"] < 60
     assert not [e for e in stub.journal_json() if e["kind"] == "internal_error"]
 
 

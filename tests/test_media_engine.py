@@ -39,8 +39,8 @@ class Leg:
         self.session = None
 
     async def open(self, engine: MediaEngine, **kw) -> "Leg":
-        self.session = await engine.open(0, "PCMU", 101, on_playback_done=self.done.append,
-                                         on_digit=self.digits.append, **kw)
+        self.session = engine.open(0, "PCMU", 101, on_playback_done=self.done.append,
+                                   on_digit=self.digits.append, **kw)
         return self
 
 

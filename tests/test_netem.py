@@ -217,8 +217,8 @@ def test_the_rtp_edge_drops_incoming_packets_and_the_receiver_counts_them():
 
     async def scenario(net):
         engine = MediaEngine(HOST, impairment=net)
-        session = await engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
-                                    on_digit=lambda d: None)
+        session = engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
+                              on_digit=lambda d: None)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
             for seq in range(100):
                 tx.sendto(RtpPacket(0, seq, seq * 160, 0x1234, bytes(160)).build(), (HOST, session.local_port))
@@ -246,8 +246,8 @@ def test_the_rtp_edge_delays_outgoing_packets():
         loop = asyncio.get_running_loop()
         net = NetworkImpairment(rtp_outgoing=Impairment(3, delay_ms=60))
         engine = MediaEngine(HOST, impairment=net)
-        session = await engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
-                                    on_digit=lambda d: None)
+        session = engine.open(0, "PCMU", 101, on_playback_done=lambda t: None,
+                              on_digit=lambda d: None)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
             rx.bind((HOST, 0))
             rx.setblocking(False)

@@ -33,7 +33,9 @@ def served(tmp_path):
     sip_port, api_port = free_port(), free_port()
     low = 30000 + (os.getpid() % 500) * 40
     for option, value in (("--sip-port", str(sip_port)), ("--api-port", str(api_port)),
-                          ("--rtp-ports", f"{low}-{low + 38}"), ("--out", str(tmp_path / "serve"))):
+                          ("--rtp-ports", f"{low}-{low + 38}"), ("--out", str(tmp_path / "serve")),
+                          ("--control-token-file", str(tmp_path / "serve" / "control-token")),
+                          ("--profiles-dir", str(PROFILES))):
         args = replace_option(args, option, value)
     proc = subprocess.Popen([str(BIN / "sip-harness"), *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -56,6 +58,7 @@ def test_suite_runs_against_a_served_stub(served, tmp_path):
     url, _ = served
     args = replace_option(compose_command("suite"), "--stub", url)
     args = replace_option(args, "--out", str(tmp_path / "suite"))
+    args = replace_option(args, "--control-token-file", str(tmp_path / "serve" / "control-token"))
     # the last two reach the served stub's API and its local AWS services from the handler
     profiles = [str(PROFILES / name) for name in ("update_switches_prompt.yaml", "call_and_bridge.yaml",
                                                   "call_me_back.yaml", "caller_prompts_dynamodb.yaml")]
@@ -75,8 +78,14 @@ def test_suite_runs_against_a_served_stub(served, tmp_path):
     assert len(tables) == 1 and '"calls": 1' in tables[0].read_text()
 
 
-def test_served_stub_journal_and_resources(served):
+def test_served_stub_journal_and_resources(served, tmp_path):
     url, _ = served
-    info = json.load(urllib.request.urlopen(url + "/_harness/info", timeout=5))
+    token = (tmp_path / "serve" / "control-token").read_text().strip()
+
+    def get(path: str):
+        req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+        return json.load(urllib.request.urlopen(req, timeout=5))
+    info = get("/_harness/info")
     assert info["host"] == "127.0.0.1" and info["sip_port"] > 0
-    assert json.load(urllib.request.urlopen(url + "/_harness/resources", timeout=5))["dialogs"] == 0
+    assert get("/_harness/resources")["dialogs"] == 0
+    assert get("/_harness/journal?since=0&limit=10")["next"] >= 0

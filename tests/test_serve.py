@@ -22,8 +22,11 @@ BIN = Path(sys.executable).parent
 SERVED_SMA = "5f0e8c2a-6d1b-4c55-9a3e-2b7f1e0d9c41"
 
 
-def get(url: str):
-    with urllib.request.urlopen(url, timeout=10) as resp:
+def get(url: str, token_file: Path | None = None):
+    """A control route's JSON, with the served stub's token."""
+    token = token_file.read_text().strip() if token_file else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -37,10 +40,12 @@ class Served:
         low = 34000 + (os.getpid() % 200) * 40
         self.out, self.log = root / "serve", root / "serve.log"
         self.url = f"http://127.0.0.1:{self.api_port}"
+        self.token_file = self.out / "control-token"
         self.proc = subprocess.Popen(
             [str(BIN / "sip-harness"), "serve", "--profile", str(PROFILES / "update_switches_prompt.yaml"),
              "--sip-port", str(self.sip_port), "--api-port", str(self.api_port),
-             "--rtp-ports", f"{low}-{low + 38}", "--out", str(self.out), "--log-format", "json"],
+             "--rtp-ports", f"{low}-{low + 38}", "--out", str(self.out), "--log-format", "json",
+             "--control", "--profiles-dir", str(PROFILES), "--profiles-dir", str(root)],
             cwd=root, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not any(line["event"] == "serve" for line in self._lines()):
@@ -60,8 +65,11 @@ class Served:
     def uri(self, number: str) -> str:
         return f"sip:{number}@127.0.0.1:{self.sip_port}"
 
+    def get(self, path: str):
+        return get(self.url + path, self.token_file)
+
     def journal(self) -> list[dict]:
-        return get(self.url + "/_harness/journal")
+        return self.get("/_harness/journal?limit=10000")["entries"]
 
     def transaction_of(self, call) -> str:
         return wait_until(lambda: next((e["transaction_id"] for e in self.journal()
@@ -90,7 +98,8 @@ def remote_run(served, tmp_path_factory):
     during.wait_for("CONFIRMED", timeout=10)
     out = tmp_path_factory.mktemp("remote")
     done = subprocess.run([str(BIN / "sip-harness"), "run", str(PROFILES / "hangup_codes.yaml"),
-                           "--stub", served.url, "--out", str(out)],
+                           "--stub", served.url, "--control-token-file", str(served.token_file),
+                           "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=240)
     yield done, caller, during
     caller.close()
@@ -101,8 +110,8 @@ def test_a_remote_run_leaves_the_served_profile_unchanged(served, remote_run):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1/1 profiles passed" in done.stdout  # its own handler refused 486 in its session
     assert during.state == "CONFIRMED"  # the served call lived through the run
-    assert get(served.url + "/_harness/sessions") == []
-    assert get(served.url + "/_harness/info")["applications"] == [SERVED_SMA]
+    assert served.get("/_harness/sessions") == []
+    assert served.get("/_harness/info")["applications"] == [SERVED_SMA]
     after = caller.call(served.uri("+14345550486"))
     after.wait_for("CONFIRMED", timeout=10)  # the served handler answers, as before the run
     client = boto3.client("chime-sdk-voice", endpoint_url=served.url, region_name="us-east-1",
@@ -154,11 +163,12 @@ def test_calls_lists_a_live_call_with_its_transaction_id(served, tmp_path):
         call = caller.call(served.uri("+14345550101"))
         call.wait_for("CONFIRMED", timeout=10)
         tx = served.transaction_of(call)
-        done = subprocess.run([str(BIN / "sip-harness"), "calls", "--stub", served.url],
+        token = ["--control-token-file", str(served.token_file)]
+        done = subprocess.run([str(BIN / "sip-harness"), "calls", "--stub", served.url, *token],
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         assert f"TransactionId {tx}" in done.stdout and call.call_id in done.stdout
-        listed = json.loads(subprocess.run([str(BIN / "sip-harness"), "calls", "--stub", served.url, "--json"],
+        listed = json.loads(subprocess.run([str(BIN / "sip-harness"), "calls", "--stub", served.url, "--json", *token],
                                            capture_output=True, text=True, timeout=30).stdout)
         assert [c["transaction_id"] for c in listed] == [tx]
         call.hangup()
@@ -180,12 +190,13 @@ def test_busy_is_refused(sma_stub, sip_caller):
     assert sma_stub.journal().event_types() == ["NEW_INBOUND_CALL", "HANGUP"]
 """)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "--sip-stub", served.url, "--sip-artifacts", str(tmp_path / "artifacts"),
+                           "--sip-stub", served.url, "--sip-control-token-file", str(served.token_file),
+                           "--sip-artifacts", str(tmp_path / "artifacts"),
                            str(tmp_path / "test_remote_stub.py"), str(PROFILES / "hangup_codes.yaml")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
-    assert get(served.url + "/_harness/sessions") == []
+    assert served.get("/_harness/sessions") == []
     assert json.loads((tmp_path / "artifacts" / "hangup-with-each-sipresponsecode" / "report.json")
                       .read_text())["verdict"] == "pass"
 

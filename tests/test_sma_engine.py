@@ -180,11 +180,12 @@ def test_handler_failure_ends_the_call_with_480(tx):
 def test_the_stub_maps_s3_into_its_folders_only(tmp_path):
     from harness.media.sources import InvalidAudioSource
     from harness.stub import StubConfig
-    (tmp_path / "bucket" / "b").mkdir(parents=True)
-    (tmp_path / "bucket" / "b" / "p.wav").write_bytes(b"RIFF")
+    (tmp_path / "bucket" / "bkt").mkdir(parents=True)
+    (tmp_path / "bucket" / "bkt" / "p.wav").write_bytes(b"RIFF")
     (tmp_path / "secret.wav").write_bytes(b"RIFF")
     config = StubConfig([], [], tmp_path / "bucket", run_dir=tmp_path / "run")
-    assert config.read_path("b", "p.wav") == (tmp_path / "bucket" / "b" / "p.wav").resolve()
-    for bucket, key in (("b", "../../secret.wav"), ("b", "/etc/passwd"), ("b", "missing.wav")):
+    assert config.read_path("bkt", "p.wav") == (tmp_path / "bucket" / "bkt" / "p.wav").resolve()
+    for bucket, key in (("bkt", "../../secret.wav"), ("bkt", "/etc/passwd"), ("bkt", "missing.wav"),
+                        ("..", "secret.wav"), ("b", "p.wav")):
         with pytest.raises(InvalidAudioSource):
             config.read_path(bucket, key)

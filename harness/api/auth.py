@@ -2,14 +2,17 @@
 
 The canonical request, string to sign and signature are botocore's own (`SigV4Auth`); this
 module only rebuilds the request as the client signed it: the raw path and query, exactly the
-headers named in `SignedHeaders`, the body, and the client's `X-Amz-Date` and scope.
+headers named in `SignedHeaders`, the body, and the client's `X-Amz-Date` and scope. The keys
+it accepts come from an AWS shared-credentials file (`load_credentials`).
 """
 from __future__ import annotations
 
+import configparser
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -96,3 +99,48 @@ class SigV4Verifier:
             raise Unauthorized(f"Signature expired: {amz_date} is more than 15 minutes "
                                f"from the server's time")
         return amz_date
+
+
+class CredentialsError(ValueError):
+    """A credentials file that cannot be used; the message names the file and section."""
+
+
+def parse_credentials(values, default_account: str) -> dict[str, tuple[str, str]]:
+    """The API's keys (access key id -> (secret, account)) from AWS shared-credentials files
+    and `KEY:SECRET[:ACCOUNT]` values; the account defaults to `default_account`."""
+    table: dict[str, tuple[str, str]] = {}
+    for value in values:
+        if Path(value).is_file():
+            table.update(load_credentials(Path(value), default_account))
+            continue
+        key, _, rest = value.partition(":")
+        secret, _, account = rest.partition(":")
+        if not key or not secret:
+            raise CredentialsError(f"--credentials {value[:40]!r}: neither a credentials file "
+                                   f"nor ACCESS_KEY:SECRET[:ACCOUNT]")
+        table[key] = (secret, account or default_account)
+    return table
+
+
+def load_credentials(path: Path, default_account: str) -> dict[str, tuple[str, str]]:
+    """Access key id -> (secret, account id) from an AWS shared-credentials file (INI): each
+    section gives `aws_access_key_id`, `aws_secret_access_key` and optionally
+    `aws_account_id` (default: `default_account`)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise CredentialsError(f"{path}: not a readable credentials file "
+                               f"({type(exc).__name__})") from None
+    out: dict[str, tuple[str, str]] = {}
+    for name in parser.sections():
+        section = parser[name]
+        key, secret = section.get("aws_access_key_id"), section.get("aws_secret_access_key")
+        if not key or not secret:
+            raise CredentialsError(f"{path}: [{name}] needs aws_access_key_id and "
+                                   f"aws_secret_access_key")
+        out[key.strip()] = (secret.strip(), section.get("aws_account_id", default_account).strip())
+    if not out:
+        raise CredentialsError(f"{path}: no [section] with credentials")
+    return out

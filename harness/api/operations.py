@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..sma.errors import Forbidden, NotFound
+from ..sma.errors import BadRequest, Forbidden, NotFound
+from ..sma.sip_headers import InvalidSipHeaders, check_sip_headers
 from ..sma.model import SipMediaApplication, SipRule
 from .validation import json_body, optional_query_id, page, path_id, phone_number, string_map
 
@@ -100,7 +101,10 @@ class Operations:
         body = await json_body(request)
         from_number = phone_number(body, "FromPhoneNumber")
         to_number = phone_number(body, "ToPhoneNumber")
-        sip_headers = string_map(body, "SipHeaders", required=False)
+        try:
+            sip_headers = check_sip_headers(string_map(body, "SipHeaders", required=False))
+        except InvalidSipHeaders as exc:
+            raise BadRequest(exc.message) from None
         arguments = string_map(body, "ArgumentsMap", required=False)
         self._application(request, sma_id)
         transaction_id = self.backend.create_call(sma_id, from_number, to_number, sip_headers,

@@ -1,12 +1,15 @@
 """The chime-sdk-voice REST surface of the stub, on aiohttp, mapping HTTP to the service model.
 
-The backend owns every piece of call state. In front of each operation this module answers
-503 while the backend drains, checks the SigV4 signature (401) and the caller account's token
-bucket (429); any failure, including aiohttp's own (404 route, 405 method, 413 body), leaves
-as a modeled restJson1 error, and an unexpected exception as a logged ServiceFailure.
+The backend owns every piece of call state. In front of every route this module refuses a
+request whose Host names another site (403, see `hosts.py`); in front of each operation it
+answers 503 while the backend drains, checks the SigV4 signature (401) and the caller
+account's token bucket (429); any failure, including aiohttp's own (404 route, 405 method, 413
+body), leaves as a modeled restJson1 error, and an unexpected exception as a logged
+ServiceFailure.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -16,16 +19,20 @@ from typing import Protocol
 
 from aiohttp import web
 
-from ..sma.errors import ServiceUnavailable, SmaError
+from ..sma.errors import BadRequest, Forbidden, ServiceUnavailable, SmaError
 from ..sma.service import SmaService
 from .auth import SigV4Verifier
 from .errors import Throttled, error_parts
+from .hosts import is_allowed
 from .openapi import openapi_document
 from .operations import CALLER_ACCOUNT, OPERATION_NAMES, ROUTES, Operations, ok
 from .throttle import TokenBuckets
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
+#: The application's SigV4 verifier (None when no credentials are configured), for the
+#: routes other modules add (the control routes accept a signature instead of their token).
+VERIFIER = web.AppKey("sigv4_verifier", object)
 
 
 class Backend(Protocol):
@@ -43,15 +50,21 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Caller identities and throttling.
+    """Caller identities, allowed Host names and throttling.
 
     `credentials` maps an access key id to (secret access key, account id); when empty no
-    signature is checked and every caller counts as the owner of every SMA. Throttling is off
-    while `throttle_rate` (requests a second per account) is None; `throttle_burst` defaults
-    to the rate rounded up. `clock` paces the buckets; `wall_clock` dates signatures.
+    signature is checked and every caller counts as the owner of every SMA. `allowed_hosts`
+    are the host names (beyond IP literals and localhost) a request's Host may carry. A
+    connection is closed when a request's head, or the next request, takes longer than
+    `idle_timeout_s` to arrive; a body slower than that is refused.
+    Throttling is off while `throttle_rate` (requests a second per account) is None;
+    `throttle_burst` defaults to the rate rounded up. `clock` paces the buckets;
+    `wall_clock` dates signatures.
     """
 
     credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    allowed_hosts: frozenset[str] = frozenset()
+    idle_timeout_s: float = 15.0  # for a request's headers or body to arrive, and between requests
     throttle_rate: float | None = None
     throttle_burst: int | None = None
     clock: Callable[[], float] = time.monotonic
@@ -108,6 +121,16 @@ def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Ap
     @web.middleware
     async def service_front(request: web.Request, handler):
         try:
+            if not is_allowed(request.headers.get("Host"), settings.allowed_hosts):
+                raise Forbidden(f"Host {request.headers['Host'][:100]!r} is not a name of this "
+                                f"stub; start it with --allowed-host to serve that name")
+            if request.body_exists:
+                try:
+                    async with asyncio.timeout(settings.idle_timeout_s):
+                        await request.read()  # kept: handlers read it again at no cost
+                except TimeoutError:
+                    raise BadRequest(f"the request body did not arrive within "
+                                     f"{settings.idle_timeout_s:g} s") from None
             if request.match_info.route.name in OPERATION_NAMES:
                 await admit(request)
             return await handler(request)
@@ -130,6 +153,7 @@ def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Ap
         return ok(200, openapi_document())
 
     app = web.Application(middlewares=[service_front], client_max_size=MAX_BODY_BYTES)
+    app[VERIFIER] = verifier
     operations = Operations(backend)
     for method, path, name, attribute in ROUTES:
         app.router.add_route(method, path, getattr(operations, attribute), name=name)

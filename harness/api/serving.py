@@ -42,7 +42,11 @@ class _Server(web.Server):
 
 
 class ApiRunner(web.AppRunner):
-    """An `AppRunner` for `build_app`'s application; use it in place of `web.AppRunner`."""
+    """An `AppRunner` for `build_app`'s application; use it in place of `web.AppRunner`.
+
+    `keepalive_timeout` bounds both the wait for the next request on a kept-alive connection
+    and, from the moment a connection opens, the wait for a request's head to arrive whole.
+    """
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()

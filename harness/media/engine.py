@@ -15,6 +15,7 @@ ones leave (or arrive) from a loop timer. Without one (the default) nothing chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -30,8 +31,8 @@ from .clock import MediaClock
 from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
 from .recording import BOTH, Recording
 from .rtcp import RtcpError
-from .sources import write_wav
 from .srtp import SrtpContext
+from .wavfile import HEADER_BYTES, WavFile
 from .stream import RtcpReporter, RtpReceiver, RtpSender
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ WAKE_UP_LEAD = 0.001
 _RTCP_TYPES = range(192, 224)  # second octet of RTCP packets multiplexed on the RTP port
 #: Datagrams read per readiness callback (bounded, so one busy socket cannot hold the loop).
 MAX_READS = 64
+#: Recordings reserve their disk space this far ahead of the audio, checked this often.
+RESERVE_AHEAD_S, RESERVATION_INTERVAL_S = 5.0, 1.0
 RECV_SIZE = 2048
 
 
@@ -52,7 +55,9 @@ class MediaSession:
     """One leg's media: an RTP and an RTCP socket, a sender, a receiver and a reporter.
 
     `on_playback_done(token)` runs when a playback or a digit string ends by itself;
-    `on_digit(DigitReceived)` when the far end finishes a DTMF digit. With `srtp`, every
+    `on_digit(DigitReceived)` when the far end finishes a DTMF digit;
+    `on_recording_failed(recording, error)` when a recording's disk space cannot be reserved
+    (a full disk): that recording has stopped, its file holds no samples. With `srtp`, every
     packet is protected on its way out and unprotected on its way in (SRTP and SRTCP);
     everything between (sender, receiver, taps, recordings) sees clear RTP.
     """
@@ -60,7 +65,9 @@ class MediaSession:
     def __init__(self, engine: "MediaEngine", sockets: tuple[socket.socket, socket.socket],
                  sender: RtpSender, receiver: RtpReceiver,
                  on_playback_done: Callable[[object], None],
-                 on_digit: Callable[[DigitReceived], None], srtp: SrtpContext | None = None):
+                 on_digit: Callable[[DigitReceived], None],
+                 on_recording_failed: Callable[[Recording, OSError], None] | None = None,
+                 srtp: SrtpContext | None = None):
         self.engine, self.sender, self.receiver = engine, sender, receiver
         self._rtp_socket, self._rtcp_socket = sockets
         self._sendto = self._rtp_socket.sendto
@@ -68,11 +75,14 @@ class MediaSession:
         self.rtcp_port = self._rtcp_socket.getsockname()[1]
         self.reporter = RtcpReporter(sender, receiver.stats, f"sma-stub-{secrets.token_hex(6)}@{engine.host}")
         self.on_playback_done, self.on_digit = on_playback_done, on_digit
+        self.on_recording_failed = on_recording_failed
         self.impairment = engine.impairment
         self.srtp = srtp
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
         self.recordings: list[Recording] = []
+        self._files: dict[Recording, WavFile] = {}
+        self._next_reservation = 0.0
         self._incoming_taps: list = []
         self._bridge_taps: list = []
         self._hearing: tuple[MediaSession, BridgeTap] | None = None
@@ -168,6 +178,25 @@ class MediaSession:
         if self.receiver.events.pending:
             for digit in self.receiver.poll(now):
                 self.on_digit(digit)
+        if self._files and now >= self._next_reservation:
+            self._reserve_recordings(now)
+
+    def _reserve_recordings(self, now: float) -> None:
+        """Reserve each recording's disk space RESERVE_AHEAD_S beyond what it holds; a
+        recording that gets no space stops and is reported."""
+        self._next_reservation = now + RESERVATION_INTERVAL_S
+        for recording, file in list(self._files.items()):
+            seconds = now - recording.start + RESERVE_AHEAD_S
+            try:
+                file.reserve(HEADER_BYTES + int(seconds * file.bytes_per_second))
+            except OSError as exc:
+                log.warning("recording %s stopped: %s", recording.path, exc)
+                self.recordings.remove(recording)
+                self._update_taps()
+                del self._files[recording]
+                file.abandon()
+                if self.on_recording_failed is not None:
+                    self.on_recording_failed(recording, exc)
 
     def _send_rtp(self, packet: bytes) -> None:
         if self.srtp is not None:
@@ -206,19 +235,33 @@ class MediaSession:
 
     def start_recording(self, path: Path, track: str = BOTH) -> Recording:
         """Record INCOMING, OUTGOING or BOTH (two channels: incoming left, outgoing right) from
-        now until `stop_recording` or `close`, into the WAV file `path`."""
-        recording = Recording(path, track, _monotonic(), self.sender.codec, self.sender.payload_type,
+        now until `stop_recording` or `close`, into the WAV file `path` (created now, with
+        its first seconds reserved: OSError when the disk cannot hold them)."""
+        now = _monotonic()
+        recording = Recording(path, track, now, self.sender.codec, self.sender.payload_type,
                               self.receiver.dtmf_payload_type, self.sender.dtmf_payload_type)
+        file = WavFile(path, 2 if recording.track == BOTH else 1)
+        try:
+            file.reserve(HEADER_BYTES + int(RESERVE_AHEAD_S * file.bytes_per_second))
+        except OSError:
+            file.abandon()
+            raise
+        self._files[recording] = file
+        self._next_reservation = min(self._next_reservation or now, now + RESERVATION_INTERVAL_S)
         self.recordings.append(recording)
         self._update_taps()
         return recording
 
     def stop_recording(self, recording: Recording) -> Path:
-        """Stop one recording and write its WAV file; returns the path."""
+        """Stop one recording and write its WAV file; returns the path. OSError when the
+        file cannot be written: it is left a true WAV of no samples."""
         recording.stop(_monotonic())
-        self.recordings.remove(recording)
-        self._update_taps()
-        write_wav(recording.path, recording.pcm())
+        if recording in self.recordings:
+            self.recordings.remove(recording)
+            self._update_taps()
+        file = self._files.pop(recording, None)
+        if file is not None:
+            file.finish(recording.pcm())
         return recording.path
 
     def hear(self, other: "MediaSession") -> None:
@@ -252,21 +295,24 @@ class MediaSession:
         self._outgoing_taps = [r.outgoing for r in self.recordings if r.outgoing is not None]
 
     def close(self) -> None:
-        """Send RTCP BYE, finish the recordings and release the sockets (idempotent)."""
+        """Send RTCP BYE, finish the recordings and release the sockets (idempotent). Every
+        step runs even when one fails (a recording that cannot be written on a full disk);
+        the first failure is raised afterwards."""
         if self.closed:
             return
         self.closed = True
-        self.engine._remove(self)
-        self.stop_hearing()
-        for peer in list(self._heard_by):
-            peer.stop_hearing()
-        if self.remote is not None:
-            self._send_rtcp(self.reporter.bye(_monotonic(), time.time()))
-        for recording in list(self.recordings):
-            self.stop_recording(recording)
-        for sock in (self._rtp_socket, self._rtcp_socket):
-            self.engine._loop.remove_reader(sock.fileno())
-            sock.close()
+        with contextlib.ExitStack() as releases:  # runs every callback (last first), raises afterwards
+            for sock in (self._rtcp_socket, self._rtp_socket):
+                releases.callback(sock.close)
+                releases.callback(self.engine._loop.remove_reader, sock.fileno())
+            for recording in list(self.recordings):
+                releases.callback(self.stop_recording, recording)
+            if self.remote is not None:
+                releases.callback(lambda: self._send_rtcp(self.reporter.bye(_monotonic(), time.time())))
+            for peer in list(self._heard_by):
+                releases.callback(peer.stop_hearing)
+            releases.callback(self.stop_hearing)
+            releases.callback(self.engine._remove, self)
 
 
 class MediaEngine:
@@ -291,18 +337,21 @@ class MediaEngine:
         self.late_ticks = 0  # whole periods skipped after stalls
         self._cursor = 0  # where the next RTP port search starts in port_range
 
-    async def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
-                   on_playback_done: Callable[[object], None],
-                   on_digit: Callable[[DigitReceived], None],
-                   inband_dtmf: bool = False, srtp: SrtpContext | None = None) -> MediaSession:
-        """Bind a new RTP/RTCP socket pair. `inband_dtmf` also detects DTMF tones in the audio;
-        `srtp` protects the session's packets (SRTP/SRTCP)."""
+    def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
+             on_playback_done: Callable[[object], None],
+             on_digit: Callable[[DigitReceived], None],
+             inband_dtmf: bool = False,
+             on_recording_failed: Callable[[Recording, OSError], None] | None = None,
+             srtp: SrtpContext | None = None) -> MediaSession:
+        """Bind a new RTP/RTCP socket pair (on the running loop); OSError when no pair is
+        free. `inband_dtmf` also detects DTMF tones in the audio; `srtp` protects the
+        session's packets (SRTP/SRTCP)."""
         self._loop = asyncio.get_running_loop()
         sockets = self._bind_pair()
         session = MediaSession(
             self, sockets, RtpSender(payload_type, codec, dtmf_payload_type),
             RtpReceiver(dtmf_payload_type, payload_type, codec, inband_dtmf),
-            on_playback_done, on_digit, srtp)
+            on_playback_done, on_digit, on_recording_failed, srtp)
         self._loop.add_reader(sockets[0].fileno(), session._read_rtp)
         self._loop.add_reader(sockets[1].fileno(), session._read_rtcp)
         self._sessions.add(session)
@@ -409,8 +458,12 @@ class MediaEngine:
             self._timer = self._loop.call_at(self._clock.next_deadline, self._on_clock)
 
     async def close(self) -> None:
+        """Close every session (each one even when another fails), then the clock."""
         for session in list(self._sessions):
-            session.close()
+            try:
+                session.close()
+            except Exception:
+                log.exception("closing a media session failed")
         if self._clock is not None:
             self._stop_waking()
         if self._timerfd is not None:

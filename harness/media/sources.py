@@ -7,6 +7,7 @@ as `espeak-ng --stdout` leave at 0x7FFFFFFF.
 """
 from __future__ import annotations
 
+import os
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .g711 import ENCODERS
+from .wavfile import wav_header
 
 RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
@@ -116,14 +118,18 @@ def _resample(pcm: np.ndarray, rate: int) -> np.ndarray:
 
 
 def write_wav(path: Path, pcm: np.ndarray, rate: int = RATE) -> None:
-    """Write mono (1-D) or multi-channel (2-D: samples x channels) int16 PCM as WAV."""
+    """Write mono (1-D) or multi-channel (2-D: samples x channels) int16 PCM as WAV. The
+    file appears whole or not at all (written beside it, then renamed)."""
     pcm = np.asarray(pcm, dtype=np.int16)
     channels = 1 if pcm.ndim == 1 else pcm.shape[1]
     body = pcm.astype("<i2").tobytes()
-    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(body), b"WAVE", b"fmt ", 16,
-                         _FORMAT_PCM, channels, rate, rate * 2 * channels, 2 * channels, 16,
-                         b"data", len(body))
-    Path(path).write_bytes(header + body)
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(wav_header(channels, len(body), rate) + body)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def tone(freq_hz: float, duration_s: float, amplitude: float = 0.3) -> np.ndarray:

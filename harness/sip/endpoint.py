@@ -4,7 +4,8 @@ One `SipEndpoint` serves every call of one transport ("UDP" or "TCP"), in both r
 it receives (`uas.py`) and calls it places (`uac.py`). This module takes the input apart:
 framing (TCP), parsing and the 400/513 answers to bad input, transactions
 (`transactions.py`), request checks (405/416/420/481/501) and the requests of either role
-inside a dialog: BYE, re-INVITE (hold and resume), INFO (DTMF) and OPTIONS. Nothing here
+inside a dialog: BYE, re-INVITE (hold and resume), INFO (DTMF) and OPTIONS. An INVITE whose
+body is not SDP gets 415 with Accept, one whose Accept excludes SDP 406. Nothing here
 touches a socket or reads a clock: `now` is always passed in.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ NOT_ALLOWED = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER",
 #: Option tags we implement (none): a Require naming any other gets 420.
 SUPPORTED: frozenset[str] = frozenset()
 ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
+SDP = "application/sdp"
 
 
 def new_branch() -> str:
@@ -87,6 +89,15 @@ class SipEndpoint(UasRole, UacRole):
     def stream_closed(self, source: Address) -> None:
         """The TCP connection with `source` is gone: forget its partial input."""
         self._framers.pop(source, None)
+
+    def buffered(self, source: Address) -> int:
+        """Bytes of an incomplete message from `source` held so far (TCP)."""
+        framer = self._framers.get(source)
+        return len(framer.buffer) if framer is not None else 0
+
+    def serves(self, source: Address) -> bool:
+        """Whether a call not yet ended uses `source` as its peer."""
+        return any(call.peer == source for call in self._calls.values())
 
     def handle_timers(self, now: float) -> None:
         """Fire every timer that is due at `now`."""
@@ -158,7 +169,7 @@ class SipEndpoint(UasRole, UacRole):
             reason = "".join(c if " " <= c <= "~" else "?" for c in reason)[:160]
             self._outbox.append(Transmit(req.reply(exc.status, reason, self._new_tag()).serialize(),
                                          source))
-        self._events.append(MalformedMessage(source, exc.reason, answered))
+        self._events.append(MalformedMessage(source, exc.reason, answered, exc.kind))
 
     # ---- requests -----------------------------------------------------------------------
     def _on_request(self, req: SipRequest, source: Address, now: float) -> None:
@@ -198,6 +209,8 @@ class SipEndpoint(UasRole, UacRole):
         unsupported = [t for t in req.headers.get_all("require") if t.lower() not in SUPPORTED]
         if unsupported and req.method != "CANCEL":
             return 420, [("Unsupported", ", ".join(unsupported))]
+        if req.method == "INVITE":
+            return _session_refusal(req)
         return None
 
     def _in_dialog(self, req: SipRequest, tx: ServerTransaction, now: float) -> None:
@@ -328,6 +341,26 @@ class SipEndpoint(UasRole, UacRole):
         return secrets.token_hex(6)
 
 
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _session_refusal(req: SipRequest) -> tuple[int, list[tuple[str, str]]] | None:
+    """An INVITE's body must be SDP (RFC 3261 §8.2.3: 415 with Accept, and Accept-Encoding
+    for an encoding we cannot undo) and its Accept must let us answer with SDP (§21.4.7: 406;
+    RFC 4475 §3.4.4, §3.4.14)."""
+    encoding = [e.lower() for e in req.headers.get_all("content-encoding")]
+    if req.body and any(e != "identity" for e in encoding):
+        return 415, [("Accept", SDP), ("Accept-Encoding", "identity")]
+    if req.body and _media_type(req.headers.get("content-type") or "") != SDP:
+        return 415, [("Accept", SDP)]
+    if "accept" in req.headers:
+        ranges = {_media_type(r) for r in req.headers.get_all("accept")}
+        if not ranges & {SDP, "application/*", "*/*"}:
+            return 406, [("Accept", SDP)]
+    return None
+
+
 def _check(msg: SipRequest | SipResponse) -> None:
     """What parse_message leaves to the UA: a usable top Via, From, To and Contact."""
     top_via(msg)
@@ -337,4 +370,5 @@ def _check(msg: SipRequest | SipResponse) -> None:
             if value is not None and value.strip() != "*":
                 NameAddr.parse(value)
         except UriError as exc:
-            raise SipParseError(f"malformed {name.capitalize()} header: {exc}") from None
+            raise SipParseError(f"malformed {name.capitalize()} header: {exc}",
+                                kind=f"malformed {name.capitalize()} header") from None

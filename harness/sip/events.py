@@ -97,9 +97,10 @@ class DtmfInfo:
 
 @dataclass(frozen=True)
 class MalformedMessage:
-    """A message that did not parse; answered (400, or 513 when oversized) when it could be,
-    else dropped."""
+    """A message that did not parse; answered (400, 505 or 513) when it could be, else
+    dropped. `kind` is the reason without the message's own bytes (for counting)."""
 
     source: Address
     reason: str
     answered: bool
+    kind: str = ""

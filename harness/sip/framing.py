@@ -32,7 +32,8 @@ class StreamFramer:
         parts = split_head(self.buffer)
         if parts is None:
             if len(self.buffer) > self.max_bytes:
-                raise SipParseError(f"headers exceed {self.max_bytes} bytes", 513)
+                raise SipParseError(f"headers exceed {self.max_bytes} bytes", 513,
+                                    kind="message too large")
             return None
         head, rest = parts
         length = content_length(parse_head(head)[1])
@@ -40,7 +41,8 @@ class StreamFramer:
             raise SipParseError("missing Content-Length on a stream transport")
         size = len(self.buffer) - len(rest) + length
         if size > self.max_bytes:
-            raise SipParseError(f"message of {size} bytes exceeds {self.max_bytes}", 513)
+            raise SipParseError(f"message of {size} bytes exceeds {self.max_bytes}", 513,
+                                kind="message too large")
         if len(rest) < length:
             return None
         message, self.buffer = self.buffer[:size], self.buffer[size:]

@@ -3,8 +3,11 @@
 Header names are matched case-insensitively and compact forms are expanded; a header may
 appear several times and comma-separated values stay as written (split them with
 `Headers.get_all`); folded header lines are joined. Bodies are framed by Content-Length when
-present. Every fault raises `SipParseError`, whose `reason` names it and whose `status` is the
-response it deserves (400, or 513 for an oversized message).
+present. Every fault raises `SipParseError`, whose `reason` names it, whose `kind` names the
+fault without the offending bytes (what bad input is counted by) and whose `status` is the
+response it deserves (400; 505 for another SIP version; 513 for an oversized message). A
+single-valued header (Call-ID, CSeq, From, To, Max-Forwards, Content-Type, Content-Length)
+given twice is a fault (RFC 4475 §3.4.6).
 """
 from __future__ import annotations
 
@@ -21,30 +24,46 @@ COMPACT = {"i": "call-id", "m": "contact", "f": "from", "t": "to", "v": "via",
 CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
              "mime-version": "MIME-Version"}
 MAX_MESSAGE_BYTES = 65535
+MAX_CSEQ = 2 ** 31  # a CSeq number is below 2**31 (RFC 3261 §8.1.1.5)
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
            400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
            407: "Proxy Authentication Required",
            408: "Request Timeout", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
            420: "Bad Extension", 480: "Temporarily Unavailable",
            481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 486: "Busy Here",
-           487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending",
-           500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-           513: "Message Too Large", 603: "Decline"}
+           406: "Not Acceptable", 487: "Request Terminated", 488: "Not Acceptable Here",
+           491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
+           503: "Service Unavailable", 505: "Version Not Supported", 513: "Message Too Large",
+           603: "Decline"}
 REQUIRED_HEADERS = ("call-id", "cseq", "from", "to", "via")
+#: Headers whose grammar allows one value only (RFC 3261 §20).
+SINGLE_VALUED = ("call-id", "cseq", "from", "to", "max-forwards", "content-type",
+                 "content-length")
 
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 _DIGITS = re.compile(r"[0-9]+")
 _STATUS_LINE = re.compile(r"SIP/2\.0 ([0-9]{3})(?: (.*))?")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+")
 
 
 class SipParseError(ValueError):
-    """The bytes are not a well-formed SIP message; `reason` names the fault for a 400."""
+    """The bytes are not a well-formed SIP message; `reason` names the fault for a 400.
 
-    def __init__(self, reason: str, status: int = 400):
+    `kind` is the reason without what the message said (by default the reason itself, for
+    reasons that quote nothing), so faults can be counted without keeping attacker bytes.
+    """
+
+    def __init__(self, reason: str, status: int = 400, kind: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.kind = kind or reason
+
+
+def sendable_header(name: str, value: str) -> bool:
+    """Whether `name: value` is one header line: a token name, a value without CR or LF."""
+    return bool(_TOKEN.fullmatch(name)) and "\r" not in value and "\n" not in value
 
 
 @lru_cache(maxsize=4096)
@@ -109,11 +128,14 @@ class Headers:
         return f"Headers({self._items!r})"
 
 
-def split_commas(value: str) -> list[str]:
-    """Split a header value at commas outside quotes and angle brackets."""
-    parts, cur, quote, angle = [], [], False, False
+def split_commas(value: str, keep_empty: bool = False) -> list[str]:
+    """Split a header value at commas outside quotes and angle brackets (empty values
+    dropped unless `keep_empty`)."""
+    parts, cur, quote, angle, escaped = [], [], False, False, False
     for ch in value:
-        if ch == '"':
+        if quote and (escaped or ch == "\\"):  # quoted-pair
+            escaped = not escaped
+        elif ch == '"':
             quote = not quote
         elif ch == "<" and not quote:
             angle = True
@@ -125,7 +147,7 @@ def split_commas(value: str) -> list[str]:
         else:
             cur.append(ch)
     parts.append("".join(cur).strip())
-    return [p for p in parts if p]
+    return parts if keep_empty else [p for p in parts if p]
 
 
 @dataclass(eq=True)
@@ -145,8 +167,9 @@ class SipMessage:
         raw = self.headers.get("cseq", "")
         num, _, method = raw.strip().partition(" ")
         method = method.strip()
-        if not (_DIGITS.fullmatch(num) and len(num) <= 10 and _TOKEN.fullmatch(method)):
-            raise SipParseError(f"bad CSeq header {raw!r}")
+        if not (_DIGITS.fullmatch(num) and len(num) <= 10 and int(num) < MAX_CSEQ
+                and _TOKEN.fullmatch(method)):
+            raise SipParseError(f"bad CSeq header {raw!r}", kind="bad CSeq header")
         return int(num), method.upper()
 
     def _serialize(self, start: str) -> bytes:
@@ -227,7 +250,8 @@ def parse_head(head: bytes, strict: bool = True) -> tuple[str, Headers]:
         if sep and _TOKEN.fullmatch(name):
             items.append((name, value.strip(" \t")))
         elif strict:
-            raise SipParseError(f"malformed header line {line[:40]!r}")
+            raise SipParseError(f"malformed header line {line[:40]!r}",
+                                kind="malformed header line")
     return lines[0], Headers(items)
 
 
@@ -237,7 +261,8 @@ def content_length(headers: Headers) -> int | None:
     if not values:
         return None
     if len(values) > 1 or not _DIGITS.fullmatch(raw := values.pop()) or len(raw) > 10:
-        raise SipParseError(f"bad Content-Length {headers.get('content-length')!r}")
+        raise SipParseError(f"bad Content-Length {headers.get('content-length')!r}",
+                            kind="bad Content-Length")
     return int(raw)
 
 
@@ -249,7 +274,8 @@ def parse_message(data: bytes, stream: bool = False, max_bytes: int = MAX_MESSAG
     and bytes beyond Content-Length are ignored. Raises SipParseError naming the fault.
     """
     if len(data) > max_bytes:
-        raise SipParseError(f"message of {len(data)} bytes exceeds {max_bytes}", 513)
+        raise SipParseError(f"message of {len(data)} bytes exceeds {max_bytes}", 513,
+                            kind="message too large")
     data = data.lstrip(b"\r\n")
     parts = split_head(data)
     if parts is None:
@@ -262,33 +288,42 @@ def parse_message(data: bytes, stream: bool = False, max_bytes: int = MAX_MESSAG
             raise SipParseError("missing Content-Length on a stream transport")
         length = len(rest)
     if length > len(rest):
-        raise SipParseError(f"Content-Length {length} but {len(rest)} body bytes")
+        raise SipParseError(f"Content-Length {length} but {len(rest)} body bytes",
+                            kind="body shorter than Content-Length")
     body = rest[:length]
     status = _STATUS_LINE.fullmatch(start)
     if status:
         code = int(status.group(1))
         if not 100 <= code <= 699:
-            raise SipParseError(f"bad status code {status.group(1)!r}")
+            raise SipParseError(f"bad status code {status.group(1)!r}", kind="bad status code")
         msg: SipMessage = SipResponse(headers=headers, body=body, status=code,
                                       reason=status.group(2) or "")
     elif start.startswith("SIP/2.0 "):
-        raise SipParseError(f"bad status code {start[8:11]!r}")
+        raise SipParseError(f"bad status code {start[8:11]!r}", kind="bad status code")
     else:
         fields = start.split(" ")
+        if len(fields) == 3 and fields[2] != "SIP/2.0" and _VERSION.fullmatch(fields[2]):
+            raise SipParseError(f"{fields[2]} is not supported (only SIP/2.0)", 505,
+                                kind="unsupported SIP version")
         if len(fields) != 3 or fields[2] != "SIP/2.0":
-            raise SipParseError(f"bad request line {start[:60]!r}")
+            raise SipParseError(f"bad request line {start[:60]!r}", kind="bad request line")
         method, uri = fields[0], fields[1]
         if not _TOKEN.fullmatch(method):
-            raise SipParseError(f"bad method {method[:20]!r}")
+            raise SipParseError(f"bad method {method[:20]!r}", kind="bad method")
         if not _URI.fullmatch(uri):
-            raise SipParseError(f"bad Request-URI {uri[:40]!r}")
+            raise SipParseError(f"bad Request-URI {uri[:40]!r}", kind="bad Request-URI")
         msg = SipRequest(headers=headers, body=body, method=method, uri=uri)
     for required in REQUIRED_HEADERS:
         if required not in headers:
             raise SipParseError(f"missing {canonical_name(required)} header")
+    for name in SINGLE_VALUED:
+        lines = [v for k, v in headers.items() if k == canonical_name(name)]
+        if len(lines) > 1 or (lines and len(split_commas(lines[0], keep_empty=True)) != 1):
+            raise SipParseError(f"more than one {canonical_name(name)} value")
     _, cseq_method = msg.cseq
     if isinstance(msg, SipRequest) and cseq_method != msg.method.upper():
-        raise SipParseError(f"CSeq method {cseq_method} does not match {msg.method}")
+        raise SipParseError(f"CSeq method {cseq_method} does not match {msg.method}",
+                            kind="CSeq method does not match")
     return msg
 
 

@@ -3,6 +3,12 @@
 Both roles: `answer_offer` + `build_answer` answer a remote offer (rejecting every other
 stream with port 0), `build_offer` + `read_answer` make our own offer and read its answer,
 `answer_reoffer` answers a re-INVITE (hold and resume) within the session already agreed.
+
+What cannot be used is rejected, not the whole offer: a malformed or unknown `a=rtpmap` or
+`a=fmtp` line, a payload type or port out of range (RFC 4475 §3.1.1.1 offers `a=rtpmap:31 LPC`
+on a video stream) only makes that format or stream unusable. The audio stream's RTP port must
+be from 1 to 65534, so that RTCP has port + 1 (RFC 3550 §11, RFC 4566 §5.14); an odd one is
+taken (RFC 3550 only says SHOULD be even, and SIPp offers odd ones).
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ DEFAULT_DTMF_PT = 101
 HOLD_ADDRESS = "0.0.0.0"
 #: The longest packet time we accept from an offer (ms); longer ones fall back to 20.
 MAX_PTIME = 1000
+#: The highest RTP port: RTCP goes to the next one (RFC 3550 §11).
+MAX_RTP_PORT = 65534
 
 
 class SdpError(ValueError):
@@ -25,8 +33,10 @@ class SdpError(ValueError):
 
 @dataclass
 class MediaDescription:
+    """One m= line; `port` is None when it is not a port number."""
+
     media: str
-    port: int
+    port: int | None
     proto: str
     formats: list[int]
     connection: str | None = None
@@ -116,34 +126,34 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
 
 
 def _media_line(value: str, direction: str) -> MediaDescription:
+    """An m= line; a bad port or payload type leaves that stream or format unusable."""
     parts = value.split()
-    port = _number(parts[1].split("/")[0], 65535) if len(parts) >= 3 else None
-    if port is None:
+    if len(parts) < 3:
         raise SdpError(f"bad media line {value[:60]!r}")
+    port = _number(parts[1].split("/")[0], 65535)
     fmts = parts[3:]
     rtp = parts[2].upper().startswith("RTP/")
-    formats = [_number(f, 127) for f in fmts] if rtp else []
-    if None in formats:
-        raise SdpError(f"bad payload types in media line {value[:60]!r}")
+    formats = [pt for pt in (_number(f, 127) for f in fmts) if pt is not None] if rtp else []
     return MediaDescription(media=parts[0], port=port, proto=parts[2], formats=formats,
                             direction=direction, format_text=" ".join(fmts))
 
 
 def _attribute(cur: MediaDescription | None, value: str) -> None:
+    """Apply one a= line to the current stream; a malformed rtpmap or fmtp line is ignored
+    (its payload type stays unknown, so only that format is unusable)."""
     name, _, arg = value.partition(":")
     if name in _DIRECTIONS and cur is not None:
         cur.direction = name
     elif cur is not None and name in ("rtpmap", "fmtp"):
         pt_s, _, rest = arg.partition(" ")
-        pt = _number(pt_s)
+        pt = _number(pt_s, 127)
         if pt is None:
-            raise SdpError(f"bad a={name} line {value[:60]!r}")
+            return
         if name == "rtpmap":
             enc, _, rate_s = rest.strip().partition("/")
             rate = _number(rate_s.split("/")[0])
-            if not enc or rate is None:
-                raise SdpError(f"bad a=rtpmap line {value[:60]!r}")
-            cur.rtpmap[pt] = (enc, rate)
+            if enc and rate is not None:
+                cur.rtpmap[pt] = (enc, rate)
         else:
             cur.fmtp[pt] = rest
     elif cur is not None and name == "crypto":
@@ -192,8 +202,10 @@ def answer_offer(offer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "
     """Choose the first offered format we support, in the offerer's order (RFC 3264 §6.1);
     telephone-event is taken at whatever payload type the offer gives it."""
     audio = offer.audio()
-    if audio is None or audio.port == 0:
+    if audio is None or not audio.port:
         raise SdpError("no audio stream offered")
+    if audio.port > MAX_RTP_PORT:
+        raise SdpError(f"RTP port {audio.port} leaves no port for RTCP (at most {MAX_RTP_PORT})")
     host = audio.connection or offer.connection
     if not host:
         raise SdpError("no connection address for the audio stream")
@@ -226,7 +238,7 @@ def read_answer(offer: SessionDescription, answer: SessionDescription) -> AudioA
     ours, theirs = offer.audio(), answer.audio()
     if ours is None:
         raise SdpError("our offer has no audio stream")
-    if theirs is None or theirs.port == 0:
+    if theirs is None or not theirs.port:
         raise SdpError("the answer rejected the audio stream")
     names = [(ours.codec_name(pt) or "").upper() for pt in ours.formats]
     offered = tuple(n for n in names if n and n != "TELEPHONE-EVENT")

@@ -4,7 +4,9 @@ The rules live in `TRANSITIONS`; the classes only say what each transition sends
 it tells. On UDP, timers A, E and G retransmit and D, I, J, K absorb stray retransmissions;
 on TCP nothing is retransmitted and D, I, J, K are zero. Timer C belongs to proxies. The
 server INVITE transaction also retransmits a 2xx until its ACK (the "accepted" state of
-RFC 6026, which RFC 3261 §13.3.1.4 gives the UA core) and reports timer H to its owner.
+RFC 6026, which RFC 3261 §13.3.1.4 gives the UA core), reports timer H to its owner, and
+after the ACK stays accepted for timer L (64·T1, UDP) so that a retransmitted INVITE is
+absorbed, never taken for a new call once the call has ended.
 A CANCEL re-arms timer B on the INVITE it cancels, so a peer that never answers with a final
 response cannot hold the call forever (RFC 3261 §9.1). Timer D is 64·T1 (32 s by default).
 """
@@ -67,7 +69,8 @@ TRANSITIONS = {
     ("ist", "proceeding", "send 3xx-6xx"): "completed",
     ("ist", "accepted", "request"): "accepted",
     ("ist", "accepted", "timer G"): "accepted",
-    ("ist", "accepted", "ACK"): "terminated",
+    ("ist", "accepted", "ACK"): "accepted",  # the 2xx stops; retransmissions still absorbed
+    ("ist", "accepted", "timer L"): "terminated",
     ("ist", "accepted", "timer H"): "terminated",  # the owner hears of it
     ("ist", "completed", "request"): "completed",
     ("ist", "completed", "timer G"): "completed",
@@ -236,7 +239,8 @@ class ClientNonInvite(Transaction):
 
 class ServerInvite(Transaction):
     """An INVITE reached us: resend our last response to retransmissions, retransmit a
-    final response until the ACK (G), give up (H, reported after a 2xx), absorb ACKs (I)."""
+    final response until the ACK (G), give up (H, reported after a 2xx), absorb ACKs (I)
+    and, after the ACK of a 2xx, retransmitted INVITEs (L)."""
 
     kind = "ist"
 
@@ -263,9 +267,13 @@ class ServerInvite(Transaction):
             self.layer.outbox.append(Transmit(self.last, self.peer))
 
     def ack(self, now: float) -> None:
-        if self._move("ACK") and self.state == "confirmed":
-            self._due.clear()
+        if not self._move("ACK"):
+            return
+        self._due.clear()
+        if self.state == "confirmed":
             self._wait("timer I", self.layer.timers.t4, now)
+        else:  # accepted: the ACK of our 2xx
+            self._wait("timer L", self.layer.timers.timeout, now)
 
     def _on_timer(self, timer: str, now: float) -> None:
         if timer == "timer G":

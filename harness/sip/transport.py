@@ -147,29 +147,44 @@ class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
             self.transport.close()
 
 
+#: A message must arrive whole within this many seconds of its first byte (64 x T1: a request
+#: slower than that has outlived its transaction), else its connection is closed.
+MESSAGE_TIMEOUT_S = 32.0
+#: A connection that carries no call and sent nothing for this long is closed.
+IDLE_TIMEOUT_S = 60.0
+
+
 class TcpSipTransport(_SipTransport):
     """Drives an endpoint from a TCP listener and the connections it accepts or opens.
 
     Messages for an address go over the connection with that address, opened on demand
-    (requests of calls we place); the core frames each connection's bytes itself.
+    (requests of calls we place); the core frames each connection's bytes itself. A
+    connection holding part of a message for `message_timeout_s`, or idle for
+    `idle_timeout_s` while no call uses it, is closed (`timed_out` counts them).
     """
 
     NAME = "TCP"
     server_ssl: ssl.SSLContext | None = None
     client_ssl: ssl.SSLContext | None = None
 
-    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent):
+    def __init__(self, endpoint: SipEndpoint, on_event: OnEvent,
+                 message_timeout_s: float = MESSAGE_TIMEOUT_S,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S):
         super().__init__(endpoint, on_event)
         self.server: asyncio.Server | None = None
+        self.message_timeout_s, self.idle_timeout_s = message_timeout_s, idle_timeout_s
+        self.timed_out = 0
         self._connections: dict[Address, _TcpConnection] = {}
         self._pending: dict[Address, list[Transmit]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def listen(cls, host: str, port: int, on_event: OnEvent, **options
-                     ) -> "TcpSipTransport":
+    async def listen(cls, host: str, port: int, on_event: OnEvent,
+                     message_timeout_s: float = MESSAGE_TIMEOUT_S,
+                     idle_timeout_s: float = IDLE_TIMEOUT_S, **options) -> "TcpSipTransport":
         """Listen on `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
         endpoint = SipEndpoint(host, port, cls.NAME, **options)
-        transport = cls(endpoint, on_event)
+        transport = cls(endpoint, on_event, message_timeout_s, idle_timeout_s)
         await transport._serve(host, port)
         return transport
 
@@ -199,14 +214,47 @@ class TcpSipTransport(_SipTransport):
         self._connections[conn.peer] = conn
         for tx in self._pending.pop(conn.peer, []):
             conn.send(tx)
+        if self._sweeper is None:
+            self._sweep_later()
 
     def _closed(self, conn: "_TcpConnection") -> None:
         if self._connections.get(conn.peer) is conn:
             del self._connections[conn.peer]
         self.endpoint.stream_closed(conn.peer)
 
+    def _stream_received(self, conn: "_TcpConnection", data: bytes) -> None:
+        now = self._loop.time()
+        conn.last_bytes = now
+        self._received(data, conn.peer)
+        if not self.endpoint.buffered(conn.peer):
+            conn.partial_since = None
+        elif conn.partial_since is None:
+            conn.partial_since = now
+
+    def _sweep_later(self) -> None:
+        every = max(0.05, min(self.message_timeout_s, self.idle_timeout_s) / 4)
+        self._sweeper = self._loop.call_later(every, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections whose message is overdue, or that are idle and unused."""
+        self._sweeper = None
+        now = self._loop.time()
+        for conn in list(self._connections.values()):
+            overdue = conn.partial_since is not None and \
+                now - conn.partial_since > self.message_timeout_s
+            idle = now - conn.last_bytes > self.idle_timeout_s and \
+                not self.endpoint.serves(conn.peer)
+            if overdue or idle:
+                self.timed_out += 1
+                conn.transport.close()
+        if self._connections:
+            self._sweep_later()
+
     def close(self) -> None:
         self._stop_timer()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self.server is not None:
             self.server.close()
         for conn in list(self._connections.values()):
@@ -246,6 +294,8 @@ class _TcpConnection(asyncio.Protocol):
     def __init__(self, owner: TcpSipTransport, peer: Address | None = None):
         self.owner, self.peer = owner, peer
         self.transport: asyncio.Transport | None = None
+        self.last_bytes = owner._loop.time()
+        self.partial_since: float | None = None  # when the message now buffered began
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -253,7 +303,7 @@ class _TcpConnection(asyncio.Protocol):
         self.owner._opened(self)
 
     def data_received(self, data: bytes) -> None:
-        self.owner._received(data, self.peer)
+        self.owner._stream_received(self, data)
 
     def connection_lost(self, exc) -> None:
         self.owner._closed(self)

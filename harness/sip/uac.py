@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from .dialogs import Call, Dialog
 from .events import Address, CallAnswered, CallProgress, Transmit
-from .message import SipRequest, SipResponse
+from .message import SipRequest, SipResponse, sendable_header
 from .sdp import SdpError, parse_sdp, read_answer
 from .transactions import response_class
 from .uri import SipUri
@@ -27,8 +27,13 @@ class UacRole:
         """Place a call to the SIP URI `target` with our SDP offer; returns its Call-ID.
 
         Sent to `destination`, else to the URI's own host and port (no DNS). `headers` are
-        added as given (e.g. the X- headers of CreateSipMediaApplicationCall).
+        added as given (e.g. the X- headers of CreateSipMediaApplicationCall); ValueError for
+        one that is not a single header line.
         """
+        headers = list(headers)
+        bad = [name for name, value in headers if not sendable_header(name, value)]
+        if bad:
+            raise ValueError(f"headers that are not one SIP header line: {bad!r}")
         peer = destination or SipUri.parse(target).address
         call_id = f"{secrets.token_hex(10)}@{self.host}"
         req = SipRequest(method="INVITE", uri=target, body=sdp)

@@ -33,8 +33,8 @@ class UasRole:
 
     def reject(self, call_id: str, status: int, now: float,
                headers: list[tuple[str, str]] = ()) -> None:
-        """Refuse an unanswered INVITE with a final error response (with `headers`, e.g. a
-        digest challenge)."""
+        """Refuse an unanswered INVITE with a final error response (with `headers`: a digest
+        challenge, Retry-After on a 503)."""
         call = self._calls.get(call_id)
         if call is not None and call.role == "uas" and call.move("reject"):
             self._final(call, status, now, headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SIP_URI = re.compile(r"(?P<scheme>sips?):(?:(?P<user>[^@;?]*)@)?"
+_SIP_URI = re.compile(r"(?P<scheme>sips?):(?:(?P<user>[^@]*)@)?"
                       r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?"
                       r"(?P<params>(?:;[^;?]*)*)(?:\?(?P<headers>.*))?", re.IGNORECASE)
 
@@ -13,13 +13,16 @@ class UriError(ValueError):
     """Not a SIP URI we can use."""
 
 
-def parse_params(text: str) -> dict[str, str | None]:
-    """`;a=1;lr` -> {"a": "1", "lr": None}; names lower-cased, values as written."""
+def parse_params(text: str, strict: bool = False) -> dict[str, str | None]:
+    """`;a=1;lr` -> {"a": "1", "lr": None}; names lower-cased, values as written.
+    `strict` refuses empty parameters (`;;`, a trailing `;`: RFC 4475 §3.1.2.1)."""
     params: dict[str, str | None] = {}
-    for part in text.split(";"):
+    for i, part in enumerate(text.split(";")):
         name, sep, value = part.partition("=")
         if name.strip():
             params[name.strip().lower()] = value.strip() if sep else None
+        elif strict and (i > 0 or part.strip()):
+            raise UriError(f"empty parameter in {text[:60]!r}")
     return params
 
 
@@ -41,7 +44,9 @@ class SipUri:
         port = int(m["port"]) if m["port"] else None
         if port is not None and not 0 < port < 65536:
             raise UriError(f"bad port in {text[:60]!r}")
-        user = (m["user"] or "").split(":", 1)[0]
+        # user-info may carry a password and ;parameters (RFC 4475 §3.1.1.9): the user is
+        # what comes before either
+        user = re.split(r"[:;]", m["user"] or "", maxsplit=1)[0]
         return cls(m["scheme"].lower(), user, m["host"].lower(), port,
                    tuple(parse_params(m["params"]).items()))
 
@@ -65,19 +70,25 @@ class NameAddr:
 
     @classmethod
     def parse(cls, value: str) -> "NameAddr":
+        """Parse a header value; UriError for an unterminated quoted display name, an
+        unclosed `<` or an empty header parameter."""
         value = value.strip()
-        quote = False
+        quote = escaped = False
         for i, ch in enumerate(value):
-            if ch == '"' and (i == 0 or value[i - 1] != "\\"):
+            if quote and (escaped or ch == "\\"):  # quoted-pair: the next character is literal
+                escaped = not escaped
+            elif ch == '"':
                 quote = not quote
             elif ch == "<" and not quote:
                 end = value.find(">", i)
                 if end < 0:
                     raise UriError(f"unclosed '<' in {value[:60]!r}")
                 return cls(value[:i].strip(), value[i + 1:end].strip(),
-                           tuple(parse_params(value[end + 1:]).items()))
-        uri, _, params = value.partition(";")  # addr-spec: parameters belong to the header
-        return cls("", uri.strip(), tuple(parse_params(params).items()))
+                           tuple(parse_params(value[end + 1:], strict=True).items()))
+        if quote:
+            raise UriError(f"unterminated quoted display name in {value[:60]!r}")
+        uri, sep, params = value.partition(";")  # addr-spec: parameters belong to the header
+        return cls("", uri.strip(), tuple(parse_params(sep + params, strict=True).items()))
 
     @property
     def tag(self) -> str | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .message import Headers, SipMessage, SipParseError
-from .uri import parse_params
+from .message import Headers, SipMessage, SipParseError, split_commas
+from .uri import UriError, parse_params
 
 MAGIC_COOKIE = "z9hG4bK"
 _VIA = re.compile(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
@@ -24,9 +24,14 @@ class Via:
     def parse(cls, value: str) -> "Via":
         m = _VIA.fullmatch(value.strip())
         if m is None:
-            raise SipParseError(f"malformed Via {value[:60]!r}")
+            raise SipParseError(f"malformed Via {value[:60]!r}", kind="malformed Via")
+        try:
+            params = parse_params(m[4], strict=True)
+        except UriError:
+            raise SipParseError(f"empty parameter in Via {value[:60]!r}",
+                                kind="empty Via parameter") from None
         return cls(m[1].upper(), m[2].lower(), int(m[3]) if m[3] else None,
-                   tuple(parse_params(m[4]).items()))
+                   tuple(params.items()))
 
     @property
     def branch(self) -> str:
@@ -38,10 +43,15 @@ class Via:
 
 
 def top_via(msg: SipMessage) -> Via:
-    """The first Via of a message; SipParseError when its Via headers are all empty."""
+    """The first Via of a message; SipParseError when its Via headers are all empty or one
+    of them lists an empty value (`,,`: RFC 4475 §3.1.2.1)."""
     vias = msg.headers.get_all("via")
     if not vias:
         raise SipParseError("empty Via header")
+    lines = [value for name, value in msg.headers.items() if name == "Via"]
+    if any(len(split_commas(line, keep_empty=True)) != len(split_commas(line))
+           for line in lines):
+        raise SipParseError("empty value in a Via header")
     return Via.parse(vias[0])
 
 

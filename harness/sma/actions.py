@@ -11,6 +11,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .buckets import safe_key, valid_bucket_name
+from .sip_headers import InvalidSipHeaders, check_sip_headers
+
 #: Every action type the service documents (sma-reference §3.0), plus the undocumented Answer.
 KNOWN_ACTIONS = (
     "Answer", "CallAndBridge", "Hangup", "JoinChimeMeeting", "ModifyChimeMeetingAttendees",
@@ -92,6 +95,7 @@ HANGUP_CODES = (0, 480, 486)
 DTMF_DIGITS = "0123456789*#"
 SEND_DIGITS = re.compile(r"^[0-9*#A-Da-d,]{1,50}$")
 E164 = re.compile(r"^\+?[1-9]\d{1,14}$")
+AWS_URI = re.compile(r"[A-Za-z0-9&=+$/%_!~*().-]{1,30}")  # an AWS endpoint's Uri (§3.10)
 RECORDING_TERMINATORS = "123456789*0#"
 MAX_SPEAK_CHARS = 1000
 MAX_BOT_CONFIGURATION_BYTES = 10 * 1024
@@ -184,7 +188,7 @@ def audio_source(params: dict, name: str) -> tuple[str, str]:
     if not isinstance(src, dict):
         raise missing(name)
     if src.get("Type", "S3") != "S3" or not src.get("BucketName") or not src.get("Key") \
-            or not _safe_key(f"{src['BucketName']}/{src['Key']}"):
+            or not safe_key(f"{src['BucketName']}/{src['Key']}"):
         raise ActionFailure("InvalidAudioSource", "Audio Source parameter value is invalid.")
     return str(src["BucketName"]), str(src["Key"])
 
@@ -229,21 +233,11 @@ def _digit_collection(params: dict, p: ParsedAction) -> None:
     params.setdefault("Repeat", 1)
 
 
-def _safe_key(text: str) -> bool:
-    """An S3 key or prefix that stays inside its bucket folder (no `..` segment, not absolute)."""
-    return not text.startswith("/") and ".." not in text.replace("\\", "/").split("/")
-
-
 def _sip_headers(params: dict) -> dict[str, str]:
-    headers = params.get("SipHeaders") or {}
-    if not isinstance(headers, dict):
-        raise invalid("SipHeaders")
-    bad = [k for k in headers if not isinstance(k, str) or k.lower().startswith("x-amzn")
-           or not (k.lower().startswith("x-") or k.lower() in ("user-to-user", "diversion"))
-           or not isinstance(headers[k], str) or len(headers[k]) > 2048]
-    if bad:
-        raise ActionFailure("InvalidActionParameter", f"Invalid SIP header(s) provided: {', '.join(map(str, bad))}")
-    return dict(headers)
+    try:
+        return check_sip_headers(params.get("SipHeaders"))
+    except InvalidSipHeaders as exc:
+        raise ActionFailure("InvalidActionParameter", exc.message) from None
 
 
 def parse_action(action: dict) -> ParsedAction:
@@ -301,10 +295,11 @@ def parse_action(action: dict) -> ParsedAction:
             raise ActionFailure("InvalidActionParameter",
                                 "CallId and ParticipantTag cannot both be specified.")
         dest = params.get("RecordingDestination")
-        if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("BucketName"):
+        if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" \
+                or not valid_bucket_name(dest.get("BucketName")):
             raise ActionFailure("InvalidActionParameter", "RecordingDestination parameter value is invalid.")
         prefix = dest.get("Prefix", "")
-        if not isinstance(prefix, str) or len(prefix) > 979 or not _safe_key(prefix):
+        if not isinstance(prefix, str) or len(prefix) > 979 or not safe_key(prefix):
             raise ActionFailure("InvalidActionParameter", "RecordingDestination parameter value is invalid.")
         v.update(bucket=str(dest["BucketName"]), prefix=prefix,
                  duration_s=as_int(params, "DurationInSeconds", 0, minimum=0) or None,
@@ -331,7 +326,7 @@ def parse_action(action: dict) -> ParsedAction:
             raise invalid("Endpoints")
         if kind_ep == "PSTN" and not E164.match(uri):
             raise invalid("Endpoints")
-        if kind_ep == "AWS" and not ep.get("Arn"):
+        if kind_ep == "AWS" and (not ep.get("Arn") or not AWS_URI.fullmatch(uri)):
             raise invalid("Endpoints")
         ringback = params.get("RingbackTone")
         v.update(caller_id=caller_id, endpoint_type=kind_ep, uri=uri, arn=ep.get("Arn"),
@@ -364,7 +359,8 @@ def parse_action(action: dict) -> ParsedAction:
         v["track"] = as_str(params, "Track", choices=("BOTH", "INCOMING", "OUTGOING"))
         dest = params.get("Destination")
         if not isinstance(dest, dict) or dest.get("Type", "S3") != "S3" or not dest.get("Location") \
-                or not _safe_key(str(dest["Location"])):
+                or not safe_key(str(dest["Location"])) \
+                or not valid_bucket_name(str(dest["Location"]).split("/", 1)[0]):
             raise ActionFailure("InvalidActionParameter", "Destination parameter value is invalid.")
         v["location"] = str(dest["Location"])
     return p

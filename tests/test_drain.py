@@ -1,0 +1,81 @@
+"""`sip-harness serve` stopped with calls up: it drains. Each caller gets a BYE, each
+transaction's HANGUP is invoked, recordings are finished and the journal, written as JSON
+lines while the stub runs, is complete on disk."""
+from __future__ import annotations
+
+import json
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROFILES, ROOT, SippCall, wait_until
+from webclient import free_port, wait_ready
+
+BIN = Path(sys.executable).parent
+CALLS = 3
+
+
+def journal(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_drains_the_calls_up(tmp_path, sig):
+    profile = tmp_path / "recorder.yaml"
+    profile.write_text(
+        "name: recorder\nstub:\n"
+        f"  handler: {ROOT / 'tests' / 'data' / 'handlers' / 'security.py'}\n"
+        f"  bucket_dir: {PROFILES / 'bucket'}\n"
+        "steps:\n  - sleep_ms: 1\n")
+    out, port = tmp_path / "serve", free_port()
+    sip_port = free_port()
+    low = 31000 + (sig % 20) * 40
+    proc = subprocess.Popen([str(BIN / "sip-harness"), "serve", "--profile", str(profile),
+                             "--sip-port", str(sip_port), "--api-port", str(port),
+                             "--rtp-ports", f"{low}-{low + 38}", "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    callers = []
+    try:
+        wait_ready(port, proc)
+        callers = [SippCall(f"127.0.0.1:{sip_port}", 0, "+14345550123", until_bye=True)
+                   for _ in range(CALLS)]
+        recording = lambda: [e for e in journal(out / "journal.jsonl") if e["kind"] == "recording_started"]
+        assert wait_until(lambda: len(recording()) == CALLS, 15), journal(out / "journal.jsonl")
+        time.sleep(1.0)  # a second of audio in each recording
+        started = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0
+        drained_in = time.monotonic() - started
+        text = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [c.wait(10) for c in callers] == [0] * CALLS  # each got the stub's BYE and answered it
+    assert f"drained {CALLS} calls" in text and drained_in < 15, text
+    entries = journal(out / "journal.jsonl")
+    hangups = [e for e in entries if e["kind"] == "invocation"
+               and e["event"]["InvocationEventType"] == "HANGUP"]
+    answered = {e["sequence"] for e in entries if e["kind"] == "response"}
+    ended = [e for e in entries if e["kind"] == "transaction_ended"]
+    assert len(hangups) == CALLS and all(h["sequence"] in answered for h in hangups)
+    assert len(ended) == CALLS and {e["transaction_id"] for e in ended} == \
+        {e["transaction_id"] for e in recording_entries(entries)}
+    assert [e["kind"] for e in entries if e["kind"] == "draining"] == ["draining"]
+    wavs = sorted((out / "s3" / "recordings").glob("long-*.wav"))
+    assert len(wavs) == CALLS
+    for wav in wavs:
+        data = wav.read_bytes()
+        assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
+        assert struct.unpack("<I", data[40:44])[0] == len(data) - 44 >= 8000  # >= 0.5 s of audio
+
+
+def recording_entries(entries: list[dict]) -> list[dict]:
+    return [e for e in entries if e["kind"] == "recording_started"]
