@@ -1,10 +1,11 @@
-"""One pass over a capture: SIP ladder and dialogs, HTTP requests, RTP streams."""
+"""One pass over a capture: SIP ladder and dialogs, HTTP requests, RTP streams, ICMP errors."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness.wire.datagrams import decode_capture
 from harness.wire.http_requests import HttpRequest, http_requests
+from harness.wire.icmp import IcmpError
 from harness.wire.packets import Address
 from harness.wire.pcap_records import read_records
 from harness.wire.rtp_streams import RtpFrame, RtpStream, find_rtp_streams
@@ -26,6 +27,9 @@ class WireAnalysis:
     dialogs: dict[str, list[SipOnWire]]
     http: tuple[HttpRequest, ...]
     rtp_streams: tuple[RtpStream, ...]
+    icmp: tuple[IcmpError, ...] = ()
+    #: what could not be read (a file cut short, snapped frames, incomplete fragments)
+    warnings: tuple[str, ...] = ()
 
     def ladder_text(self) -> str:
         """The SIP dialogs as text ladders, one column per endpoint."""
@@ -64,4 +68,5 @@ def analyze_pcap(path: str) -> WireAnalysis:
     streams = find_rtp_streams(capture.udp, sip, capture.start_ns)
     return WireAnalysis(path=path, start_ns=capture.start_ns, frames=capture.frames,
                         sip=tuple(sip), dialogs=group_dialogs(sip),
-                        http=tuple(http_requests(text_messages)), rtp_streams=tuple(streams))
+                        http=tuple(http_requests(text_messages)), rtp_streams=tuple(streams),
+                        icmp=capture.icmp, warnings=capture.warnings)
