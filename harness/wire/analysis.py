@@ -8,6 +8,7 @@ from harness.wire.http_requests import HttpRequest, http_requests
 from harness.wire.icmp import IcmpError
 from harness.wire.packets import Address
 from harness.wire.pcap_records import read_records
+from harness.wire.rtcp_reports import RtcpReports, find_rtcp
 from harness.wire.rtp_streams import RtpFrame, RtpStream, find_rtp_streams
 from harness.wire.sip_ladder import SipOnWire, group_dialogs, ladder_text, sip_from_tcp, sip_from_udp
 from harness.wire.tcp_streams import frame_messages, reassemble
@@ -28,6 +29,7 @@ class WireAnalysis:
     http: tuple[HttpRequest, ...]
     rtp_streams: tuple[RtpStream, ...]
     icmp: tuple[IcmpError, ...] = ()
+    rtcp: RtcpReports = RtcpReports((), (), (), ())
     #: what could not be read (a file cut short, snapped frames, incomplete fragments)
     warnings: tuple[str, ...] = ()
 
@@ -69,4 +71,4 @@ def analyze_pcap(path: str) -> WireAnalysis:
     return WireAnalysis(path=path, start_ns=capture.start_ns, frames=capture.frames,
                         sip=tuple(sip), dialogs=group_dialogs(sip),
                         http=tuple(http_requests(text_messages)), rtp_streams=tuple(streams),
-                        icmp=capture.icmp, warnings=capture.warnings)
+                        icmp=capture.icmp, rtcp=find_rtcp(capture.udp), warnings=capture.warnings)

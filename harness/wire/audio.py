@@ -10,6 +10,13 @@ Each G.711 packet is decoded and labelled on its own:
 - "tone" with its frequency (a single spectral peak holding most of the energy),
 - "silence" (level below a threshold), or "other" (speech, noise, dual tones...).
 Telephone-event packets are left out of the audio and decoded to DTMF events instead.
+
+`segments` merges consecutive packets with the same label. `content_segments` is what a
+person would say the stream carries: runs shorter than a real tone (`MIN_SEGMENT_MS`) are
+merged into their neighbour, so a vowel that happens to look like a pure tone does not break
+a sentence apart, and sound with pauses shorter than `PAUSE_MS` is one segment: "speech" when
+its level moves like syllables do, else "other". `stream_pcm` is a stream's audio as one
+signal, each packet at its RTP timestamp (G.711, and G.722 with the G722 package).
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+import G722  # sippy's libg722 binding: the ITU-T reference decoder
 
 from harness.media.g711 import DECODERS, ENCODERS
 from harness.media.rtp import RtpError, TelephoneEvent
@@ -29,6 +38,12 @@ SILENCE_DBFS = -50.0
 TONE_PURITY = 0.9
 #: Minimum normalised correlation for the correlation fallback to recognise a prompt.
 CORRELATION_THRESHOLD = 0.9
+#: segments shorter than this are not a tone of their own (DTMF tones last 40 ms at least)
+MIN_SEGMENT_MS = 60.0
+#: silences shorter than this between two stretches of sound are part of them
+PAUSE_MS = 500.0
+#: per-packet level spread (dB, standard deviation) above which sound is taken for speech
+SPEECH_LEVEL_SPREAD_DB = 5.0
 _FFT_SIZE = 8192
 _MAX_GAP_PACKETS = 50
 #: packets of audio correlated at once, and packets to wait after a search found nothing
@@ -394,3 +409,78 @@ def _same(run: list[PacketAudio], p: PacketAudio) -> bool:
     if p.kind == "tone":
         return abs(p.frequency_hz - first.frequency_hz) <= 0.02 * first.frequency_hz
     return True
+
+
+def content_segments(labels: Sequence[PacketAudio]) -> list[AudioSegment]:
+    """What the stream carries, as a person would name it (see the module docstring)."""
+    segs = segments(labels)
+    while len(segs) > 1:  # fold the shortest too-short run into its longer neighbour
+        short = [i for i, seg in enumerate(segs)
+                 if seg.kind != "prompt" and seg.duration_ms + 20 < MIN_SEGMENT_MS]
+        if not short:
+            break
+        i = short[0]
+        into = max((j for j in (i - 1, i + 1) if 0 <= j < len(segs)), key=lambda j: segs[j].packets)
+        segs = _merge(segs, min(i, into), max(i, into), segs[into])
+    out: list[AudioSegment] = []
+    for i, seg in enumerate(segs):
+        pause = (seg.kind == "silence" and seg.duration_ms < PAUSE_MS and bool(out)
+                 and out[-1].kind == "other" and i + 1 < len(segs) and segs[i + 1].kind == "other")
+        if (seg.kind == "other" or pause) and out and out[-1].kind == "other":
+            out[-1] = _merge([out[-1], seg], 0, 1, out[-1])[0]
+        else:
+            out.append(seg)
+    times = np.array([p.ts_ns for p in labels], np.int64)
+    levels = np.array([p.level_dbfs for p in labels])
+    return [_speech_or_other(seg, times, levels) if seg.kind == "other" else seg for seg in out]
+
+
+def _merge(segs: list[AudioSegment], first: int, last: int, like: AudioSegment) -> list[AudioSegment]:
+    """segs[first..last] as one segment labelled like `like`."""
+    merged = AudioSegment(like.kind, like.label, segs[first].start_ts_ns, segs[last].end_ts_ns,
+                          sum(s.packets for s in segs[first:last + 1]), like.prompt,
+                          like.frequency_hz, segs[first].first_offset, segs[last].last_offset)
+    return segs[:first] + [merged] + segs[last + 1:]
+
+
+def _speech_or_other(seg: AudioSegment, times: np.ndarray, levels: np.ndarray) -> AudioSegment:
+    """Speech when the audible packets' levels spread like syllables, else other sound."""
+    inside = levels[np.searchsorted(times, seg.start_ts_ns):np.searchsorted(times, seg.end_ts_ns, "right")]
+    audible = inside[inside >= SILENCE_DBFS]
+    kind = "speech" if len(audible) >= 5 and float(np.std(audible)) >= SPEECH_LEVEL_SPREAD_DB else "other"
+    return AudioSegment(kind, kind, seg.start_ts_ns, seg.end_ts_ns, seg.packets)
+
+
+def stream_pcm(stream: RtpStream) -> tuple[np.ndarray, int, int]:
+    """(samples, sample rate, capture time in ns of sample 0) of the stream's audio: G.711 at
+    8 kHz or G.722 at 16 kHz, each packet placed by its RTP timestamp (lost packets and
+    pauses are silence), the whole anchored on the least delayed packet, so that arrival
+    jitter does not tear the audio apart. Empty for other codecs."""
+    names = {pt: (stream.encoding_name(pt) or "").upper() for pt in stream.payload_types}
+    codec = next((n for n in names.values() if n in DECODERS or n == "G722"), None)
+    if codec is None:
+        return np.zeros(0, np.int16), SAMPLE_RATE, stream.start_ts_ns
+    frames = stream.packets.select(np.isin(stream.packets.payload_type,
+                                           [pt for pt, n in names.items() if n == codec]))
+    rate = 16000 if codec == "G722" else SAMPLE_RATE
+    per_tick = rate // SAMPLE_RATE  # G.722's RTP clock runs at 8 kHz (RFC 3551)
+    ticks = (frames.timestamp - int(frames.timestamp[0]) + 0x80000000) % 0x100000000 - 0x80000000
+    at = (ticks - ticks.min()) * per_tick
+    decoded = _decode_all(codec, frames)
+    total = int(at.max()) + max((len(d) for d in decoded), default=0)
+    if total > 3600 * rate:  # a timestamp jump: keep the audio short of an hour
+        total = 3600 * rate
+    pcm = np.zeros(total, np.int16)
+    for start, samples in zip(at.tolist(), decoded):
+        chunk = samples[:max(total - start, 0)]
+        pcm[start:start + len(chunk)] = chunk
+    origin = int(np.min(frames.ts_ns - (at * 1e9 / rate).astype(np.int64)))
+    return pcm, rate, origin
+
+
+def _decode_all(codec: str, frames) -> list[np.ndarray]:
+    if codec == "G722":  # one decoder across the packets: ADPCM state runs on
+        decoder = G722.G722(16000, 64000)
+        return [np.asarray(decoder.decode(frames.payload(i)), np.int16) for i in range(len(frames))]
+    decode = DECODERS[codec]
+    return [decode(frames.payload(i)) for i in range(len(frames))]
