@@ -22,16 +22,22 @@ from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.profiles.schema import load_profile
 from harness.report import write_profile_reports, write_junit
+from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 from harness.report.json_report import SCHEMA_PATH
 from harness.runner import Check, ProfileResult, ProfileRun, load_prompts
 from harness.wire.analysis import analyze_pcap
 from harness.wire.testing import CaptureBuilder, sdp_body, sip_message
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
+CAPTURE_SCHEMA = json.loads(CAPTURE_SCHEMA_PATH.read_text())
 
 
 def validate(report: dict) -> list[str]:
     return [str(e) for e in jsonschema_rs.validator_for(SCHEMA).iter_errors(report)]
+
+
+def validate_capture(document: dict) -> list[str]:
+    return [str(e) for e in jsonschema_rs.validator_for(CAPTURE_SCHEMA).iter_errors(document)]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,10 @@ def test_report_json_follows_its_schema_and_holds_the_run(run):
     _, paths = run
     report = json.loads(paths["report_json"].read_text())
     assert validate(report) == []
-    assert report["verdict"] == "pass" and report["schema_version"] == 2
+    assert report["verdict"] == "pass" and report["schema_version"] == 3
+    assert validate_capture(report["capture"]) == []
+    assert [c["final_status"] for c in report["capture"]["calls"]] == [200]
+    assert sorted(s["direction"] for s in report["capture"]["streams"]) == ["caller → stub", "stub → caller"]
     assert [m["summary"] for m in report["sip"]][:2] == ["INVITE (SDP)", "100 Trying (INVITE)"]
     assert any(m["summary"] == "BYE" and report["endpoints"][m["src"]] == "stub" for m in report["sip"])
     assert sorted(s["direction"] for s in report["rtp_streams"]) == ["caller → stub", "stub → caller"]
@@ -85,7 +94,9 @@ def test_the_schema_is_valid_and_rejects_broken_reports(run):
     assert validate({k: v for k, v in report.items() if k != "verdict"})
     assert validate({**report, "verdict": "maybe"})
     assert validate({**report, "rtp_streams": [{**report["rtp_streams"][0], "ssrc": 12}]})
-    assert validate({**report, "schema_version": 1})
+    assert validate({**report, "schema_version": 2})
+    jsonschema_rs.meta.validate(CAPTURE_SCHEMA)
+    assert validate_capture({**report["capture"], "calls": [{"call_id": 1}]})
 
 
 class _Dom(HTMLParser):

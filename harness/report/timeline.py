@@ -16,17 +16,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.report.json_report import address
-from harness.wire.audio import SAMPLE_RATE, audio_frames
+from harness.report.capture_report import address
+from harness.report.spectrogram import FLOOR_DB, NFFT, spectrogram_db
+from harness.wire.audio import SAMPLE_RATE, stream_pcm
 
 if TYPE_CHECKING:
     from harness.wire.analysis import WireAnalysis
 
 MAX_FLOWS = 6
-_MAX_COLUMNS = 4000
-_NFFT = 256
 _FRAME_S = 0.02
-_FLOOR_DB = -90.0
 #: marks closer than this share of the time axis get their labels staggered
 _CLOSE = 0.08
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -166,31 +164,20 @@ def _draw_lanes(ax, lanes: Sequence[tuple[str, list]], left: float, right: float
 
 
 def _draw_spectrogram(ax, streams, t0: float, lo: float, hi: float):
-    """The streams' decoded audio as power in dBFS (returns the image). Packets are placed by
-    their RTP timestamps, anchored on the least delayed packet of each stream, so that arrival
-    jitter does not tear the audio apart."""
-    pcm = np.zeros(int((hi - lo) * SAMPLE_RATE) + _NFFT, dtype=np.float32)
+    """The streams' decoded audio as power in dBFS (returns the image), each stream placed on
+    the call-time axis where `stream_pcm` anchors it."""
+    pcm = np.zeros(int((hi - lo) * SAMPLE_RATE) + NFFT, dtype=np.float32)
     for stream in streams:
-        frames = audio_frames(stream)
-        if not frames:
+        samples, rate, origin = stream_pcm(stream)
+        if rate != SAMPLE_RATE or not len(samples):
             continue
-        first = frames[0][0].timestamp
-        media = [((f.timestamp - first + 0x80000000) % 0x100000000 - 0x80000000)
-                 / stream.encodings[f.payload_type][1] for f, _ in frames]
-        origin = min(f.ts_ns / 1e9 - m for (f, _), m in zip(frames, media)) - t0 - lo
-        for (_, samples), m in zip(frames, media):
-            at = int(round((origin + m) * SAMPLE_RATE))
-            if 0 <= at < len(pcm):
-                chunk = samples[:len(pcm) - at]
-                pcm[at:at + len(chunk)] = chunk
-    hop = max(SAMPLE_RATE // 100, -(-len(pcm) // _MAX_COLUMNS))
-    window = np.hanning(_NFFT)
-    windows = np.lib.stride_tricks.sliding_window_view(pcm, _NFFT)[::hop] * window
-    power = np.abs(np.fft.rfft(windows, axis=1)) / (window.sum() / 2 * 32768)
-    db = 20 * np.log10(np.maximum(power, 10 ** (_FLOOR_DB / 20)))
-    start = lo + (_NFFT - hop) / 2 / SAMPLE_RATE  # each column centred on its window
-    image = ax.imshow(db.T, origin="lower", aspect="auto", cmap="magma", vmin=_FLOOR_DB, vmax=0,
-                      extent=(start, start + len(windows) * hop / SAMPLE_RATE, 0, SAMPLE_RATE / 2),
+        at = int(round((origin / 1e9 - t0 - lo) * SAMPLE_RATE))
+        chunk = samples[max(-at, 0):max(len(pcm) - at, 0)]
+        pcm[max(at, 0):max(at, 0) + len(chunk)] = chunk
+    db, hop = spectrogram_db(pcm, SAMPLE_RATE)
+    start = lo + (NFFT - hop) / 2 / SAMPLE_RATE  # each column centred on its window
+    image = ax.imshow(db.T, origin="lower", aspect="auto", cmap="magma", vmin=FLOOR_DB, vmax=0,
+                      extent=(start, start + len(db) * hop / SAMPLE_RATE, 0, SAMPLE_RATE / 2),
                       interpolation="nearest")
     ax.set_yticks([0, 1000, 2000, 3000, 4000])
     return image
