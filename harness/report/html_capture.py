@@ -35,7 +35,8 @@ background:#fff;border:1px solid #90a4c8;box-shadow:0 2px 12px rgba(0,0,0,.25);p
 svg.ladder{display:block;margin:6px 0 18px;font:12px system-ui,sans-serif}
 .ladder .req{stroke:#1f5fbf;fill:#1f5fbf}.ladder .r1{stroke:#777;fill:#777}
 .ladder .r2{stroke:#2e7d32;fill:#2e7d32}.ladder .r3{stroke:#c62828;fill:#c62828}
-.ladder .note,.ladder .icmp{stroke:#e8000b;fill:#e8000b}
+.ladder .note,.ladder .icmp{stroke:#e8000b;fill:#e8000b}.ladder .rtp{stroke:#5b8f58;fill:#5b8f58}
+.ladder line.rtp{stroke-dasharray:2 3}
 .ladder line{stroke-width:1.5}.ladder line.note,.ladder .icmp line{stroke-dasharray:6 4}
 .ladder g[data-msg]{cursor:pointer}.ladder g[data-msg]:hover text{font-weight:700}
 .ladder g.selected text{font-weight:700;text-decoration:underline}
@@ -175,21 +176,29 @@ def ladder(n: int, call: dict, messages: list[dict], icmp: list[dict], streams: 
         for ep in (e["original_dst"], e["original_src"]):
             if ep not in columns:
                 columns.append(ep)
+    hosts = {}
+    for s in streams:
+        for ep in (s["src"], s["dst"]):
+            same_host = next((c for c in columns if c.rsplit(":", 1)[0] == ep.rsplit(":", 1)[0]), None)
+            if same_host is None:
+                columns.append(ep)
+            hosts[ep] = same_host or ep
     x = {ep: _LEFT + _COLUMN // 2 + i * _COLUMN for i, ep in enumerate(columns)}
     first, last = call["start"], call["end"]
     rows: list[tuple[float, str, dict]] = [(m["time"], "sip", m) for m in messages]
     rows += [(e["time"], "icmp", e) for e in icmp]
+    rows += [(s["start"], "rtp", s) for s in streams]
     rows += [(note["time"], "note", note) for note in notes if first <= note["time"] <= last]
     rows.sort(key=lambda r: r[0])
     lanes_x = _LEFT + _COLUMN * len(columns) + 20
-    width = lanes_x + _LANE * len(streams) + (160 if streams else 0)
+    width = lanes_x + _LANE * len(streams) + (300 if streams else 0)
     height = _TOP + _ROW * len(rows) + 20
     times = [r[0] for r in rows]
     ys = [_TOP + _ROW * i + 18 for i in range(len(rows))]
     out = [f'<svg class="ladder" id="ladder-{n}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}" role="img">',
            f"<title>SIP ladder of Call-ID {escape(call['call_id'])}</title><defs>"]
-    for klass in ("req", "r1", "r2", "r3", "icmp"):
+    for klass in ("req", "r1", "r2", "r3", "icmp", "rtp"):
         out.append(f'<marker id="a{n}-{klass}" class="{klass}" viewBox="0 0 10 10" refX="10" refY="5" '
                    f'markerWidth="8" markerHeight="8" orient="auto-start-reverse">'
                    f'<path d="M0,0 L10,5 L0,10 z"/></marker>')
@@ -206,6 +215,13 @@ def ladder(n: int, call: dict, messages: list[dict], icmp: list[dict], streams: 
         if kind == "note":
             out.append(f'<g class="note"><line class="note" x1="{_LEFT}" y1="{y}" x2="{lanes_x - 10}" '
                        f'y2="{y}"/><text x="{_LEFT + 6}" y="{y - 5}">{escape(item["label"])}</text></g>')
+            continue
+        if kind == "rtp":
+            x1, x2 = x[hosts[item["src"]]], x[hosts[item["dst"]]]
+            label = f"RTP #{item['index'] + 1} ({item['codec']})"
+            out.append(f'<g class="rtp"><title>{escape(_lane_tip(item))}</title>'
+                       f'<line class="rtp" x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" marker-end="url(#a{n}-rtp)"/>'
+                       f'<text x="{(x1 + x2) / 2}" y="{y - 5}" text-anchor="middle">{escape(label)}</text></g>')
             continue
         if kind == "icmp":
             x1, x2, klass, label = x[item["original_dst"]], x[item["original_src"]], "icmp", item["summary"]
@@ -224,14 +240,17 @@ def ladder(n: int, call: dict, messages: list[dict], icmp: list[dict], streams: 
                    f'<text x="{(x1 + x2) / 2}" y="{y - 5}" text-anchor="middle">{escape(label)}</text>'
                    f'<rect x="{min(x1, x2)}" y="{y - 18}" width="{abs(x2 - x1)}" height="22" fill="transparent" '
                    f'stroke="none"/></g>')
+    labels_x = lanes_x + _LANE * len(streams) + 6
     for k, s in enumerate(streams):
         lx = lanes_x + k * _LANE
         top, bottom = _y_at(s["start"], times, ys), _y_at(s["end"], times, ys)
         bottom = max(bottom, top + 6)
-        out.append(f'<a href="#stream-{s["index"]}"><g><title>{escape(_lane_tip(s))}</title>'
-                   f'<rect class="lane" x="{lx}" y="{top}" width="{_LANE - 8}" height="{bottom - top}" rx="3"/>'
-                   f'<text class="lane-text" transform="translate({lx + 13},{top + 4}) rotate(90)">'
-                   f'{escape(_lane_label(s))}</text></g></a>')
+        out.append(f'<a href="#stream-{s["index"]}" id="lane-{s["index"]}"><g><title>{escape(_lane_tip(s))}</title>'
+                   f'<rect class="lane" x="{lx}" y="{top}" width="{_LANE - 10}" height="{bottom - top}" rx="3"/>'
+                   f'<text class="lane-text" x="{lx + (_LANE - 10) / 2}" y="{top - 3}" text-anchor="middle">'
+                   f'{s["index"] + 1}</text>'
+                   f'<text class="lane-text" x="{labels_x}" y="{_TOP + 8 + 14 * k}">{escape(_lane_label(s))}</text>'
+                   f'</g></a>')
     out.append("</svg>")
     return "".join(out)
 
