@@ -27,8 +27,9 @@ from .report import write_profile_reports
 from .stub import Stub, StubConfig
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
-from .wire.audio import dtmf_events, label_packets, segments, tone_frequency
+from .wire.audio import dtmf_events, label_packets, segments, stream_pcm, tone_frequency
 from .wire.switch import check_switch
+from .wire.words import RecognitionError, Recognizer
 
 RTP_PORTS_PER_RUN = 400
 RTP_BASE, RTP_BASE_LIMIT, RTP_LANES = 10000, 32400, 8
@@ -317,6 +318,8 @@ class ProfileRun:
             checks.append(self._check_recording(journal, expect.recording_tone_hz))
         if expect.call_recording is not None:
             checks.append(_check_call_recording(journal, expect.call_recording))
+        if expect.said is not None:
+            checks.append(self._check_said(stub, wire, expect.said, expect.said_call or self._first_call()))
         if self.profile.network is not None:
             checks.append(self._check_impairment(stub, wire, journal))
         checks.append(_check_nothing_after_last_hangup(journal))
@@ -409,6 +412,28 @@ class ProfileRun:
         return Check(name, heard == expected,
                      f"the stub played {heard}" + ("" if heard == expected else f", expected {expected}"),
                      {"prompts": heard})
+
+    def _check_said(self, stub: Stub, wire: WireAnalysis, phrases: list[str], call_name: str) -> Check:
+        """Each phrase recognised (pocketsphinx) in the stub's audio to the call, in order."""
+        stream = self._stub_stream(stub, wire, call_name)
+        if stream is None:
+            return Check("said", False, "no RTP from the stub on the wire")
+        pcm, rate, origin = stream_pcm(stream)
+        recognizer, heard, after = Recognizer(), [], 0.0
+        for phrase in phrases:
+            try:
+                match = recognizer.find_phrase(pcm, rate, phrase)
+            except RecognitionError as exc:
+                return Check("said", False, str(exc))
+            heard.append({"phrase": phrase, "at_s": None if match is None else round(
+                (origin - wire.start_ns) / 1e9 + match.start_s, 3)})
+            if match is None or match.start_s < after:
+                where = "was not heard" if match is None else "was heard before the phrase ahead of it"
+                return Check("said", False, f"{phrase!r} {where} in the stub's speech to call {call_name!r}",
+                             {"said": heard})
+            after = match.start_s
+        return Check("said", True, "heard " + ", ".join(f"{h['phrase']!r} at {h['at_s']:.2f} s" for h in heard),
+                     {"said": heard})
 
     def _check_prompt_after_answer(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
         name = f"{spec.prompt} after the answer"

@@ -235,10 +235,16 @@ class Expect:
     final_status: dict[str, int] | None = None  # call name -> final SIP status it saw
     recording_tone_hz: float | None = None  # a recording was written, holding this tone
     call_recording: CallRecordingExpect | None = None
+    #: phrases the caller heard, in order: recognised in the stub's speech on the wire
+    said: list[str] | None = None
+    said_call: str | None = None  # whose stream `said` is read from (default: the first call)
 
     def validate(self) -> str | None:
         bad = [e for e in self.events or [] if e not in EVENT_TYPES]
-        return f"events: unknown InvocationEventType {bad[0]!r}" if bad else None
+        if bad:
+            return f"events: unknown InvocationEventType {bad[0]!r}"
+        empty = [p for p in self.said or [] if not p.strip()]
+        return "said: a phrase has no words" if empty else None
 
 
 @dataclass

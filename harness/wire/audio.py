@@ -38,8 +38,11 @@ SILENCE_DBFS = -50.0
 TONE_PURITY = 0.9
 #: Minimum normalised correlation for the correlation fallback to recognise a prompt.
 CORRELATION_THRESHOLD = 0.9
-#: segments shorter than this are not a tone of their own (DTMF tones last 40 ms at least)
-MIN_SEGMENT_MS = 60.0
+#: runs shorter than this are not a tone of their own: call progress tones last 250 ms and
+#: more, and a DTMF digit is two frequencies (not a tone here)
+MIN_SEGMENT_MS = 100.0
+#: a spectral peak below this is not a tone (hum, DC)
+MIN_TONE_HZ = 50.0
 #: silences shorter than this between two stretches of sound are part of them
 PAUSE_MS = 500.0
 #: per-packet level spread (dB, standard deviation) above which sound is taken for speech
@@ -284,7 +287,7 @@ def label_packets(stream: RtpStream, prompts: Mapping[str, np.ndarray] | None = 
             key = (frame.payload_type, frame.payload)
             if key not in tone_of:
                 tone_of[key] = tone_frequency(pcm)
-            freq = tone_of[key]
+            freq = tone_of[key] if tone_of[key] is None or tone_of[key] >= MIN_TONE_HZ else None
             out.append(PacketAudio(kind="tone" if freq is not None else "other",
                                    frequency_hz=freq, **base))
     return out
