@@ -440,9 +440,10 @@ def content_segments(labels: Sequence[PacketAudio]) -> list[AudioSegment]:
 
 def _merge(segs: list[AudioSegment], first: int, last: int, like: AudioSegment) -> list[AudioSegment]:
     """segs[first..last] as one segment labelled like `like`."""
+    same = [s for s in segs[first:last + 1] if s.label == like.label]
     merged = AudioSegment(like.kind, like.label, segs[first].start_ts_ns, segs[last].end_ts_ns,
                           sum(s.packets for s in segs[first:last + 1]), like.prompt,
-                          like.frequency_hz, segs[first].first_offset, segs[last].last_offset)
+                          like.frequency_hz, same[0].first_offset, same[-1].last_offset)
     return segs[:first] + [merged] + segs[last + 1:]
 
 
