@@ -22,6 +22,7 @@ from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.profiles.schema import load_profile
 from harness.report import write_profile_reports, write_junit
+from harness.report.json_report import build_report
 from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 from harness.report.json_report import SCHEMA_PATH
 from harness.runner import Check, ProfileResult, ProfileRun, load_prompts
@@ -252,3 +253,23 @@ def test_junit_xml_counts_failures_and_errors(tmp_path):
     error = cases["errs"].find("error")
     assert error.get("message") == "CallerError: boom" and "/out/c" in error.text
     assert re.search(r"update-to-switch 12\.5 ms", cases["passes"].find("system-out").text)
+
+
+def test_timeline_labels_never_overlap(tmp_path):
+    """A crowded run: many short segments and marks close together."""
+    from harness.report.timeline import timeline_figure
+    pcap, journal, updates = synthetic_capture(tmp_path)
+    result = ProfileResult("crowded", "p.yaml", str(tmp_path), "pass")
+    t0 = json.loads(write_profile_reports(result, analyze_pcap(str(pcap)), journal, tmp_path, updates)
+                    ["report_json"].read_text())["t0"]
+    journal += [{"time": t0 + 0.1 + 0.01 * k, "kind": "media_started", "transaction_id": "tx1", "call_id": "leg-a",
+                 "token": k, "media": "audio", "key": f"prompt-with-a-long-name-{k}.wav"} for k in range(30)]
+    journal += [{"time": t0 + 0.3 + 0.005 * k, "kind": "invocation", "transaction_id": "tx1", "sequence": k,
+                 "event": {"InvocationEventType": "ACTION_SUCCESSFUL", "Sequence": k}} for k in range(12)]
+    report = build_report(result, analyze_pcap(str(pcap)), journal, tmp_path, updates * 5)
+    figure = timeline_figure(report, analyze_pcap(str(pcap)))
+    renderer = figure.canvas.get_renderer()
+    labels = [t for ax in figure.axes for t in ax.texts if t.get_gid() in ("mark-label", "bar-label")]
+    shown = [t.get_window_extent(renderer) for t in labels if t.get_visible()]
+    assert len(labels) > 40 and 5 <= len(shown) < len(labels)
+    assert not [(a, b) for i, a in enumerate(shown) for b in shown[i + 1:] if a.overlaps(b)]

@@ -3,7 +3,8 @@
 On one call-time axis: a lane chart of what happened (the handler's invocations, what the
 stub's journal says it played, the audio recognised on the wire in each stub→peer stream),
 then each RTP direction's audio as a spectrogram; update requests, DTMF events and BYEs are
-vertical lines across all of it.
+vertical lines across all of it. Labels never overlap: a label that would cover one drawn
+before it (marks first, then bars from left to right) is left out.
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ _MARKS = {"update": ("#e8000b", "--"), "BYE": ("#00a2d3", "-"), "DTMF": ("#2ca02
 
 def draw_timeline(report: dict, wire: WireAnalysis | None, path: Path) -> Path:
     """Draw the run's timeline into `path` (PNG) from its report and its capture."""
+    timeline_figure(report, wire).savefig(path, format="png")
+    return path
+
+
+def timeline_figure(report: dict, wire: WireAnalysis | None) -> Figure:
+    """The timeline picture of a run as a matplotlib figure."""
     roles = report["endpoints"]
     flows = _flows(wire, roles) if wire else []
     lanes = _lanes(report, roles)
@@ -80,8 +87,8 @@ def draw_timeline(report: dict, wire: WireAnalysis | None, path: Path) -> Path:
                loc="upper right", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.99, 1.0))
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.1, right=0.94, top=1 - 0.6 / height, bottom=0.45 / height)
-    fig.savefig(path, format="png")
-    return path
+    _drop_overlapping_labels(fig, [top])
+    return fig
 
 
 def _flows(wire: WireAnalysis, roles: dict[str, str]):
@@ -150,6 +157,7 @@ def _draw_lanes(ax, lanes: Sequence[tuple[str, list]], left: float, right: float
                 late = t > (left + right) / 2
                 ax.plot([t], [y + 0.3 - 0.3 * level], marker="v", color="#444444", markersize=5)
                 ax.annotate(label, (t, y + 0.3 - 0.3 * level), xytext=(-4 if late else 4, 0),
+                            gid="mark-label",
                             textcoords="offset points", fontsize=7, va="center",
                             ha="right" if late else "left")
             else:
@@ -157,7 +165,8 @@ def _draw_lanes(ax, lanes: Sequence[tuple[str, list]], left: float, right: float
                 end = right if end is None else end
                 ax.broken_barh([(start, end - start)], (y - 0.35, 0.7),
                                facecolors=_colour(key, colours), edgecolor="white", linewidth=0.5)
-                ax.text(start, y, " " + label, fontsize=7, va="center", clip_on=True)
+                text = ax.text(start, y, " " + label, fontsize=7, va="center", clip_on=True)
+                text.set_gid("bar-label")
     ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.set_yticks(range(len(lanes)), [name for name, _ in reversed(lanes)], fontsize=8)
     ax.grid(axis="x", color="#eeeeee")
@@ -199,6 +208,20 @@ def _draw_marks(ax, report: dict, labelled: bool) -> None:
             lo, hi = ax.get_xlim()
             close = previous is not None and t - previous < _CLOSE * (hi - lo)
             level, previous = (level + 1) % 3 if close else 0, t
-            ax.annotate(label, (t, 1.0), xycoords=("data", "axes fraction"),
+            ax.annotate(label, (t, 1.0), xycoords=("data", "axes fraction"), gid="mark-label",
                         xytext=(2, 2 + 9 * level), textcoords="offset points", fontsize=7,
                         color=colour, va="bottom")
+
+
+def _drop_overlapping_labels(fig, axes) -> None:
+    """Hide each label (marks first, then bar labels, left to right) that overlaps one kept."""
+    renderer = fig.canvas.get_renderer()
+    labels = [t for ax in axes for t in ax.texts if t.get_gid() in ("mark-label", "bar-label")]
+    labels.sort(key=lambda t: (t.get_gid() != "mark-label", t.get_window_extent(renderer).x0))
+    kept = []
+    for text in labels:
+        box = text.get_window_extent(renderer).expanded(1.0, 1.0)
+        if any(box.overlaps(other) for other in kept):
+            text.set_visible(False)
+        else:
+            kept.append(box)
