@@ -422,16 +422,16 @@ class ProfileRun:
         recognizer, heard, after = Recognizer(), [], 0.0
         for phrase in phrases:
             try:
-                match = recognizer.find_phrase(pcm, rate, phrase)
+                match = recognizer.find_phrase(pcm, rate, phrase, after)
             except RecognitionError as exc:
                 return Check("said", False, str(exc))
             heard.append({"phrase": phrase, "at_s": None if match is None else round(
                 (origin - wire.start_ns) / 1e9 + match.start_s, 3)})
-            if match is None or match.start_s < after:
-                where = "was not heard" if match is None else "was heard before the phrase ahead of it"
-                return Check("said", False, f"{phrase!r} {where} in the stub's speech to call {call_name!r}",
-                             {"said": heard})
-            after = match.start_s
+            if match is None:
+                where = "after the phrase before it" if after else ""
+                return Check("said", False, f"{phrase!r} was not heard {where} in the stub's speech to call "
+                             f"{call_name!r}".replace("  ", " "), {"said": heard})
+            after = match.end_s
         return Check("said", True, "heard " + ", ".join(f"{h['phrase']!r} at {h['at_s']:.2f} s" for h in heard),
                      {"said": heard})
 

@@ -91,6 +91,6 @@ def speak_run(tmp_path_factory):
 def test_said_fails_for_a_phrase_the_stub_never_spoke(speak_run):
     check = next(c for c in speak_run.checks if c.name == "said")
     assert not check.passed and speak_run.verdict == "fail"
-    assert check.detail == "'press one for sales' was not heard in the stub's speech to call 'a'"
+    assert check.detail == "'press one for sales' was not heard after the phrase before it in the stub's speech to call 'a'"
     assert check.measured["said"][0]["phrase"] == "thank you for calling"
     assert 0.0 < check.measured["said"][0]["at_s"] < 1.5

@@ -28,13 +28,15 @@ MODEL_RATE = 16000
 #: share of the loud frames the phrase's words must cover
 MIN_COVERAGE = 0.9
 #: share of the frames inside the phrase's words that may be quiet (pauses, stops)
-MAX_QUIET_IN_WORDS = 0.3
+MAX_QUIET_IN_WORDS = 0.4
 #: a frame is loud within this many dB of the loudest frame
 LOUD_RANGE_DB = 30.0
 #: pauses at least this long cut speech into pieces a phrase may start or end at
 PIECE_PAUSE_MS = 120.0
 #: runs of more pieces than this are not tried as one phrase
 MAX_PIECES = 6
+#: audio kept around a run of pieces: the quiet ends of its first and last words
+MARGIN_MS = 150.0
 _FRAME = MODEL_RATE // 100  # pocketsphinx analyses 100 frames per second
 _PAD = np.zeros(MODEL_RATE // 8, np.int16)
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -48,7 +50,7 @@ class RecognitionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PhraseMatch:
-    """Where a phrase was heard: seconds from the start of the audio searched."""
+    """Where a phrase was heard: its speech, in seconds from the start of the audio searched."""
 
     phrase: str
     start_s: float
@@ -104,26 +106,29 @@ class Recognizer:
                                                        if missing else "no words to look for"))
         return words
 
-    def find_phrase(self, pcm: np.ndarray, rate: int, phrase: str) -> PhraseMatch | None:
-        """Where the phrase was spoken in the audio, or None (see the module docstring)."""
+    def find_phrase(self, pcm: np.ndarray, rate: int, phrase: str, after_s: float = 0.0) -> PhraseMatch | None:
+        """The first place from `after_s` (seconds into the audio) on where the phrase was
+        spoken, or None (see the module docstring)."""
         words = self.check_words(phrase)
         decoder = self._aligner()
         decoder.add_jsgf_string("phrase", f"#JSGF V1.0; grammar g; public <s> = {' '.join(words)};")
         decoder.activate_search("phrase")
         pieces = speech_pieces(pcm, rate)
-        best = None
+        margin = int(MARGIN_MS * rate / 1000)
         for first in range(len(pieces)):
+            if pieces[first][0] < after_s * rate:
+                continue
             for last in range(first, min(first + MAX_PIECES, len(pieces))):
-                start, end = pieces[first][0], pieces[last][1]
-                audio = _to_model(pcm[start:end], rate)
-                coverage = _aligned_coverage(decoder, audio, words)
-                if coverage is not None and (best is None or coverage > best.coverage):
-                    best = PhraseMatch(phrase, start / rate, end / rate, coverage)
-        return best
+                start = max(pieces[first][0] - margin, 0 if first == 0 else pieces[first - 1][1])
+                end = min(pieces[last][1] + margin, len(pcm) if last + 1 == len(pieces) else pieces[last + 1][0])
+                coverage = _aligned_coverage(decoder, _to_model(pcm[start:end], rate), words)
+                if coverage is not None:
+                    return PhraseMatch(phrase, pieces[first][0] / rate, pieces[last][1] / rate, coverage)
+        return None
 
 
-def speech_pieces(pcm: np.ndarray, rate: int) -> list[tuple[int, int]]:
-    """(start, end) sample ranges of sound between pauses of at least PIECE_PAUSE_MS."""
+def speech_pieces(pcm: np.ndarray, rate: int, pause_ms: float = PIECE_PAUSE_MS) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of sound between pauses of at least `pause_ms`."""
     frame = rate // 100
     n = len(pcm) // frame
     if n == 0:
@@ -132,7 +137,7 @@ def speech_pieces(pcm: np.ndarray, rate: int) -> list[tuple[int, int]]:
     db = 10 * np.log10(power + 1)
     loud = db > max(db.max() - LOUD_RANGE_DB, 10 * np.log10(32768.0 ** 2) - 100)
     pieces: list[tuple[int, int]] = []
-    gap = int(PIECE_PAUSE_MS / 10)
+    gap = max(int(pause_ms / 10), 1)
     run_start, quiet = None, 0
     for i, on in enumerate(loud.tolist() + [False] * gap):
         if on:
