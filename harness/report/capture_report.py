@@ -26,8 +26,8 @@ import numpy as np
 
 from harness.sip.message import SipRequest
 from harness.wire.analysis import WireAnalysis
-from harness.wire.audio import (PromptMatcher, content_segments, dtmf_events, label_packets,
-                                stream_pcm)
+from harness.wire.audio import (PromptMatcher, content_segments, decoded_g711, dtmf_events,
+                                label_packets, stream_pcm)
 from harness.wire.calls import Call, StreamQuality, find_calls, stream_quality
 from harness.wire.packets import Address
 from harness.wire.rtp_streams import RtpStream
@@ -40,6 +40,8 @@ CAPTURE_SCHEMA_PATH = Path(__file__).with_name("capture.schema.json")
 MAX_SERIES_POINTS = 2000
 #: seconds of speech decoded freely per capture (the words listed per stream)
 MAX_TRANSCRIBED_S = 120.0
+#: streams whose audio content is analysed (and played on the page), the first ones selected
+MAX_AUDIO_STREAMS = 24
 
 
 def address(addr: Address) -> str:
@@ -96,7 +98,14 @@ def build_capture_document(analysis: WireAnalysis, selection: Selection = Select
         quality = stream_quality(analysis, s, call_of.get(id(s)))
         qualities[id(s)] = quality
         stream_docs.append(_stream_doc(s, index[id(s)], quality, rel, roles, options, recognizer,
-                                       budget, matchers, analysis.start_ns))
+                                       budget, matchers, analysis.start_ns,
+                                       with_audio=index[id(s)] < MAX_AUDIO_STREAMS))
+    notes = []
+    if len(streams) > MAX_AUDIO_STREAMS:
+        notes.append(f"the audio of {len(streams) - MAX_AUDIO_STREAMS} streams after the first "
+                     f"{MAX_AUDIO_STREAMS} is not analysed: select a call (--call-id) or a time window")
+    if options.transcribe and budget[0] <= 0:
+        notes.append(f"speech was decoded freely for the first {MAX_TRANSCRIBED_S:.0f} s only")
     messages = [m for c in calls for m in c.messages]
     messages.sort(key=lambda m: (m.ts_ns, m.number))
     return {
@@ -108,6 +117,7 @@ def build_capture_document(analysis: WireAnalysis, selection: Selection = Select
                       "since": None if selection.since_ns is None else rel(selection.since_ns),
                       "until": None if selection.until_ns is None else rel(selection.until_ns)},
         "t0": t0,
+        "notes": notes,
         "endpoints": roles,
         "calls": [_call_doc(c, rel, [index[id(s)] for s in c.streams], qualities) for c in calls],
         "messages": [{"time": rel(m.ts_ns), "frame": m.number, "last_frame": m.last_number,
@@ -172,7 +182,7 @@ def _call_doc(call: Call, rel, streams: list[int], qualities) -> dict:
 
 
 def _stream_doc(s: RtpStream, index: int, quality: StreamQuality, rel, roles, options: Options,
-                recognizer, budget, matchers, start_ns) -> dict:
+                recognizer, budget, matchers, start_ns, with_audio: bool) -> dict:
     st = s.stats
     src, dst = address(s.src), address(s.dst)
     counts = dict(zip(*np.unique(s.packets.payload_type, return_counts=True)))
@@ -201,7 +211,7 @@ def _stream_doc(s: RtpStream, index: int, quality: StreamQuality, rel, roles, op
         "dtmf": [{"time": rel(ev.start_ts_ns), "digit": ev.digit, "event": ev.event,
                   "duration_ms": round(ev.duration_ms, 3), "ended": ev.ended, "volume": ev.volume}
                  for ev in dtmf_events(s)],
-        "audio": _audio_doc(s, rel, options, recognizer, budget, matchers),
+        "audio": _audio_doc(s, rel, options, recognizer, budget, matchers) if with_audio else None,
     }
 
 
@@ -246,15 +256,16 @@ def _rtcp_doc(s: RtpStream, quality: StreamQuality, rel) -> dict:
 
 
 def _audio_doc(s: RtpStream, rel, options: Options, recognizer, budget, matchers) -> dict | None:
-    pcm, rate, origin = stream_pcm(s)
+    codec = next((n for pt in s.payload_types if (n := (s.encoding_name(pt) or "").upper())
+                  in ("PCMU", "PCMA")), None)
+    decoded = decoded_g711(s) if codec else None
+    pcm, rate, origin = stream_pcm(s, decoded)
     if not len(pcm):
         return None
     matcher = None
-    codec = next((n for pt in s.payload_types if (n := (s.encoding_name(pt) or "").upper())
-                  in ("PCMU", "PCMA")), None)
     if options.prompts and codec:
         matcher = matchers.setdefault(codec, PromptMatcher(options.prompts, codec))
-    segs = content_segments(label_packets(s, matcher=matcher)) if codec else []
+    segs = content_segments(label_packets(s, matcher=matcher, decoded=decoded)) if codec else []
     out = {"sample_rate": rate, "seconds": round(len(pcm) / rate, 3), "segments": [
         {"start": rel(seg.start_ts_ns), "end": rel(seg.end_ts_ns), "kind": seg.kind,
          "label": seg.label, "packets": seg.packets, "prompt": seg.prompt,
@@ -284,7 +295,7 @@ def _audio_doc(s: RtpStream, rel, options: Options, recognizer, budget, matchers
     return out
 
 
-def stream_media(analysis: WireAnalysis, streams: Iterable[RtpStream], max_streams: int = 24,
+def stream_media(analysis: WireAnalysis, streams: Iterable[RtpStream], max_streams: int = MAX_AUDIO_STREAMS,
                  max_seconds: float = 300.0) -> dict[int, dict[str, str]]:
     """Per stream index: its decoded audio as a WAV data URI and its spectrogram as a PNG data
     URI, for the first `max_streams` streams with audio (each cut at `max_seconds`)."""

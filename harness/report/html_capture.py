@@ -119,7 +119,7 @@ def capture_sections(doc: dict, media: dict[int, dict[str, str]], notes: Sequenc
     the data the ladder's click handler reads. `notes` are {time, label} lines drawn across
     the ladder of the call they fall in (e.g. update requests)."""
     parts = []
-    for warning in doc["capture"]["warnings"]:
+    for warning in doc["capture"]["warnings"] + doc["notes"]:
         parts.append(f'<p class="warn">{escape(warning)}</p>')
     parts += ["<h2>Calls</h2>", table(
         ("call", "Call-ID", "from", "to", "start", "duration s", "final status", "streams",

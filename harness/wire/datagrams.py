@@ -127,7 +127,7 @@ def decode_capture(records: CaptureRecords) -> DecodedCapture:
         order = np.argsort(np.concatenate([c["row"] for c in parts]), kind="stable")
         columns = {name: np.concatenate([c[name] for c in parts])[order] for name in columns}
     rows = columns.pop("row")
-    udp = Datagrams(records.data + extra if extra else records.data, rows + 1, records.ts_ns[rows],
+    udp = Datagrams(bytes(records.data) + extra if extra else records.data, rows + 1, records.ts_ns[rows],
                     addresses=tuple(addresses), **columns)
     start = int(records.ts_ns[0]) if records.frames else 0
     warnings = list(records.warnings)

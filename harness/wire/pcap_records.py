@@ -15,6 +15,8 @@ on the wire (a snap length) are counted there too.
 """
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,8 @@ class PcapError(ValueError):
 class CaptureRecords:
     """Every frame of a capture file as columns; frame bytes are slices of `data`."""
 
-    data: bytes
+    #: the file's bytes (a read-only memory map of it)
+    data: bytes | mmap.mmap
     #: where each frame's bytes start in `data`, and how many were captured
     offset: np.ndarray
     length: np.ndarray
@@ -62,8 +65,10 @@ class CaptureRecords:
 def read_records(path: str | Path) -> CaptureRecords:
     """Read a pcap or pcapng file; raise PcapError if it is not one."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
+        with open(path, "rb") as file:  # mapped, not copied: frames are read where they lie
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(file.fileno()).st_size \
+                else b""
+    except (OSError, ValueError) as exc:
         raise PcapError(f"{path}: {exc}") from exc
     if len(data) >= 24 and data[:4] in _PCAP_MAGIC:
         order, nano = _PCAP_MAGIC[data[:4]]

@@ -14,6 +14,7 @@ trip. XR reports do the same with RRTR and DLRR (RFC 3611 §4.4, §4.5).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,9 +93,16 @@ class RtcpReports:
 
     def about(self, ssrc: int) -> tuple[list[SenderInfo], list[ReceptionReport], list[XrVoipReport]]:
         """What was reported about the stream of `ssrc`: by its sender, by its receivers."""
-        return ([s for s in self.senders if s.ssrc == ssrc],
-                [r for r in self.receptions if r.ssrc == ssrc],
-                [v for v in self.voip if v.metrics.ssrc == ssrc])
+        return self._by_ssrc.get(ssrc, ([], [], []))
+
+    @functools.cached_property
+    def _by_ssrc(self) -> dict[int, tuple[list, list, list]]:
+        found: dict[int, tuple[list, list, list]] = {}
+        for kind, items, key in ((0, self.senders, lambda x: x.ssrc), (1, self.receptions, lambda x: x.ssrc),
+                                 (2, self.voip, lambda x: x.metrics.ssrc)):
+            for item in items:
+                found.setdefault(key(item), ([], [], []))[kind].append(item)
+        return found
 
     @property
     def endpoints(self) -> set[Address]:
@@ -109,13 +117,16 @@ def find_rtcp(datagrams: Datagrams) -> RtcpReports:
     found, senders, receptions, voip = [], [], [], []
     last_sr: dict[tuple[Address, Address], dict[int, int]] = {}   # (src, dst) -> {lsr: ts_ns}
     last_rrtr: dict[tuple[Address, Address], dict[int, int]] = {}
-    for i in candidates.tolist():
+    endpoint = functools.lru_cache(maxsize=None)(datagrams.endpoint)
+    for i, number, ts_ns, src_key, dst_key in zip(candidates.tolist(), datagrams.number[candidates].tolist(),
+                                                  datagrams.ts_ns[candidates].tolist(),
+                                                  datagrams.src[candidates].tolist(), datagrams.dst[candidates].tolist()):
         try:
             packets = parse_compound(datagrams.payload(i))
         except RtcpError:
             continue
-        pkt = datagrams.packet(i)
-        found.append((pkt.number, pkt.ts_ns, pkt.src, pkt.dst, tuple(_TYPES.get(type(x)) or x.packet_type for x in packets)))
+        pkt = _Seen(number, ts_ns, endpoint(src_key), endpoint(dst_key))
+        found.append((number, ts_ns, pkt.src, pkt.dst, tuple(_TYPES.get(type(x)) or x.packet_type for x in packets)))
         back_sr = last_sr.get((pkt.dst, pkt.src), {})
         back_rrtr = last_rrtr.get((pkt.dst, pkt.src), {})
         for packet in packets:
@@ -144,6 +155,14 @@ def find_rtcp(datagrams: Datagrams) -> RtcpReports:
                         voip.append(XrVoipReport(pkt.number, pkt.ts_ns, pkt.src, pkt.dst,
                                                  packet.ssrc, value, rtt))
     return RtcpReports(tuple(found), tuple(senders), tuple(receptions), tuple(voip))
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    number: int
+    ts_ns: int
+    src: Address
+    dst: Address
 
 
 def _rtt(sent: dict[int, int], lsr: int, dlsr: int, ts_ns: int) -> float | None:

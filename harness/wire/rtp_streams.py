@@ -272,13 +272,14 @@ def _from_sdp(dg: Datagrams, rtp: RtpHeaders, announced, start_ns) -> list[RtpSt
     order, group_of = order[kept], group_of[kept]
     starts = np.flatnonzero(np.concatenate(([True], group_of[1:] != group_of[:-1])))[:len(order)]
     streams = []
+    grouped = _frames(dg, rtp, order)  # every stream's columns at once; each stream a slice
     for begin, end in zip(starts.tolist(), np.append(starts[1:], len(order)).tolist()):
-        rows = order[begin:end]
-        src_addr, dst_addr = dg.endpoint(int(src[rows[0]])), dg.endpoint(int(dst[rows[0]]))
-        setups = _setups(announced, src_addr, dst_addr, int(number[rows[0]]))
-        frames = _frames(dg, rtp, rows)
+        first = order[begin]
+        src_addr, dst_addr = dg.endpoint(int(src[first])), dg.endpoint(int(dst[first]))
+        setups = _setups(announced, src_addr, dst_addr, int(number[first]))
+        frames = grouped.select(slice(begin, end))
         pts = _in_order_of_appearance(frames.payload_type)
-        streams.append(_stream(src_addr, dst_addr, int(rtp.ssrc[rows[0]]), frames,
+        streams.append(_stream(src_addr, dst_addr, int(rtp.ssrc[first]), frames,
                                _encodings(pts, setups[:1]), start_ns, "sdp", setups[0].number,
                                setups[0].call_id, _encodings(pts, setups)))
     return sorted(streams, key=lambda s: int(s.packets.number[0]))
