@@ -31,6 +31,11 @@ print('\n'.join(p['build-system']['requires'] + p['project']['dependencies']))" 
 FROM system
 COPY --from=dependencies /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+# The AWS SDKs the Lambda runtimes bundle, where handlers find them (<venv>/lambda-sdks), as
+# `make image` installs them on the host (build/lambda-sdks); a plain `docker build .` has none.
+COPY README.md build/lambda-sdk[s] /opt/venv/lambda-sdks/
+RUN rm /opt/venv/lambda-sdks/README.md \
+ && if [ -d /opt/venv/lambda-sdks/python ]; then python3 -m compileall -q /opt/venv/lambda-sdks/python; fi
 # Capture as an unprivileged user: the interpreter gets CAP_NET_RAW (`cap_add: [NET_RAW]`).
 RUN setcap cap_net_raw+eip "$(readlink -f /opt/venv/bin/python3)" \
  && useradd --create-home harness \

@@ -10,7 +10,7 @@ BASE_IMAGE ?= python:3.11-slim-bookworm
 IMAGE ?= sip-harness
 BUILD_NETWORK ?=
 
-.PHONY: run test bench setup clean image image-base
+.PHONY: run test bench setup sdks clean image image-base
 
 $(STAMP): pyproject.toml scripts/setup-system.sh
 	bash scripts/setup-system.sh
@@ -19,15 +19,19 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(STAMP)
+# The AWS SDKs Lambda's runtimes bundle, in $(VENV)/lambda-sdks (idempotent: quick when present).
+sdks: $(STAMP)
+	$(BIN)/python -m harness.sma.bundled_sdks
 
-run: $(STAMP)
+setup: $(STAMP) sdks
+
+run: setup
 	$(BIN)/sip-harness run sip_profiles --out $(OUT)
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
+bench: setup
 	$(BIN)/python bench/run_all.py
 
 image:

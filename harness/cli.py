@@ -45,8 +45,12 @@ def cmd_run(args) -> int:
         print("no profile selected", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out or f"artifacts/run-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    aws = _aws_settings(args) if args.target == "aws" else None
+    if args.target == "aws" and args.stub:
+        print("sip-harness: --stub and --target aws exclude each other", file=sys.stderr)
+        return EXIT_USAGE
     results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True),
-                           stub_url=args.stub)
+                           stub_url=args.stub, aws=aws)
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
@@ -60,6 +64,19 @@ def cmd_run(args) -> int:
     passed = sum(r.verdict == "pass" for r in results)
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
+
+
+def _aws_settings(args):
+    from .aws_target import AwsSettings
+    missing = [flag for flag, value in (("--region", args.region), ("--sma-id", args.sma_id),
+                                        ("--voice-connector", args.voice_connector)) if not value]
+    if missing:
+        raise SystemExit(f"sip-harness: --target aws needs {', '.join(missing)}")
+    return AwsSettings(region=args.region, sip_media_application_id=args.sma_id,
+                       sip_host=args.voice_connector, number=args.number, transport=args.transport,
+                       endpoint_url=args.endpoint_url,
+                       ca_file=Path(args.ca_file).resolve() if args.ca_file else None,
+                       trace=Path(args.trace).resolve() if args.trace else None)
 
 
 def cmd_validate(args) -> int:
@@ -78,9 +95,14 @@ def cmd_serve(args) -> int:
     profile = load_profile(Path(args.profile))
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    from .api.server import ApiSettings
     low, _, high = args.rtp_ports.partition("-")
     config = dataclasses.replace(stub_config(profile, out), host=args.host, sip_port=args.sip_port,
                                  api_port=args.api_port, rtp_port_range=(int(low), int(high)))
+    if config.tls is not None:
+        config.tls.port = args.tls_port
+    if args.credentials:
+        config.api = ApiSettings(credentials=_credentials(args.credentials))
 
     def configurator(path: str):
         return stub_config(load_profile(Path(path)), out)
@@ -88,8 +110,10 @@ def cmd_serve(args) -> int:
     async def serve() -> None:
         stub = Stub(config, configurator)
         await stub.start_async()
-        print(f"sip-harness serve: SIP udp {config.host}:{stub.sip_port}, API {stub.api_url}, "
-              f"RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
+        tls = f", tls {stub.tls_port}" if stub.tls_port else ""
+        auth = "SigV4" if args.credentials else "no signature check"
+        print(f"sip-harness serve: SIP udp/tcp {config.host}:{stub.sip_port}{tls}, API {stub.api_url} "
+              f"({auth}), RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,6 +123,18 @@ def cmd_serve(args) -> int:
 
     asyncio.run(serve())
     return EXIT_OK
+
+
+def _credentials(values: list[str]) -> dict[str, tuple[str, str]]:
+    """`ACCESS_KEY:SECRET[:ACCOUNT]` -> the API's credentials table."""
+    table = {}
+    for value in values:
+        key, _, rest = value.partition(":")
+        secret, _, account = rest.partition(":")
+        if not key or not secret:
+            raise SystemExit(f"sip-harness: --credentials {value!r}: give ACCESS_KEY:SECRET[:ACCOUNT]")
+        table[key] = (secret, account or "123456789012")
+    return table
 
 
 def cmd_call(args) -> int:
@@ -119,7 +155,10 @@ def cmd_call(args) -> int:
     pcap = out / "capture.pcap"
     try:
         with Capture(pcap, iface=args.iface or ("lo" if host.startswith("127.") else "any"),
-                     bpf=f"host {host}"), Caller(transport=args.transport, workdir=out / "caller") as caller:
+                     bpf=f"host {host}"), Caller(
+                transport=args.transport, workdir=out / "caller", srtp=args.srtp, ca_file=args.ca_file,
+                credentials=[{"username": args.username, "password": args.password}] if args.username
+                else None) as caller:
             call = caller.call(args.uri, headers=dict(h.split(":", 1) for h in args.header),
                                record_to=out / "heard.wav", play=Path(args.play) if args.play else None)
             print(f"calling {args.uri} ...", flush=True)
@@ -140,9 +179,23 @@ def cmd_call(args) -> int:
         print(f"sip-harness: {exc}", file=sys.stderr)
         return EXIT_FAILED
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
-    print(render_analysis(analyze_pcap(str(pcap)), prompts))
+    print(render_analysis(analyze_pcap(str(pcap), caller.message_logs()), prompts))
     print(f"final status {status}; capture, recording and logs in {out}")
     return EXIT_OK
+
+
+def _srtp_keys(values: list[str]) -> dict[tuple[str, int], object]:
+    """`HOST:PORT=KEY` (KEY: the base64 inline key of an AES_CM_128_HMAC_SHA1_80 a=crypto)."""
+    from .sip.sdes import AES_CM_128_HMAC_SHA1_80, SdesCrypto, SdesError
+    keys = {}
+    for value in values:
+        address, _, key = value.partition("=")
+        host, _, port = address.rpartition(":")
+        try:
+            keys[(host, int(port))] = SdesCrypto.parse(f"1 {AES_CM_128_HMAC_SHA1_80} inline:{key}")
+        except (ValueError, SdesError) as exc:
+            raise SystemExit(f"sip-harness: --srtp-key {value!r}: {exc} (give HOST:PORT=BASE64KEY)")
+    return keys
 
 
 def cmd_analyze(args) -> int:
@@ -154,7 +207,8 @@ def cmd_analyze(args) -> int:
     from .wire.report_text import render_analysis
     from .wire.words import RecognitionError, Recognizer
     try:
-        analysis = analyze_pcap(args.pcap)
+        analysis = analyze_pcap(args.pcap, [Path(p) for p in args.message_log],
+                                _srtp_keys(args.srtp_key))
     except (OSError, PcapError) as exc:
         print(f"sip-harness: {args.pcap}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -171,6 +225,10 @@ def cmd_analyze(args) -> int:
         return EXIT_USAGE
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
     print(render_analysis(analysis, prompts))
+    if analysis.logged_sip:
+        print(f"\n{analysis.logged_sip} SIP messages come from message logs, not the capture (SIP over TLS)")
+    for flow in analysis.srtp:
+        print(("ok   " if flow.ok else "FAIL ") + flow.describe())
     if args.html or args.json or args.said:
         recognizer = Recognizer()
         try:
@@ -187,6 +245,50 @@ def cmd_analyze(args) -> int:
         for path in (args.html, args.json):
             if path:
                 print(f"wrote {path}")
+    return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
+
+
+def cmd_fidelity_compare(args) -> int:
+    """Run the profile's call flow on the emulator and diff its invocations with the trace."""
+    import json
+    from .fidelity import TraceError, compare, journal_records, read_trace, report_json
+    from .runner import ProfileRun
+    try:
+        trace = read_trace(Path(args.trace))
+    except (OSError, TraceError) as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    profile = load_profile(Path(args.profile))
+    out = Path(args.out or f"artifacts/fidelity-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    print(f"running {profile.name!r} on the emulator ...", flush=True)
+    result = ProfileRun(profile, out, progress=lambda line: None).execute()
+    journal_path = Path(result.run_dir) / "journal.json"
+    if not journal_path.is_file():
+        print(f"sip-harness: the emulator run failed: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    emulator = journal_records(json.loads(journal_path.read_text()))
+    differences = compare(trace, emulator, args.window_ms)
+    report = Path(result.run_dir) / "fidelity-report.json"
+    report.write_text(json.dumps(report_json(args.trace, args.profile, differences), indent=2, default=str))
+    print(f"trace: {len(trace)} invocations; emulator: {len(emulator)} invocations")
+    for difference in differences:
+        print(f"DIFF {difference.describe()}")
+    print(f"{len(differences)} difference(s); report {report}" + (
+        " - please send it with the trace as a fidelity report" if differences else ""))
+    return EXIT_FAILED if differences else EXIT_OK
+
+
+def cmd_fidelity_layer(args) -> int:
+    """Zip the Lambda layer that carries `sip_harness.trace` (python/sip_harness/...)."""
+    import zipfile
+    root = Path(__file__).resolve().parent / "trace_layer"
+    out = Path(args.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*.py")):
+            zf.write(path, path.relative_to(root).as_posix())
+    print(f"{out}: a Lambda layer with sip_harness.trace (add it to your function, then "
+          f"`from sip_harness.trace import traced`)")
     return EXIT_OK
 
 
@@ -239,6 +341,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="JUnit XML file (default: OUT/junit.xml)")
     run.add_argument("--stub", metavar="URL",
                      help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
+    run.add_argument("--target", choices=("emulator", "aws"), default="emulator",
+                     help="aws: call the real service (no stub); credentials from the usual AWS chain")
+    run.add_argument("--region", help="aws: the SMA's region")
+    run.add_argument("--sma-id", help="aws: the SIP media application id")
+    run.add_argument("--voice-connector", metavar="HOST[:PORT]",
+                     help="aws: the Voice Connector host the calls go to (port: 5061 tls, 5060 else)")
+    run.add_argument("--number", help="aws: the phone number the calls dial (default: the profile's)")
+    run.add_argument("--transport", choices=("udp", "tcp", "tls"),
+                     help="aws: the SIP transport (default: the profile's endpoints')")
+    run.add_argument("--endpoint-url", help="aws: another API endpoint than the region's")
+    run.add_argument("--ca-file", help="aws: the CA bundle the Voice Connector's certificate is checked with")
+    run.add_argument("--trace", help="aws: a file of sip_harness.trace lines of the real handler "
+                                     "(makes the handler's events observable)")
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check profiles without running them")
     validate.add_argument("paths", nargs="*")
@@ -250,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip-port", type=int, default=5060)
     serve.add_argument("--api-port", type=int, default=8080)
     serve.add_argument("--rtp-ports", default="20000-20400", help="LOW-HIGH")
+    serve.add_argument("--tls-port", type=int, default=5061,
+                       help="SIP over TLS port when the profile has stub.sip.tls")
+    serve.add_argument("--credentials", action="append", default=[], metavar="KEY:SECRET[:ACCOUNT]",
+                       help="check SigV4 signatures: the access keys the API accepts")
     serve.add_argument("--out", default="artifacts/serve", help="folder for handler logs")
     serve.set_defaults(func=cmd_serve)
     call = sub.add_parser("call", help="one troubleshooting call to any SIP URI, captured and analysed")
@@ -259,7 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--dtmf", help="digits to send (RFC 4733) once answered")
     call.add_argument("--play", help="a WAV file to send")
     call.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
-    call.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    call.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
+    call.add_argument("--srtp", action="store_true", help="offer and require SDES-keyed SRTP")
+    call.add_argument("--ca-file", help="for tls: verify the far end's certificate with this CA (PEM)")
+    call.add_argument("--username", help="digest user name (termination credentials)")
+    call.add_argument("--password", default="", help="digest password")
     call.add_argument("--iface", help="capture interface (default: lo for 127.x, else any)")
     call.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     call.add_argument("--out", help="artifact folder (default: artifacts/call-<time>)")
@@ -278,7 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--no-words", action="store_true",
                          help="skip the free decoding of speech in --html/--json")
     analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
+    analyze.add_argument("--message-log", action="append", default=[], metavar="FILE",
+                         help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
+    analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
+                         help="decrypt the SRTP from HOST:PORT with this SDES inline key")
     analyze.set_defaults(func=cmd_analyze)
+    fidelity = sub.add_parser("fidelity", help="compare traces of the real service with the emulator")
+    fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)
+    fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE")
+    fcompare.add_argument("trace", help="a trace file (sip_harness.trace lines, a CloudWatch export)")
+    fcompare.add_argument("profile", help="the profile whose call flow the trace recorded")
+    fcompare.add_argument("--out", help="artifact folder (default: artifacts/fidelity-<time>)")
+    fcompare.add_argument("--window-ms", type=float, default=1000.0,
+                          help="gaps between invocations may differ by this much (plus half the gap)")
+    fcompare.set_defaults(func=cmd_fidelity_compare)
+    flayer = fsub.add_parser("layer", help="zip the Lambda layer with sip_harness.trace")
+    flayer.add_argument("out", nargs="?", default="build/sip-harness-trace-layer.zip")
+    flayer.set_defaults(func=cmd_fidelity_layer)
     return parser
 
 

@@ -1,8 +1,8 @@
 """The stub's control surface for a runner in another process or container (remote mode).
 
 Beside the chime-sdk-voice API, under `/_harness/`: `info` (addresses and ports), `journal`,
-`resources` (leak counts), `routes` (where the legs the SMA places go) and `configure`
-(serve another profile). Errors use the same restJson1 format as the API.
+`resources` (leak counts), `aws/dynamodb` (the local DynamoDB tables' items), `routes` (where
+the legs the SMA places go) and `configure` (serve another profile). Errors use the same restJson1 format as the API.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def add_control_routes(app: web.Application, stub) -> None:
 
     async def info(request: web.Request) -> web.Response:
         cfg = stub.config
-        return _json({"host": cfg.host, "sip_port": stub.sip_port, "api_port": stub.api_port,
+        return _json({"host": cfg.host, "sip_port": stub.sip_port, "tls_port": stub.tls_port,
+                      "api_port": stub.api_port,
                       "rtp_port_range": cfg.rtp_port_range,
                       "applications": [a.sip_media_application_id for a in cfg.applications]})
 
@@ -32,6 +33,9 @@ def add_control_routes(app: web.Application, stub) -> None:
 
     async def resources(request: web.Request) -> web.Response:
         return _json(stub.count_resources())
+
+    async def dynamodb(request: web.Request) -> web.Response:
+        return _json(await stub.dynamodb_tables_async())
 
     async def routes(request: web.Request) -> web.Response:
         body = await _body(request)
@@ -50,6 +54,7 @@ def add_control_routes(app: web.Application, stub) -> None:
     app.router.add_get("/_harness/info", info)
     app.router.add_get("/_harness/journal", journal)
     app.router.add_get("/_harness/resources", resources)
+    app.router.add_get("/_harness/aws/dynamodb", dynamodb)
     app.router.add_post("/_harness/routes", routes)
     app.router.add_post("/_harness/configure", configure)
 

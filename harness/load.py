@@ -127,7 +127,7 @@ def run_load(spec: LoadSpec, progress: Callable[[str], None] = print) -> LoadRes
 
 
 def _stub_config(spec: LoadSpec, out: Path, ports: tuple[int, int]) -> StubConfig:
-    sma = SipMediaApplication(SMA_ID, str(HANDLER), name="load", handler_env={
+    sma = SipMediaApplication(SMA_ID, str(HANDLER), name="load", environment={
         "BENCH_PROMPT": spec.prompt, "BENCH_REPEAT": str(spec.repeat)})
     return StubConfig([sma], [SipRule(rule_id("load"), "ToPhoneNumber", "*", [(1, SMA_ID)])],
                       spec.bucket_dir.resolve(), run_dir=out, rtp_port_range=ports,

@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .stub import StubConfig
+from .stub import StubConfig, sip_uri
 
 READY_TIMEOUT_S = 30.0
 
@@ -30,6 +30,7 @@ class RemoteStub:
         self.url = url.rstrip("/")
         self.config = config
         self.sip_port = self.api_port = 0
+        self.tls_port: int | None = None
 
     def _request(self, path: str, body: dict | None = None, timeout: float = 10.0):
         data = json.dumps(body).encode() if body is not None else None
@@ -58,6 +59,7 @@ class RemoteStub:
                 time.sleep(0.2)
         info = self._request("/_harness/configure", {"profile": str(profile_path)})
         self.sip_port, self.api_port = info["sip_port"], info["api_port"]
+        self.tls_port = info.get("tls_port")
         host = urllib.parse.urlsplit(self.url).hostname
         low_high = tuple(info["rtp_port_range"]) if info["rtp_port_range"] else None
         self.config = dataclasses.replace(self.config, host=host, rtp_port_range=low_high)
@@ -71,8 +73,7 @@ class RemoteStub:
         return self.url
 
     def sip_uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+        return sip_uri(user, self.config.host, self.sip_port, self.tls_port, transport)
 
     def add_route(self, number: str, uri: str) -> None:
         self._request("/_harness/routes", {"number": number, "uri": uri})
@@ -82,3 +83,6 @@ class RemoteStub:
 
     def resources(self) -> dict[str, int]:
         return self._request("/_harness/resources")
+
+    def dynamodb_tables(self) -> dict[str, list[dict]]:
+        return self._request("/_harness/aws/dynamodb", timeout=60)

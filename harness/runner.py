@@ -17,16 +17,21 @@ import numpy as np
 from botocore.config import Config
 
 from .caller import Call, Caller, CallerError, Listener
+from .local_aws import LocalAwsConfig
 from .media.sources import read_wav, read_wav_channels
-from .profiles.schema import Profile, Step
+from .profiles.schema import AwsSeed, Profile, Step, StubSpec, handler_path
 from .sip.message import SipResponse
+from .sma.lambda_env import layer_folder
 from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
+from .aws_target import AwsSettings, AwsTarget, AwsTargetError
 from .remote import RemoteStub, RemoteStubError
 from .report import write_profile_reports
-from .stub import Stub, StubConfig
+from .stub import Stub, StubConfig, Termination, TlsSettings
 from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture
+from .wire.http_requests import HttpRequest
+from .wire.sdp import parse_sdp_audio
 from .wire.audio import dtmf_events, label_packets, segments, stream_pcm, tone_frequency
 from .wire.switch import check_switch
 from .wire.words import RecognitionError, Recognizer
@@ -64,18 +69,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "profile"
 
 
-def _resolve(base: Path, value: str) -> str:
-    """A handler given as a file path is relative to the profile's folder."""
-    if value.endswith(".py") or "/" in value.split(":")[0]:
-        target, sep, func = value.partition(":")
-        return str((base / target).resolve()) + (sep + func if sep else "")
-    return value
-
-
 def rtp_block() -> int:
-    """The first port of a run's RTP range: below the ephemeral ports (32768+), so no other
-    process's socket falls into the capture filter, and in a lane of its own for each
-    pytest-xdist worker (a random block of that lane, for runs in separate processes)."""
+    """The first port of a run's block of RTP ports (the stub's half, then the callers'):
+    below the ephemeral ports (32768+), so no other process's socket falls into the capture
+    filter, and in a lane of its own for each pytest-xdist worker (a random block of that
+    lane, for runs in separate processes)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     lane = int(worker) % RTP_LANES if worker.isdigit() else 0
     blocks = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN
@@ -86,9 +84,11 @@ def rtp_block() -> int:
 def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
     """The stub's configuration for a profile, on 127.0.0.1 with free ports."""
     spec, base = profile.stub, profile.path.parent
-    sma = SipMediaApplication(spec.sip_media_application_id, _resolve(base, spec.handler),
+    sma = SipMediaApplication(spec.sip_media_application_id, handler_path(base, spec.handler),
                               name=spec.name, aws_account_id=spec.aws_account_id,
-                              aws_region=spec.aws_region, handler_env=dict(spec.handler_env),
+                              aws_region=spec.aws_region, environment=dict(spec.environment),
+                              runtime=spec.runtime, memory_mb=spec.memory_size_mb,
+                              layers=tuple(str(layer_folder(base, l)) for l in spec.layers),
                               interruptible=frozenset(spec.interruptible))
     rules = [SipRule(rule_id(f"{sma.sip_media_application_id}/{i + 1}"),
                      "ToPhoneNumber" if r.to_phone_number is not None else "RequestUriHostname",
@@ -103,27 +103,71 @@ def stub_config(profile: Profile, run_dir: Path) -> StubConfig:
             plain[kind] = {d: {k: v for k, v in o.items() if v is not None}
                            for d, o in (plain[kind] or {}).items() if o is not None}
         impairment = NetworkImpairment.from_dict(plain)
+    creds = spec.sip.credentials
     return StubConfig([sma], rules, (base / spec.bucket_dir).resolve(), run_dir=run_dir,
                       handler_timeout_s=spec.handler_timeout_ms / 1000,
                       handler_retries=spec.handler_retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN), impairment=impairment)
+                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN // 2), impairment=impairment,
+                      aws=local_aws_config(spec),
+                      tls=tls_settings(spec.sip.tls, base, run_dir), srtp=spec.sip.srtp,
+                      termination=Termination(creds.username, creds.password, creds.realm) if creds else None)
+
+
+def tls_settings(spec, base: Path, run_dir: Path, host: str = "127.0.0.1") -> TlsSettings | None:
+    """The stub's TLS files: the profile's, or a certificate for `host` issued by a throwaway
+    CA (trustme) into `run_dir/tls/`, whose `ca.pem` the callers then trust."""
+    if spec is None:
+        return None
+    if spec.certificate is not None:
+        return TlsSettings((base / spec.certificate).resolve(), (base / spec.private_key).resolve(),
+                           spec.port, (base / spec.ca_file).resolve() if spec.ca_file else None)
+    import trustme
+    folder = run_dir / "tls"
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="sip-harness throwaway CA")
+    ca.issue_cert(host, "localhost").private_key_and_cert_chain_pem.write_to_path(str(folder / "stub.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return TlsSettings(folder / "stub.pem", folder / "stub.pem", spec.port, folder / "ca.pem")
+
+
+def local_aws_config(spec: StubSpec) -> LocalAwsConfig | None:
+    """The local AWS services a profile's stub asks for, with its seed as plain JSON."""
+    if spec.aws is None:
+        return None
+    seed = spec.aws.seed or AwsSeed()
+    return LocalAwsConfig(spec.aws_region, {
+        "dynamodb": [{"name": t.name, "key": list(t.key.items()), "items": t.items,
+                      "indexes": {n: list(k.items()) for n, k in t.indexes.items()}}
+                     for t in seed.dynamodb],
+        "s3": [{"name": b.name, "objects": [asdict(o) for o in b.objects]} for b in seed.s3],
+        "ssm": [asdict(p) for p in seed.ssm]})
 
 
 def api_client(stub: Stub, region: str):
-    """A botocore chime-sdk-voice client bound to the stub, as users make one."""
+    """A botocore chime-sdk-voice client bound to the stub, as users make one; against AWS,
+    with the usual credential chain (environment, profile, role) and the region's endpoint
+    unless another is given."""
     session = botocore.session.get_session()
+    config = Config(retries={"max_attempts": 1})
+    if isinstance(stub, AwsTarget):
+        return session.create_client("chime-sdk-voice", region_name=stub.settings.region,
+                                     endpoint_url=stub.api_url, config=config)
     return session.create_client(
         "chime-sdk-voice", region_name=region, endpoint_url=stub.api_url,
-        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness",
-        config=Config(retries={"max_attempts": 1}))
+        aws_access_key_id="sip-harness", aws_secret_access_key="sip-harness", config=config)
+
+
+def not_observable(name: str, why: str) -> Check:
+    """An expectation the run cannot judge (against AWS without the emulator's journal)."""
+    return Check(name, True, f"not observable: {why}", {"observable": False})
 
 
 class ProfileRun:
     """One execution of one profile."""
 
     def __init__(self, profile: Profile, out_dir: Path, progress: Callable[[str], None],
-                 stub_url: str | None = None):
-        self.profile, self.progress, self.stub_url = profile, progress, stub_url
+                 stub_url: str | None = None, aws: AwsSettings | None = None):
+        self.profile, self.progress, self.stub_url, self.aws = profile, progress, stub_url, aws
         self.run_dir = out_dir / slug(profile.name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
@@ -133,6 +177,10 @@ class ProfileRun:
         self.updates: list[dict] = []
         self.leftovers: dict[str, int] = {}
         self.caller_leftovers: dict[str, int] = {}
+        self.tables: dict[str, list[dict]] = {}  # the local DynamoDB tables after the run
+        self.message_logs: list[Path] = []  # the callers' SIP message logs (SIP over TLS)
+        self.placed_at: dict[str, float] = {}  # call name -> when its INVITE left
+        self.media_ports: tuple[int, int] | None = None  # the callers' RTP ports
 
     def execute(self) -> ProfileResult:
         start = time.monotonic()
@@ -140,27 +188,44 @@ class ProfileRun:
         wire = None
         try:
             config = stub_config(self.profile, self.run_dir)
-            stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve()) \
-                if self.stub_url else Stub(config).start()
+            # the callers' RTP ports: the other half of the run's block (against AWS, all of
+            # it), never pjsua2's shared default, where another run's media could reach them
+            low, high = config.rtp_port_range
+            self.media_ports = (low, 2 * high - low) if self.aws is not None else (high, 2 * high - low)
+            if self.aws is not None:
+                stub = AwsTarget(self.aws, config).start()
+            elif self.stub_url:
+                stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve())
+            else:
+                stub = Stub(config).start()
             try:
                 cfg = stub.config
-                bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}"
-                       f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
-                capture = Capture(str(pcap), iface="lo", bpf=bpf)
+                if isinstance(stub, AwsTarget):
+                    bpf = (f"(host {cfg.host} and port {stub.tls_port or stub.sip_port}) or "
+                           f"udp portrange {self.media_ports[0]}-{self.media_ports[1]}")
+                    iface = "lo" if cfg.host.startswith("127.") else "any"
+                else:
+                    tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
+                    bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}{tls}"
+                           f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
+                    iface = "lo"
+                capture = Capture(str(pcap), iface=iface, bpf=bpf)
                 capture.start()
                 try:
                     self._steps(stub)
                 finally:
                     time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
                     capture.stop()
+                if self.profile.stub.aws is not None:
+                    self.tables = self._final_tables(stub)
                 self.leftovers = {k: v for k, v in stub.resources().items()
                                   if v and k != "handler_workers"} | self.caller_leftovers
             finally:
                 stub.stop()
                 self._write_json("journal.json", stub.journal_json())
-            wire = analyze_pcap(str(pcap))
+            wire = analyze_pcap(str(pcap), self.message_logs)
             self._judge(stub, wire)
-        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError) as exc:
+        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError, AwsTargetError) as exc:
             self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
         self.result.duration_s = round(time.monotonic() - start, 3)
         journal = json.loads((self.run_dir / "journal.json").read_text()) \
@@ -176,8 +241,15 @@ class ProfileRun:
         def caller_for(endpoint: str) -> Caller:
             if endpoint not in callers:
                 spec = self.profile.endpoints[endpoint]
-                callers[endpoint] = Caller(transport=spec.transport, codecs=tuple(spec.codecs),
-                                           workdir=self.run_dir / f"caller-{endpoint}")
+                tls = stub.config.tls
+                ca_file = tls.ca_file if tls is not None else self.aws.ca_file if self.aws else None
+                transport = (self.aws.transport if self.aws else None) or spec.transport
+                callers[endpoint] = Caller(
+                    transport=transport, codecs=tuple(spec.codecs),
+                    workdir=self.run_dir / f"caller-{endpoint}", srtp=spec.srtp,
+                    ca_file=ca_file if transport == "tls" else None,
+                    credentials=[asdict(spec.credentials)] if spec.credentials else None,
+                    media_ports=self.media_ports)
             return callers[endpoint]
         try:
             for callee in self.profile.callees:
@@ -199,9 +271,15 @@ class ProfileRun:
             pids = [pid for caller in callers.values() for pid in caller.worker_pids]
             for caller in callers.values():
                 caller.close()
+                self.message_logs += caller.message_logs()
             alive = sum(1 for pid in pids if _alive(pid))
             if alive:
                 self.caller_leftovers = {"caller_workers": alive}
+
+    @property
+    def sma_id(self) -> str:
+        """The SMA that updates and created calls address: the real one against AWS."""
+        return self.aws.sip_media_application_id if self.aws else self.profile.stub.sip_media_application_id
 
     def _file(self, relative: str | None) -> Path | None:
         return (self.profile.path.parent / relative).resolve() if relative else None
@@ -217,6 +295,7 @@ class ProfileRun:
         if kind == "call":
             s = step.call
             uri = stub.sip_uri(s.to, self.profile.endpoints[s.endpoint].transport)
+            self.placed_at[s.name] = time.time()
             self.calls[s.name] = caller_for(s.endpoint).call(
                 uri, from_uri=f"sip:{s.from_}@{stub.config.host}", headers=s.headers,
                 play=self._file(s.play), record_to=self.run_dir / f"caller-{s.name}-heard.wav")
@@ -235,14 +314,14 @@ class ProfileRun:
         elif kind == "create_call":
             s = step.create_call
             resp = client.create_sip_media_application_call(
-                SipMediaApplicationId=self.profile.stub.sip_media_application_id,
+                SipMediaApplicationId=self.sma_id,
                 FromPhoneNumber=s.from_, ToPhoneNumber=s.to, SipHeaders=s.sip_headers,
                 ArgumentsMap=s.arguments)
             self.created.append(resp["SipMediaApplicationCall"]["TransactionId"])
 
     def _update(self, s, stub: Stub, client) -> None:
         tx = s.transaction_id or self._transaction_of(stub, s.call)
-        sma_id = s.sip_media_application_id or self.profile.stub.sip_media_application_id
+        sma_id = s.sip_media_application_id or self.sma_id
         record = {"time": time.time(), "transaction_id": tx, "arguments": s.arguments,
                   "expect_status": s.expect_status, "expect_error": s.expect_error}
         try:
@@ -258,6 +337,8 @@ class ProfileRun:
     def _transaction_of(self, stub: Stub, call_name: str) -> str:
         if call_name in self.listeners and call_name not in self.calls and self.created:
             return self.created[-1]
+        if isinstance(stub, AwsTarget):
+            return stub.transaction_of(self.placed_at[call_name])
         return self._arrival(stub, call_name)["transaction_id"]
 
     def _arrival(self, stub: Stub, call_name: str) -> dict:
@@ -268,11 +349,28 @@ class ProfileRun:
                 return entry
         raise RuntimeError(f"the stub has no leg for call {call_name!r} ({sip_call_id})")
 
+    def _final_tables(self, stub: Stub) -> dict[str, list[dict]]:
+        """The DynamoDB tables once the last invocation (the HANGUP's put) has answered,
+        written to `aws/dynamodb/<table>.json`."""
+        spec = self.profile.stub
+        deadline = time.monotonic() + spec.handler_timeout_ms / 1000 * (spec.handler_retries + 1) + 2
+        while stub.resources()["transactions"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tables = stub.dynamodb_tables()
+        folder = self.run_dir / "aws" / "dynamodb"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, items in tables.items():
+            (folder / f"{name}.json").write_text(json.dumps(items, indent=2))
+        return tables
+
     # ---- verdict ----------------------------------------------------------------------
     def _judge(self, stub: Stub, wire: WireAnalysis) -> None:
         checks = self.result.checks
         (self.run_dir / "ladder.txt").write_text(wire.ladder_text())
         journal = stub.journal_json()
+        unseen = None  # why the handler's side cannot be judged (against AWS without a trace)
+        if isinstance(stub, AwsTarget) and not stub.observes_journal:
+            unseen = "the handler's invocations are seen only by the service; give --trace"
         delivered = [e["event"]["ActionData"]["Parameters"]["Arguments"] for e in journal
                      if e["kind"] == "invocation"
                      and e["event"]["InvocationEventType"] == "CALL_UPDATE_REQUESTED"]
@@ -283,13 +381,17 @@ class ProfileRun:
                                 f"HTTP {u['status']} {u['error'] or ''}".strip()
                                 + ("" if ok else f", expected {u['expect_status']} {u['expect_error'] or ''}"),
                                 {"status": u["status"], "error": u["error"]}))
-        if accepted:
+        if accepted and unseen:
+            checks.append(not_observable("update arguments delivered", unseen))
+        elif accepted:
             checks.append(Check("update arguments delivered", delivered == accepted,
                                 "the handler got each update's Arguments verbatim" if delivered == accepted
                                 else f"sent {accepted}, the handler got {delivered}",
                                 {"counts": [len(a) for a in delivered]}))
         expect = self.profile.expect
-        if expect.events is not None:
+        if expect.events is not None and unseen:
+            checks.append(not_observable("handler events", unseen))
+        elif expect.events is not None:
             seen = [e["event"]["InvocationEventType"] for e in journal if e["kind"] == "invocation"]
             checks.append(Check("handler events", seen == expect.events,
                                 f"saw {seen}" if seen != expect.events else "as expected",
@@ -314,15 +416,32 @@ class ProfileRun:
             checks.append(Check(f"final status of {name}", seen == status,
                                 f"SIP {seen}" + ("" if seen == status else f", expected {status}"),
                                 {"status": seen}))
+        local = not isinstance(stub, AwsTarget)
+        why_s3 = "the recording is in the service's S3 bucket, not in a folder of this run"
         if expect.recording_tone_hz is not None:
-            checks.append(self._check_recording(journal, expect.recording_tone_hz))
+            checks.append(self._check_recording(journal, expect.recording_tone_hz) if local
+                          else not_observable("recording", why_s3))
         if expect.call_recording is not None:
-            checks.append(_check_call_recording(journal, expect.call_recording))
+            checks.append(_check_call_recording(journal, expect.call_recording) if local
+                          else not_observable("call recording", why_s3))
+        for table, items in (expect.dynamodb or {}).items():
+            checks.append(_check_table(table, self.tables.get(table), items) if local
+                          else not_observable(f"DynamoDB table {table}", "the table is in your AWS account"))
         if expect.said is not None:
             checks.append(self._check_said(stub, wire, expect.said, expect.said_call or self._first_call()))
-        if self.profile.network is not None:
+        if self.profile.network is not None and local:
             checks.append(self._check_impairment(stub, wire, journal))
-        checks.append(_check_nothing_after_last_hangup(journal))
+        if any(e.srtp for e in self.profile.endpoints.values()) or wire.srtp:
+            checks.append(_check_srtp(wire))
+        if wire.logged_sip:
+            checks.append(Check("SIP over TLS", True,
+                                f"the capture cannot read SIP over TLS: {wire.logged_sip} SIP messages "
+                                f"(ladder, SDP, SRTP keys) come from the callers' own message logs "
+                                f"({', '.join(p.name for p in self.message_logs)})",
+                                {"logged_messages": wire.logged_sip,
+                                 "message_logs": [str(p) for p in self.message_logs]}))
+        checks.append(_check_nothing_after_last_hangup(journal) if not unseen
+                      else not_observable("nothing invoked after the last HANGUP", unseen))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
                             dict(self.leftovers)))
@@ -342,19 +461,32 @@ class ProfileRun:
                                                                    "rtp_lost_on_wire": lost, "sip_dropped": sip})
 
     def _check_bye(self, stub: Stub, wire: WireAnalysis, who: str) -> Check:
-        ours = {e["sip_call_id"] for e in stub.journal_json() if e["kind"] in ("call_arrived", "call_placed")}
+        ours = {e["sip_call_id"] for e in stub.journal_json() if e["kind"] in ("call_arrived", "call_placed")} \
+            | {call.call_id for call in self.calls.values()}
         byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"
                 and m.message.call_id in ours]
         if not byes:
             return Check("BYE", False, "no BYE on the wire")
-        sender = "stub" if byes[0].src[1] == stub.sip_port else "caller"
+        sender = "stub" if byes[0].src[1] in (stub.sip_port, getattr(stub, "tls_port", None)) else "caller"
         return Check("BYE", sender == who, f"first BYE sent by the {sender}",
                      {"bye_from": sender, "time": byes[0].time})
 
+    def _far_media(self, stub: Stub, wire: WireAnalysis, call_name: str):
+        """The media address of the far end (the stub, or the service) of a named call: from
+        the stub's journal, else from the SDP the far end answered with on the wire."""
+        if not isinstance(stub, AwsTarget):
+            return stub.config.host, self._arrival(stub, call_name)["rtp_port"]
+        sip_call_id = self._call(call_name).call_id
+        offers = [parse_sdp_audio(m.message.body) for m in wire.sip if m.message.call_id == sip_call_id
+                  and getattr(m.message, "method", None) == "INVITE" and m.message.body]
+        ours = {(o.address, o.port) for o in offers if o is not None}  # the caller's own media
+        theirs = [s.src for s in wire.rtp_streams if s.dst in ours and s.src not in ours]
+        return theirs[0] if theirs else None
+
     def _stub_stream(self, stub: Stub, wire: WireAnalysis, call_name: str):
-        """The RTP stream the stub sent to a named call, found in the capture."""
-        port = self._arrival(stub, call_name)["rtp_port"]
-        streams = wire.streams(src=(stub.config.host, port))
+        """The RTP stream the stub (or the service) sent to a named call, found in the capture."""
+        far = self._far_media(stub, wire, call_name)
+        streams = wire.streams(src=far) if far else []
         return streams[0] if streams else None
 
     def _first_call(self) -> str:
@@ -365,8 +497,8 @@ class ProfileRun:
                                expected: list[str]) -> Check:
         got = [e["event"]["ActionData"]["ReceivedDigits"] for e in journal
                if e["kind"] == "invocation" and e["event"].get("ActionData", {}).get("ReceivedDigits")]
-        port = self._arrival(stub, self._first_call())["rtp_port"]
-        on_wire = "".join(d.digit or "" for s in wire.streams(dst=(stub.config.host, port))
+        far = self._far_media(stub, wire, self._first_call())
+        on_wire = "".join(d.digit or "" for s in (wire.streams(dst=far) if far else [])
                           for d in dtmf_events(s))
         reached = _in_order("".join(got), on_wire)
         ok = got == expected and reached
@@ -437,7 +569,7 @@ class ProfileRun:
 
     def _check_prompt_after_answer(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
         name = f"{spec.prompt} after the answer"
-        sip_call_id = self._arrival(stub, spec.call)["sip_call_id"]
+        sip_call_id = self._call(spec.call).call_id
         answers = [m for m in wire.sip if m.message.call_id == sip_call_id
                    and isinstance(m.message, SipResponse) and m.message.status == 200
                    and m.message.cseq[1] == "INVITE"]
@@ -455,7 +587,11 @@ class ProfileRun:
         missing = [p for p in (spec.from_prompt, spec.to_prompt) if p not in prompts]
         if missing:
             return Check("switch", False, f"prompt {missing[0]!r} is not a WAV in {stub.config.bucket_dir}")
-        requests = wire.update_requests(self._arrival(stub, spec.call)["transaction_id"])
+        if isinstance(stub, AwsTarget):  # HTTPS: the update's time is the harness's own clock
+            requests = [HttpRequest(0, int(u["time"] * 1e9), ("", 0), ("", 0), "POST", "", (), b"")
+                        for u in self.updates if u["status"] == 202]
+        else:
+            requests = wire.update_requests(self._arrival(stub, spec.call)["transaction_id"])
         stream = self._stub_stream(stub, wire, spec.call)
         if not requests or stream is None:
             return Check("switch", False, "no update request on the wire" if not requests
@@ -473,6 +609,33 @@ class ProfileRun:
 
     def _write_json(self, name: str, data) -> None:
         (self.run_dir / name).write_text(json.dumps(data, indent=2, default=str))
+
+
+def _check_table(table: str, found: list[dict] | None, expected: list[dict]) -> Check:
+    """Each expected item is in the table: found by its key, every attribute given equal (or,
+    for {matches: REGEX}, its text matching)."""
+    if found is None:
+        return Check(f"dynamodb {table}", False, "no such table after the run")
+    problems = []
+    for want in expected:
+        key = want["key"]
+        item = next((i for i in found if all(i.get(k) == v for k, v in key.items())), None)
+        if item is None:
+            problems.append(f"no item with key {key}")
+            continue
+        for name, value in want.items():
+            if name == "key":
+                continue
+            got = item.get(name)
+            if isinstance(value, dict) and set(value) == {"matches"}:
+                ok = got is not None and re.fullmatch(str(value["matches"]), str(got)) is not None
+            else:
+                ok = got == value
+            if not ok:
+                problems.append(f"item {key}: {name} is {got!r}, expected {value!r}")
+    return Check(f"dynamodb {table}", not problems,
+                 "; ".join(problems) if problems else f"{len(expected)} expected item(s) found "
+                 f"among {len(found)}", {"items": found})
 
 
 def _check_call_recording(journal: list[dict], spec) -> Check:
@@ -494,6 +657,19 @@ def _check_call_recording(journal: list[dict], spec) -> Check:
     if not ok:
         detail += f"; expected incoming {spec.incoming_tone_hz} Hz, outgoing {spec.outgoing_tone_hz} Hz"
     return Check("call recording", ok, detail, {"path": str(paths[-1]), "tones_hz": seen})
+
+
+def _check_srtp(wire: WireAnalysis) -> Check:
+    """Every SRTP flow of the capture decrypted with the SDES key its SDP announced: none
+    failed authentication, and there was SRTP in both directions."""
+    flows = list(wire.srtp)
+    ok = len([f for f in flows if f.packets]) >= 2 and all(f.ok for f in flows if f.packets)
+    detail = "; ".join(f.describe() for f in flows) or "no SRTP key announced in any SDP"
+    if flows and not ok and any(f.failed for f in flows):
+        detail = "SRTP does not decrypt with the keys of the SDP: " + detail
+    return Check("SRTP", ok, detail, {"flows": [{"src": list(f.src), "packets": f.packets,
+                                                 "decrypted": f.decrypted, "failed": f.failed}
+                                                for f in flows]})
 
 
 def _median_tone(pcm) -> float | None:
@@ -543,11 +719,11 @@ def load_prompts(bucket_dir: Path) -> dict[str, object]:
 
 
 def run_profiles(profiles: list[Profile], out_dir: Path, progress: Callable[[str], None] = print,
-                 stub_url: str | None = None) -> list[ProfileResult]:
-    """Run each profile in turn (against the embedded stub, or the `sip-harness serve` at
-    `stub_url`); one folder of artifacts per profile under `out_dir`."""
+                 stub_url: str | None = None, aws: AwsSettings | None = None) -> list[ProfileResult]:
+    """Run each profile in turn (against the embedded stub, the `sip-harness serve` at
+    `stub_url`, or the real service); one folder of artifacts per profile under `out_dir`."""
     results = []
     for i, profile in enumerate(profiles, 1):
         progress(f"[{i}/{len(profiles)}] {profile.name}")
-        results.append(ProfileRun(profile, out_dir, progress, stub_url).execute())
+        results.append(ProfileRun(profile, out_dir, progress, stub_url, aws).execute())
     return results

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
+import ssl
 import threading
 from collections import deque
 import time
@@ -31,13 +33,18 @@ from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
 from .sip.sdp import AudioAnswer, SdpError, answer_offer, build_answer, build_offer, parse_sdp
-from .sip.transport import TcpSipTransport, UdpSipTransport
+from .sip.digest import ANSWER_HEADER, CHALLENGE_STATUS, DigestChallenger
+from .sip.sdes import SdesCrypto
+from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
+from .media.srtp import SrtpContext
 from .sip.uri import SipUri, UriError
 from .sma import commands as cmd
 from .sma.engine import CallTransaction
 from .control import add_control_routes
+from .local_aws import LocalAws, LocalAwsConfig
 from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
 from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
+from .sma.lambda_env import Endpoints
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
 
@@ -48,6 +55,31 @@ SYSTEM_ERROR = ("SystemException", "System error while running action.")
 
 
 @dataclass
+class TlsSettings:
+    """SIP over TLS: the stub's certificate chain and key (PEM files), and its port (5061 by
+    convention; 0 = a free one). `ca_file` is the CA of this TLS set-up: callers verify the
+    stub's certificate with it, and the stub the far ends of the legs it places."""
+
+    certificate: Path
+    private_key: Path
+    port: int = 0
+    ca_file: Path | None = None
+
+
+SRTP_MODES = ("optional", "required", "off")
+
+
+@dataclass
+class Termination:
+    """Digest credentials every INVITE must answer (a Voice Connector's termination
+    credentials): an INVITE without them gets 407 with a challenge."""
+
+    username: str
+    password: str
+    realm: str = "sip-harness"
+
+
+@dataclass
 class StubConfig:
     """Everything the stub needs to serve.
 
@@ -55,7 +87,8 @@ class StubConfig:
     `written_dir/<BucketName>/<Key>` (the run's folder, never the profile's), and are read
     from there first. `routes` says where the legs the SMA
     places go (CallAndBridge, CreateSipMediaApplicationCall): a number, or a Voice Connector
-    ARN, or "*" -> a SIP URI template where `{user}` is the number dialled.
+    ARN, or "*" -> a SIP URI template where `{user}` is the number dialled. `aws`, when
+    given, starts local AWS services for the handlers' own SDK calls.
     """
 
     applications: list[SipMediaApplication]
@@ -73,6 +106,13 @@ class StubConfig:
     api: ApiSettings = field(default_factory=ApiSettings)
     impairment: NetworkImpairment | None = None
     journal_limit: int = 200_000  # entries kept; a long-running `serve` keeps the newest
+    aws: LocalAwsConfig | None = None
+    #: SIP over TLS as well as UDP and TCP (None: no TLS listener)
+    tls: TlsSettings | None = None
+    #: "optional": an RTP/SAVP offer gets SRTP, a plain one RTP; "required" (a Voice
+    #: Connector with encryption on): a plain offer gets 488; "off": an SRTP offer gets 488
+    srtp: str = "optional"
+    termination: Termination | None = None
 
     @property
     def written_dir(self) -> Path | None:
@@ -94,7 +134,7 @@ class _SipCall:
     sip_call_id: str
     leg: Leg
     transaction: CallTransaction
-    transport: UdpSipTransport | TcpSipTransport
+    transport: UdpSipTransport | TcpSipTransport | TlsSipTransport
     media: MediaSession | None = None
     audio: AudioAnswer | None = None
     sdp: bytes = b""
@@ -138,26 +178,39 @@ class Stub:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.udp: UdpSipTransport | None = None
         self.tcp: TcpSipTransport | None = None
+        self.tls: TlsSipTransport | None = None
         self.media: MediaEngine | None = None
+        t = config.termination
+        self._challenger = DigestChallenger(t.realm, t.username, t.password) if t else None
         self.service: SmaService | None = None
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
+        self.local_aws: LocalAws | None = None
 
     # ---- life cycle ---------------------------------------------------------------------
     async def start_async(self) -> None:
         """Bind SIP (UDP and TCP on one port number), RTP and the API on the running loop."""
         self._loop = asyncio.get_running_loop()
         cfg = self.config
-        self._load_applications(cfg)
-        self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
-        await self._listen_sip(cfg)
-        app = build_app(self, cfg.api)
-        add_control_routes(app, self)
-        self._api_runner = ApiRunner(app, access_log=None)
-        await self._api_runner.setup()
-        site = web.TCPSite(self._api_runner, cfg.host, cfg.api_port)
-        await site.start()
-        self.api_port = site._server.sockets[0].getsockname()[1]
+        api_socket = _tcp_listener(cfg.host, cfg.api_port)  # bound first: handlers get its URL
+        self.api_port = api_socket.getsockname()[1]
+        try:
+            await self._load_applications(cfg)
+            self.media = MediaEngine(cfg.host, cfg.rtp_port_range, impairment=cfg.impairment)
+            await self._listen_sip(cfg)
+            if cfg.tls is not None:
+                client = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+                self.tls = await TlsSipTransport.listen_tls(
+                    cfg.host, cfg.tls.port, self._on_tls,
+                    server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
+            app = build_app(self, cfg.api)
+            add_control_routes(app, self)
+            self._api_runner = ApiRunner(app, access_log=None)
+            await self._api_runner.setup()
+        except BaseException:
+            api_socket.close()
+            raise
+        await web.SockSite(self._api_runner, api_socket).start()
 
     async def _listen_sip(self, cfg: StubConfig, attempts: int = 20) -> None:
         """UDP and TCP on one port number; with port 0, a number free for both."""
@@ -172,18 +225,45 @@ class Stub:
                 if cfg.sip_port or attempt == attempts - 1:
                     raise
 
-    def _load_applications(self, cfg: StubConfig) -> None:
-        """A fresh service model with the SMAs, rules and handlers of `cfg`."""
+    async def _load_applications(self, cfg: StubConfig) -> None:
+        """A fresh service model with the SMAs, rules and handlers of `cfg`, and its local AWS
+        services. Handlers reach those and this stub's API through their endpoint variables."""
         self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
+        if cfg.aws is not None:
+            log_path = None
+            if cfg.run_dir is not None:
+                (cfg.run_dir / "aws").mkdir(parents=True, exist_ok=True)
+                log_path = cfg.run_dir / "aws" / "moto.log"
+            self.local_aws = await LocalAws.start(cfg.aws, log_path)
+        endpoints = Endpoints(self.local_aws.endpoint if self.local_aws else None,
+                              self.handler_api_url)
         for sma in cfg.applications:
             self.service.add_application(sma)
             log_path = cfg.run_dir / f"handler-{sma.name}.log" if cfg.run_dir else None
             self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
-                sma.handler, function_name=sma.name, env=sma.handler_env,
+                sma.handler, function_name=sma.name, env=sma.environment, runtime=sma.runtime,
+                memory_mb=sma.memory_mb, layers=sma.layers, endpoints=endpoints,
                 timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
         for rule in cfg.rules:
             self.service.add_rule(rule)
+
+    async def _unload_applications(self) -> None:
+        """Stop the handlers' workers and the local AWS services."""
+        for handler in self._handlers.values():
+            await handler.close()
+        self._handlers.clear()
+        if self.local_aws is not None:
+            await self.local_aws.close()
+            self.local_aws = None
+
+    async def dynamodb_tables_async(self) -> dict[str, list[dict]]:
+        """Every table of the local AWS services with its items now ({} without them)."""
+        return await self.local_aws.dynamodb_tables() if self.local_aws else {}
+
+    def dynamodb_tables(self) -> dict[str, list[dict]]:
+        """`dynamodb_tables_async()` from another thread."""
+        return asyncio.run_coroutine_threadsafe(self.dynamodb_tables_async(), self._loop).result(60)
 
     async def reconfigure(self, profile: str) -> None:
         """Serve another profile's SMA, rules, handler and bucket; the journal starts anew.
@@ -193,14 +273,13 @@ class Stub:
         if self.service.transactions or self._calls:
             raise ServiceUnavailable("calls are still up; reconfigure between runs")
         new = self.configurator(profile)
-        for handler in self._handlers.values():
-            await handler.close()
-        self._handlers.clear()
+        await self._unload_applications()
         self.config.applications, self.config.rules = new.applications, new.rules
         self.config.bucket_dir, self.config.routes = new.bucket_dir, {}
         self.config.handler_timeout_s = new.handler_timeout_s
         self.config.handler_retries = new.handler_retries
-        self._load_applications(self.config)
+        self.config.aws = new.aws
+        await self._load_applications(self.config)
         self.journal.clear()
 
     async def stop_async(self) -> None:
@@ -213,13 +292,11 @@ class Stub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._api_runner is not None:
             await self._api_runner.cleanup()
-        for transport in (self.udp, self.tcp):
-            if transport is not None:
-                transport.close()
+        for transport in self._transports:
+            transport.close()
         if self.media is not None:
             await self.media.close()
-        for handler in self._handlers.values():
-            await handler.close()
+        await self._unload_applications()
         if self.config.impairment is not None:
             for record in self.config.impairment.records:
                 self._note("impairment", None, packet=record.to_json())
@@ -229,7 +306,11 @@ class Stub:
         loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, name="sma-stub", daemon=True)
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(30)
+        try:
+            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(90)
+        except BaseException:
+            self.stop()  # what did start is released; the error is the caller's
+            raise
         return self
 
     def stop(self) -> None:
@@ -260,12 +341,28 @@ class Stub:
         return self.udp.port
 
     @property
+    def tls_port(self) -> int | None:
+        """The SIP over TLS port, or None without TLS."""
+        return self.tls.port if self.tls is not None else None
+
+    @property
+    def _transports(self) -> list:
+        return [t for t in (self.udp, self.tcp, self.tls) if t is not None]
+
+    @property
     def api_url(self) -> str:
         return f"http://{self.config.host}:{self.api_port}"
 
+    @property
+    def handler_api_url(self) -> str:
+        """The API as handlers on this machine reach it (loopback for a wildcard address)."""
+        host = self.config.host
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else \
+            f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.api_port}"
+
     def sip_uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@{self.config.host}:{self.sip_port}{suffix}"
+        return sip_uri(user, self.config.host, self.sip_port, self.tls_port, transport)
 
     def add_route(self, number: str, uri: str) -> None:
         """Send the legs the SMA places to `number` (or "*", or a Voice Connector ARN) to `uri`."""
@@ -277,7 +374,7 @@ class Stub:
 
     def count_resources(self) -> dict[str, int]:
         """`resources()` on the stub's own loop."""
-        return {"dialogs": self.udp.endpoint.active_dialogs() + self.tcp.endpoint.active_dialogs(),
+        return {"dialogs": sum(t.endpoint.active_dialogs() for t in self._transports),
                 "media_sessions": self.media.session_count,
                 "transactions": len(self.service.transactions), "tasks": len(self._tasks),
                 "handler_workers": sum(h.worker_count for h in self._handlers.values())}
@@ -316,6 +413,9 @@ class Stub:
     def _on_tcp(self, event: object) -> None:
         self._on_sip(event, self.tcp)
 
+    def _on_tls(self, event: object) -> None:
+        self._on_sip(event, self.tls)
+
     def _on_sip(self, event: object, transport) -> None:
         if isinstance(event, sip_events.IncomingCall):
             self._spawn(self._incoming(event, transport))
@@ -348,11 +448,24 @@ class Stub:
 
     async def _incoming(self, event: sip_events.IncomingCall, transport) -> None:
         req = event.request
+        if self._challenger is not None:
+            why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
+            if why is not None:
+                self._note("sip_challenged", None, sip_call_id=event.call_id, reason=why)
+                transport.endpoint.reject(event.call_id, CHALLENGE_STATUS, self._loop.time(),
+                                          [self._challenger.challenge()])
+                transport.flush()
+                return
         try:
             offer = parse_sdp(req.body)
             audio = answer_offer(offer, self.config.codecs)
         except SdpError as exc:
             self._refuse(transport, event.call_id, 488, str(exc))
+            return
+        mode = self.config.srtp
+        if (mode == "required" and audio.remote_crypto is None) or (mode == "off" and audio.remote_crypto):
+            self._refuse(transport, event.call_id, 488, "SRTP is required" if mode == "required"
+                         else "SRTP is off on this stub")
             return
         to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
         caller = _sip_uri(uri_of(req.headers.get("from")))
@@ -367,13 +480,15 @@ class Stub:
                   start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
         tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
         call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
-        session = await self._open_media(call)
-        call.sdp = build_answer(offer, audio, self.config.host, session.local_port, int(time.time()), 1)
+        crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
+        session = await self._open_media(call, crypto)
+        call.sdp = build_answer(offer, audio, self.config.host, session.local_port, int(time.time()), 1,
+                                crypto)
         self._track(call)
         self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
                    sip_media_application_id=sma.sip_media_application_id, to=leg.to,
                    from_=leg.from_, rtp_port=session.local_port,
-                   transport=transport.endpoint.transport.lower())
+                   transport=transport.endpoint.transport.lower(), srtp=crypto is not None)
         tx.inbound_call(leg)
         self._dispatch(tx)
 
@@ -396,13 +511,15 @@ class Stub:
         else:
             tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
 
-    async def _open_media(self, call: _SipCall) -> MediaSession:
-        """The RTP session of a call, in the codec of `call.audio`, reporting to the call."""
+    async def _open_media(self, call: _SipCall, crypto: SdesCrypto | None = None) -> MediaSession:
+        """The RTP session of a call, in the codec of `call.audio`, reporting to the call;
+        SRTP with our key `crypto` and the remote's key when the call agreed on it."""
         a = call.audio
+        srtp = SrtpContext(crypto, a.remote_crypto) if crypto is not None else None
         call.media = await self.media.open(
             a.payload_type, a.codec, a.dtmf_payload_type,
             on_playback_done=lambda token: self._media_done(call, token),
-            on_digit=lambda digit: self._digit(call, digit))
+            on_digit=lambda digit: self._digit(call, digit), srtp=srtp)
         return call.media
 
     def _track(self, call: _SipCall) -> None:
@@ -436,7 +553,7 @@ class Stub:
                 except Exception as exc:  # one command's failure must not strand the others
                     self._command_failed(tx, command, exc)
         self._arm_timer(tx)
-        for transport in (self.udp, self.tcp):
+        for transport in self._transports:
             transport.flush()
 
     def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
@@ -581,7 +698,9 @@ class Stub:
         codec = self._codec_for(tx)
         leg = next((l for l in tx.legs if l.call_id == c.call_id), None) or \
             Leg(c.call_id, "LEG-B", c.to, c.from_, "Outbound", int(time.time() * 1000))
-        transport = self.tcp if ";transport=tcp" in target.lower() else self.udp
+        lowered = target.lower()
+        transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
+            self.tcp if ";transport=tcp" in lowered else self.udp
         call = _SipCall("", leg, tx, transport, outbound=True, audio=AudioAnswer(
             self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
         session = await self._open_media(call)
@@ -615,7 +734,8 @@ class Stub:
         result: InvocationResult = await handler.invoke(c.event)
         self._note("response", tx.transaction_id, sequence=c.sequence, response=result.response,
                    failed=result.failed, attempts=result.attempts, errors=result.errors,
-                   duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json)
+                   duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
+                   requests=result.requests)
         response = result.response if result.invalid_json is None else result.invalid_json
         tx.handler_result(c.sequence, response, "handler failed" if result.failed else None)
         self._dispatch(tx)
@@ -656,6 +776,31 @@ class Stub:
     def journal_json(self) -> list[dict]:
         """The journal as JSON-ready dicts (safe to call from any thread after the run)."""
         return [entry.to_json() for entry in list(self.journal)]
+
+
+def _tcp_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 takes a free one."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def sip_uri(user: str, host: str, port: int, tls_port: int | None, transport: str = "udp") -> str:
+    """The URI a caller dials to reach `user` at a stub over `transport` (udp, tcp or tls)."""
+    if transport == "tls":
+        if tls_port is None:
+            raise ValueError("the stub has no TLS listener (give it stub.sip.tls)")
+        return f"sip:{user}@{host}:{tls_port};transport=tls"
+    suffix = ";transport=tcp" if transport == "tcp" else ""
+    return f"sip:{user}@{host}:{port}{suffix}"
 
 
 def _sip_uri(text: str) -> SipUri | None:

@@ -4,11 +4,13 @@
     python3 scripts/build_image.py wheelhouse
     python3 scripts/build_image.py base [--tag NAME]
 
-`image` fills the wheelhouse, then builds the Dockerfile on `--base`. The wheelhouse
-(`build/wheelhouse`) holds wheels of the project's dependencies for the image's Python
-(CPython 3.11 on Debian bookworm, this machine's architecture), downloaded by pip on this
+`image` fills the wheelhouse and the SDK folder, then builds the Dockerfile on `--base`. The
+wheelhouse (`build/wheelhouse`) holds wheels of the project's dependencies for the image's
+Python (CPython 3.11 on Debian bookworm, this machine's architecture), downloaded by pip on this
 machine: the image installs from it with `--no-index`, so the build needs no index of its own
 (networks where only the host reaches one, or where containers do not trust its certificates).
+The SDK folder (`build/lambda-sdks`) holds the AWS SDKs the Lambda runtimes bundle (pure Python
+and JavaScript), installed on this machine by `python -m harness.sma.bundled_sdks`.
 
 `base` makes a Debian bookworm image without any image registry: debootstrap builds a root
 file system from Debian's packages and `docker import` makes it an image. It keeps an image
@@ -29,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
+SDKS = ROOT / "build" / "lambda-sdks"
 DEFAULT_BASE = "python:3.11-slim-bookworm"
 LOCAL_BASE = "sip-harness-base:bookworm"
 DEFAULT_TAG = "sip-harness"
@@ -104,9 +107,17 @@ def build_base(tag: str = LOCAL_BASE, force: bool = False, suite: str = "bookwor
     return True
 
 
+def build_sdks(out: Path = SDKS) -> Path:
+    """The bundled AWS SDKs in `out` (kept when already installed from the same manifests)."""
+    run([sys.executable, "-m", "harness.sma.bundled_sdks"], f"the Lambda runtimes' SDKs ({out})",
+        cwd=ROOT, env={**os.environ, "SIP_HARNESS_SDK_DIR": str(out)})
+    return out
+
+
 def build_image(base: str = DEFAULT_BASE, tag: str = DEFAULT_TAG, network: str | None = None) -> None:
-    """The wheelhouse, then the image `tag` on `base` from this checkout."""
+    """The wheelhouse and the SDKs, then the image `tag` on `base` from this checkout."""
     build_wheelhouse()
+    build_sdks()
     cmd = ["docker", "build", "--build-arg", f"BASE_IMAGE={base}", "--tag", tag]
     if network:
         cmd += ["--network", network]

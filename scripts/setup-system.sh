@@ -11,6 +11,7 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # runs dock
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)  # the engine those tests start when none runs
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # their local base image (`make image-base`)
 command -v node >/dev/null 2>&1 || need+=(nodejs)  # runs Node.js handlers
+command -v npm >/dev/null 2>&1 || need+=(npm)  # installs the AWS SDKs the Node.js runtimes bundle
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -209,7 +209,7 @@ def test_dtmf_audio_and_invite_between_caller_and_listener_over_tcp(tmp_path):
 
 def test_bad_arguments_and_closed_caller_are_refused(tmp_path):
     with pytest.raises(ValueError):
-        Caller(HOST, "tls", workdir=tmp_path)
+        Caller(HOST, "sctp", workdir=tmp_path)
     with pytest.raises(ValueError):
         Caller(HOST, "udp", workdir=tmp_path, codecs=("opus",))
     caller = Caller(HOST, "udp", workdir=tmp_path)

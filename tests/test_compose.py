@@ -41,9 +41,10 @@ ENGINE_FLAGS = ["--bridge=none", "--iptables=false", "--ip-forward=false", "--ip
 ENGINE_LOCK = Path(tempfile.gettempdir()) / "sip-harness-container-tests.lock"
 LOCK_WAIT_S, ENGINE_START_S, COMPOSE_RUN_S = 900, 60, 300
 #: The bundled profiles the suite service runs: one per runtime and tool the image carries
-#: (a Python handler and the switch on the wire, a Node.js handler, Speak with espeak-ng).
+#: (a Python handler and the switch on the wire, a Node.js handler, Speak with espeak-ng, a
+#: handler using its bundled SDK against the local AWS services).
 SUITE_PROFILES = ["update_switches_prompt.yaml", "update_switches_prompt_node.yaml",
-                  "speak_and_get_digits.yaml"]
+                  "speak_and_get_digits.yaml", "caller_prompts_dynamodb_node16.yaml"]
 
 
 def option(args: list[str], name: str) -> str:

@@ -71,9 +71,21 @@ def test_node_callback_style(tmp_path):
     assert result.response == {"calls": 1, "style": "callback"}
 
 
-def test_a_missing_handler_is_an_import_error(tmp_path):
-    (result,), _ = run(invoke_all(str(DATA / "behaviours.py") + ":nope", [{}], tmp_path))
-    assert result.failed and result.errors[0]["errorType"] == "Runtime.ImportModuleError"
+def test_a_missing_handler_function_is_lambdas_handler_not_found(spec, tmp_path):
+    (result,), _ = run(invoke_all(spec + ":nope", [{}], tmp_path))
+    assert result.failed and result.errors[0]["errorType"] == "Runtime.HandlerNotFound"
+
+
+def test_a_missing_module_is_an_import_error_logged_at_init(tmp_path):
+    handler = tmp_path / "needs_more.py"
+    handler.write_text("import not_installed_anywhere\n\ndef lambda_handler(event, context):\n    return {}\n")
+    (result,), _ = run(invoke_all(str(handler), [{}], tmp_path))
+    error = result.errors[0]
+    assert result.failed and error["errorType"] == "Runtime.ImportModuleError"
+    assert error["errorMessage"] == ("Unable to import module 'needs_more': "
+                                     "No module named 'not_installed_anywhere'")
+    log = (tmp_path / "handler.log").read_text().splitlines()
+    assert log[0].startswith("INIT_START") and log[1].startswith("[ERROR] Runtime.ImportModuleError")
 
 
 async def invoke_over_http(events, status=200, function_error=None, body=None):

@@ -63,19 +63,23 @@ def test_suite_runs_against_a_served_stub(served, tmp_path):
     url, _ = served
     args = replace_option(compose_command("suite"), "--stub", url)
     args = replace_option(args, "--out", str(tmp_path / "suite"))
-    profiles = [str(PROFILES / "update_switches_prompt.yaml"), str(PROFILES / "call_and_bridge.yaml")]
+    # the last two reach the served stub's API and its local AWS services from the handler
+    profiles = [str(PROFILES / name) for name in ("update_switches_prompt.yaml", "call_and_bridge.yaml",
+                                                  "call_me_back.yaml", "caller_prompts_dynamodb.yaml")]
     args = [a for a in args if a != "sip_profiles"]
     done = subprocess.run([str(BIN / "sip-harness"), *args[:1], *profiles, *args[1:]], cwd=ROOT,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2/2 profiles passed" in done.stdout
+    assert "4/4 profiles passed" in done.stdout
     assert "<testsuite" in (tmp_path / "suite" / "junit.xml").read_text()
     folders = [f for f in (tmp_path / "suite").iterdir() if f.is_dir()]
-    assert len(folders) == 2
+    assert len(folders) == 4
     for folder in folders:
         report = json.loads((folder / "report.json").read_text())
         assert report["verdict"] == "pass"
         assert (folder / "capture.pcap").stat().st_size > 10_000
+    tables = list((tmp_path / "suite").glob("*/aws/dynamodb/CallerPrompts.json"))
+    assert len(tables) == 1 and '"calls": 1' in tables[0].read_text()
 
 
 def test_served_stub_journal_and_resources(served):

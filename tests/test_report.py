@@ -66,7 +66,7 @@ def test_report_json_follows_its_schema_and_holds_the_run(run):
     _, paths = run
     report = json.loads(paths["report_json"].read_text())
     assert validate(report) == []
-    assert report["verdict"] == "pass" and report["schema_version"] == 3
+    assert report["verdict"] == "pass" and report["schema_version"] == 4
     assert validate_capture(report["capture"]) == []
     assert [c["final_status"] for c in report["capture"]["calls"]] == [200]
     assert sorted(s["direction"] for s in report["capture"]["streams"]) == ["caller → stub", "stub → caller"]
@@ -95,7 +95,7 @@ def test_the_schema_is_valid_and_rejects_broken_reports(run):
     assert validate({k: v for k, v in report.items() if k != "verdict"})
     assert validate({**report, "verdict": "maybe"})
     assert validate({**report, "rtp_streams": [{**report["rtp_streams"][0], "ssrc": 12}]})
-    assert validate({**report, "schema_version": 2})
+    assert validate({**report, "schema_version": 3})
     jsonschema_rs.meta.validate(CAPTURE_SCHEMA)
     assert validate_capture({**report["capture"], "calls": [{"call_id": 1}]})
 
@@ -159,6 +159,22 @@ def test_report_html_in_headless_chromium_has_the_ladder_and_the_picture(run, tm
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (2000, 1400)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500  # text, ladder and picture drawn
+
+
+def test_each_invocation_links_to_its_lines_of_the_handler_log(run):
+    result, paths = run
+    report = json.loads(paths["report_json"].read_text())
+    log = (Path(result.run_dir) / "handler-sip-harness-sma.log").read_text()
+    page = paths["report_html"].read_text()
+    for event in report["events"]:
+        [attempt] = event["requests"]
+        rid, lines = attempt["request_id"], attempt["log"]
+        assert f"START RequestId: {rid} Version: $LATEST" in lines
+        assert lines[-2] == f"END RequestId: {rid}" and lines[-1].startswith(f"REPORT RequestId: {rid}\t")
+        assert "\n".join(lines) in log  # the same lines, in one block, in the handler's log file
+        assert f'<a href="#log-{rid}">{rid}</a>' in page
+        block = re.search(rf'<pre id="log-{rid}">(.*?)</pre>', page, re.S).group(1)
+        assert f"START RequestId: {rid}" in block and f"REPORT RequestId: {rid}" in block
 
 
 def synthetic_capture(tmp_path: Path) -> tuple[Path, list[dict], list[dict]]:

@@ -123,7 +123,9 @@ def test_take_back_and_transfer_goes_through():
     tx.leg_answered(place.call_id)
     (done,) = events(tx.take_commands())
     assert done["ActionData"]["Type"] == "CallAndBridge"
-    assert [p["ParticipantTag"] for p in done["CallDetails"]["Participants"]] == ["LEG-A", "LEG-B", "LEG-B"]
+    # the new LEG-B takes the ended one's place (take-back-and-transfer hangs up Participants[1])
+    assert [(p["ParticipantTag"], p["CallId"], p["Status"]) for p in done["CallDetails"]["Participants"]] == [
+        ("LEG-A", "call-a", "Connected"), ("LEG-B", place.call_id, "Connected")]
 
 
 def test_hangup_of_leg_a_on_a_bridge_also_reports_after_its_hangup():

@@ -10,7 +10,7 @@ from harness.caller.process import WorkerProcess
 
 MAX_CALLS_PER_WORKER = 4  # the pjsua2-python wheel's PJSUA_MAX_CALLS
 CODECS = ("PCMU", "PCMA")
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "tls")
 
 
 class Caller:
@@ -21,14 +21,26 @@ class Caller:
     A worker that dies fails its calls with ``CallerError``; new calls get a new worker.
 
     host: address that SIP and RTP bind to and that Via, Contact and SDP carry.
-    transport: "udp" or "tcp" (";transport=tcp" is added to URIs that name none).
+    transport: "udp", "tcp" or "tls" (";transport=tcp|tls" is added to URIs that name none).
+    ca_file: for "tls", the PEM file of the CA the far end's certificate must chain to (the
+        certificate is then verified; without one it is not).
+    srtp: offer and require SRTP keyed by SDES (AES_CM_128_HMAC_SHA1_80), as a Voice
+        Connector with encryption on requires.
+    credentials: ``{"username", "password", "realm"?}`` dicts answered to digest challenges
+        (the termination credentials of a Voice Connector).
+    message_log: each worker writes the SIP messages it sends and receives to
+        ``caller-N.messages.jsonl`` in workdir (default: on for "tls", whose SIP no capture
+        can read); ``message_logs()`` lists them.
+    media_ports: (low, high) range for the calls' RTP ports (default: pjsua2's, from 4000).
     workdir: where each worker leaves its stderr (``caller-N.stderr``) and pjsua2 log.
     codecs: the G.711 codecs to offer, in order of preference; telephone-event is always offered.
     log_level: pjsua2 log level (0-6) for ``caller-N.log`` in workdir; 0 silences pjsua2.
     """
 
     def __init__(self, host: str = "127.0.0.1", transport: str = "udp", *, workdir: Path,
-                 codecs: tuple[str, ...] = CODECS, log_level: int = 0) -> None:
+                 codecs: tuple[str, ...] = CODECS, log_level: int = 0, ca_file: Path | None = None,
+                 srtp: bool = False, credentials: list[dict] | None = None,
+                 message_log: bool | None = None, media_ports: tuple[int, int] | None = None) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
         if not codecs or not set(codecs) <= set(CODECS) or len(set(codecs)) != len(codecs):
@@ -39,6 +51,11 @@ class Caller:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._codecs = list(codecs)
         self._log_level = log_level
+        self._tls = {"ca_file": str(Path(ca_file).resolve()) if ca_file else None}
+        self._srtp = srtp
+        self._credentials = list(credentials or [])
+        self._message_log = transport == "tls" if message_log is None else message_log
+        self._media_ports = list(media_ports) if media_ports else None
         self._lock = threading.Lock()
         self._calls: dict[WorkerProcess, dict[str, Call]] = {}  # live workers -> their open calls
         self._listeners: dict[WorkerProcess, Listener] = {}
@@ -108,10 +125,14 @@ class Caller:
         with self._lock:
             self._check_open()
             worker = self._start_worker(listen)
-            suffix = ";transport=tcp" if self.transport == "tcp" else ""
+            suffix = f";transport={self.transport}" if self.transport != "udp" else ""
             listener = self._listeners[worker] = Listener(
                 f"sip:{user}@{self.host}:{worker.port}{suffix}", worker.pid)
         return listener
+
+    def message_logs(self) -> list[Path]:
+        """The SIP message logs the workers have written (see ``message_log``)."""
+        return sorted(self.workdir.glob("caller-*.messages.jsonl"))
 
     def close(self) -> None:
         """Hang up every call and stop every worker; no worker process remains afterwards."""
@@ -138,7 +159,9 @@ class Caller:
         name = f"caller-{next(self._worker_numbers)}"
         config = {"host": self.host, "transport": self.transport, "codecs": self._codecs,
                   "log_level": self._log_level, "log_file": str(self.workdir / f"{name}.log"),
-                  "listen": listen}
+                  "listen": listen, "tls": self._tls, "srtp": self._srtp,
+                  "credentials": self._credentials, "media_ports": self._media_ports,
+                  "message_log": str(self.workdir / f"{name}.messages.jsonl") if self._message_log else None}
         worker = WorkerProcess(name, config, self.workdir, self._on_event, self._on_exit)
         self._calls[worker] = {}
         return worker

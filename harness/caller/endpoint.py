@@ -10,13 +10,21 @@ import pjsua2 as pj
 
 MAX_CALLS = 4  # PJSUA_MAX_CALLS of the pjsua2-python wheel; more is silently capped
 SUPPORTED_CODECS = ("PCMU", "PCMA")
-TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP,
+              "tls": pj.PJSIP_TRANSPORT_TLS}
+#: pjsip prints every SIP message it sends or receives at this level (``--end msg--``).
+MESSAGE_LOG_LEVEL = 4
+SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 
 def create_endpoint(host: str, transport: str, codecs: list[str], log_level: int,
-                    log_file: str) -> tuple[pj.Endpoint, int, int]:
+                    log_file: str, tls: dict | None = None,
+                    log_writer: pj.LogWriter | None = None) -> tuple[pj.Endpoint, int, int]:
     """Start the process's single Endpoint; return it, its SIP transport id and port.
 
+    tls: for the "tls" transport, ``{"ca_file": PEM or None, "certificate", "private_key"}``;
+        with a CA file the server's certificate is verified against it (TLS 1.2).
+    log_writer: receives pjsip's log lines up to MESSAGE_LOG_LEVEL (the SIP messages).
     The caller must have redirected fd 1 already: ``libCreate()`` prints a few lines there
     whatever the log level.
     """
@@ -27,9 +35,11 @@ def create_endpoint(host: str, transport: str, codecs: list[str], log_level: int
     cfg.uaConfig.mainThreadOnly = True
     cfg.uaConfig.maxCalls = MAX_CALLS
     cfg.uaConfig.userAgent = "sip-harness caller (pjsua2)"
-    cfg.logConfig.level = log_level
-    cfg.logConfig.consoleLevel = 0
+    cfg.logConfig.level = max(log_level, MESSAGE_LOG_LEVEL if log_writer else 0)
+    cfg.logConfig.consoleLevel = MESSAGE_LOG_LEVEL if log_writer else 0
     cfg.logConfig.filename = log_file if log_level > 0 else ""
+    if log_writer is not None:
+        cfg.logConfig.writer = log_writer
     cfg.medConfig.sndAutoCloseTime = -1
     cfg.medConfig.noVad = True
     cfg.medConfig.clockRate = 8000
@@ -38,6 +48,8 @@ def create_endpoint(host: str, transport: str, codecs: list[str], log_level: int
     ep.libInit(cfg)
     transport_cfg = pj.TransportConfig()
     transport_cfg.boundAddress = host
+    if transport == "tls":
+        _tls_settings(transport_cfg.tlsConfig, tls or {})
     transport_id = ep.transportCreate(TRANSPORTS[transport], transport_cfg)
     port = int(ep.transportGetInfo(transport_id).localName.rsplit(":", 1)[1])
     ep.audDevManager().setNullDev()
@@ -46,12 +58,43 @@ def create_endpoint(host: str, transport: str, codecs: list[str], log_level: int
     return ep, transport_id, port
 
 
-def account_config(id_uri: str, host: str, transport_id: int) -> pj.AccountConfig:
-    """A registration-less account on ``transport_id`` whose SDP and headers carry ``host``."""
+def _tls_settings(tls_cfg: pj.TlsConfig, tls: dict) -> None:
+    tls_cfg.method = pj.PJSIP_TLSV1_2_METHOD
+    if tls.get("ca_file"):
+        tls_cfg.CaListFile = tls["ca_file"]
+        tls_cfg.verifyServer = True
+    if tls.get("certificate"):
+        tls_cfg.certFile, tls_cfg.privKeyFile = tls["certificate"], tls["private_key"]
+
+
+def account_config(id_uri: str, host: str, transport_id: int, srtp: bool = False,
+                   credentials: list[dict] = (), media_ports: list[int] | None = None) -> pj.AccountConfig:
+    """A registration-less account on ``transport_id`` whose SDP and headers carry ``host``.
+
+    srtp: offer and require SRTP keyed by SDES (RTP/SAVP, AES_CM_128_HMAC_SHA1_80 only).
+    credentials: ``{"username", "password", "realm"}`` answered to a digest challenge
+        (401/407) of the calls placed; realm "*" answers any realm.
+    media_ports: [low, high] for the calls' RTP ports (pjsua2 takes even ports from low).
+    """
     cfg = pj.AccountConfig()
     cfg.idUri = id_uri
     cfg.sipConfig.transportId = transport_id
     cfg.mediaConfig.transportConfig.boundAddress = host
+    if media_ports:
+        cfg.mediaConfig.transportConfig.port = media_ports[0]
+        cfg.mediaConfig.transportConfig.portRange = media_ports[1] - media_ports[0]
+    if srtp:
+        cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        cfg.mediaConfig.srtpSecureSignaling = 0
+        cfg.mediaConfig.srtpOpt.keyings.clear()
+        cfg.mediaConfig.srtpOpt.keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
+        cfg.mediaConfig.srtpOpt.cryptos.clear()
+        crypto = pj.SrtpCrypto()
+        crypto.name = SRTP_SUITE
+        cfg.mediaConfig.srtpOpt.cryptos.append(crypto)
+    for cred in credentials:
+        cfg.sipConfig.authCreds.append(pj.AuthCredInfo(
+            "digest", cred.get("realm") or "*", cred["username"], 0, cred["password"]))
     cfg.natConfig.sdpNatRewriteUse = 0
     cfg.natConfig.contactRewriteUse = 0
     cfg.natConfig.viaRewriteUse = 0

@@ -11,6 +11,7 @@ A worker ends when told to ``quit`` or when stdin closes.
 import functools
 import json
 import os
+import re
 import select
 import sys
 import threading
@@ -45,6 +46,32 @@ class Ending:
     message: dict
     recorder_slot: int | None
     deadline: float
+
+
+_MESSAGE = re.compile(r"(TX|RX) \d+ bytes .*? (?:to|from) (\w+) ([^\s:]+):(\d+):\n(.*)\n--end msg--",
+                      re.DOTALL)
+
+
+class MessageLog(pj.LogWriter):
+    """The SIP messages this UA sends and receives, as JSON lines with their time: the only
+    record of SIP over TLS, which a capture cannot read. pjsip logs each one at level 4."""
+
+    def __init__(self, path: str, local: tuple[str, int] | None = None) -> None:
+        super().__init__()
+        self.file = open(path, "a", buffering=1)
+        self.local = local
+
+    def write(self, entry) -> None:
+        found = _MESSAGE.search(entry.msg)
+        if found is None or self.local is None:
+            return
+        direction, transport, host, port, text = found.groups()
+        peer = [host, int(port)]
+        local = list(self.local)
+        self.file.write(json.dumps({
+            "time": time.time(), "direction": direction, "transport": transport.upper(),
+            "src": local if direction == "TX" else peer, "dst": peer if direction == "TX" else local,
+            "message": text}) + "\n")
 
 
 def _conf_port_exists(slot: int, name: str) -> bool:
@@ -172,11 +199,17 @@ class Worker:
         self.channel = Channel()
         self.host = config["host"]
         self.listen = config.get("listen")
+        self.message_log = MessageLog(config["message_log"]) if config.get("message_log") else None
         self.ep, transport_id, self.port = create_endpoint(
-            self.host, config["transport"], config["codecs"], config["log_level"], config["log_file"])
+            self.host, config["transport"], config["codecs"], config["log_level"], config["log_file"],
+            config.get("tls"), self.message_log)
+        if self.message_log is not None:
+            self.message_log.local = (self.host, self.port)
         user = self.listen["user"] if self.listen else "harness"
         self.account = UserAgent(self)
-        self.account.create(account_config(f"sip:{user}@{self.host}:{self.port}", self.host, transport_id))
+        self.account.create(account_config(f"sip:{user}@{self.host}:{self.port}", self.host, transport_id,
+                                           config.get("srtp", False), config.get("credentials", []),
+                                           config.get("media_ports")))
         self.calls: dict[str, WorkerCall] = {}
         self.ended: list[pj.Call] = []  # dropped only after the callback that ended them
         self.ending: list[Ending] = []
@@ -334,6 +367,8 @@ class Worker:
         self.account = None
         self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)  # calls are over: skip its 1 s wait
         self.ep = None
+        if self.message_log is not None:
+            self.message_log.file.close()
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
 from .recording import BOTH, Recording
 from .rtcp import RtcpError
 from .sources import write_wav
+from .srtp import SrtpContext
 from .stream import RtcpReporter, RtpReceiver, RtpSender
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,15 @@ class MediaSession:
     """One leg's media: an RTP and an RTCP socket, a sender, a receiver and a reporter.
 
     `on_playback_done(token)` runs when a playback or a digit string ends by itself;
-    `on_digit(DigitReceived)` when the far end finishes a DTMF digit.
+    `on_digit(DigitReceived)` when the far end finishes a DTMF digit. With `srtp`, every
+    packet is protected on its way out and unprotected on its way in (SRTP and SRTCP);
+    everything between (sender, receiver, taps, recordings) sees clear RTP.
     """
 
     def __init__(self, engine: "MediaEngine", sockets: tuple[socket.socket, socket.socket],
                  sender: RtpSender, receiver: RtpReceiver,
                  on_playback_done: Callable[[object], None],
-                 on_digit: Callable[[DigitReceived], None]):
+                 on_digit: Callable[[DigitReceived], None], srtp: SrtpContext | None = None):
         self.engine, self.sender, self.receiver = engine, sender, receiver
         self._rtp_socket, self._rtcp_socket = sockets
         self._sendto = self._rtp_socket.sendto
@@ -66,6 +69,7 @@ class MediaSession:
         self.reporter = RtcpReporter(sender, receiver.stats, f"sma-stub-{secrets.token_hex(6)}@{engine.host}")
         self.on_playback_done, self.on_digit = on_playback_done, on_digit
         self.impairment = engine.impairment
+        self.srtp = srtp
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
         self.recordings: list[Recording] = []
@@ -100,6 +104,10 @@ class MediaSession:
                         self.engine._loop.call_at(at, self._rtp_received_late, packet)
 
     def _rtp_received(self, data: bytes, now: float) -> None:
+        if self.srtp is not None:
+            data = self.srtp.unprotect(data)
+            if data is None:
+                return
         digits = self.receiver.receive(data, now)
         for track in self._incoming_taps:
             track.add(data, now)
@@ -118,6 +126,10 @@ class MediaSession:
                 return
 
     def _rtcp_received(self, data: bytes) -> None:
+        if self.srtp is not None:
+            data = self.srtp.unprotect_rtcp(data)
+            if data is None:
+                return
         try:
             self.reporter.receive(data, _monotonic(), time.time())
         except RtcpError:
@@ -158,6 +170,8 @@ class MediaSession:
                 self.on_digit(digit)
 
     def _send_rtp(self, packet: bytes) -> None:
+        if self.srtp is not None:
+            packet = self.srtp.protect(packet)
         try:
             self._sendto(packet, self.remote)
         except OSError:  # socket buffer full or the far end unreachable: a lost packet
@@ -168,6 +182,8 @@ class MediaSession:
             self._send_rtp(packet)
 
     def _send_rtcp(self, data: bytes) -> None:
+        if self.srtp is not None:
+            data = self.srtp.protect_rtcp(data)
         try:
             self._rtcp_socket.sendto(data, self.rtcp_remote)
         except OSError:
@@ -278,14 +294,15 @@ class MediaEngine:
     async def open(self, payload_type: int, codec: str, dtmf_payload_type: int | None,
                    on_playback_done: Callable[[object], None],
                    on_digit: Callable[[DigitReceived], None],
-                   inband_dtmf: bool = False) -> MediaSession:
-        """Bind a new RTP/RTCP socket pair. `inband_dtmf` also detects DTMF tones in the audio."""
+                   inband_dtmf: bool = False, srtp: SrtpContext | None = None) -> MediaSession:
+        """Bind a new RTP/RTCP socket pair. `inband_dtmf` also detects DTMF tones in the audio;
+        `srtp` protects the session's packets (SRTP/SRTCP)."""
         self._loop = asyncio.get_running_loop()
         sockets = self._bind_pair()
         session = MediaSession(
             self, sockets, RtpSender(payload_type, codec, dtmf_payload_type),
             RtpReceiver(dtmf_payload_type, payload_type, codec, inband_dtmf),
-            on_playback_done, on_digit)
+            on_playback_done, on_digit, srtp)
         self._loop.add_reader(sockets[0].fileno(), session._read_rtp)
         self._loop.add_reader(sockets[1].fileno(), session._read_rtcp)
         self._sessions.add(session)

@@ -2,7 +2,10 @@
 
 `load(cls, text, filename)` composes the YAML node tree (which keeps every node's line and
 column) and builds `cls` from it by its type hints: unknown keys, missing fields and wrong
-types raise `ProfileError` naming `file:line:column`, the field path and a hint.
+types raise `ProfileError` naming `file:line:column`, the field path and a hint. A
+dataclass's `validate()` may return a message (about the whole object) or an `Invalid`
+naming the field below it; every built object remembers where it came from, so checks made
+after loading (`problem(obj, at, message)`) point at the right line too.
 """
 from __future__ import annotations
 
@@ -27,6 +30,35 @@ class ProfileError(ValueError):
 
 
 _SCALARS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_SOURCE = "_profile_source"  # (filename, node, field path) kept on every built dataclass
+
+
+@dataclasses.dataclass(frozen=True)
+class Invalid:
+    """What `validate()` returns to name the field at fault: `at` is the path of keys and
+    list indexes below the object, e.g. `("items", 2)`."""
+
+    at: tuple
+    message: str
+
+
+def problem(obj: Any, at: tuple, message: str) -> ProfileError:
+    """A ProfileError at the field `at` below a loaded object (its own line when the field is
+    not in the file)."""
+    filename, node, path = getattr(obj, _SOURCE, ("<profile>", None, ""))
+    for step in at:
+        child = None
+        if isinstance(step, int) and isinstance(node, yaml.SequenceNode) and step < len(node.value):
+            child = node.value[step]
+        elif isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
+                          and k.value.replace("-", "_") in (step, str(step).rstrip("_"))), None)
+        path = f"{path}[{step}]" if isinstance(step, int) else f"{path}.{str(step).rstrip('_')}" if path \
+            else str(step).rstrip("_")
+        if child is None:
+            break
+        node = child
+    return ProfileError(filename, node.start_mark if node is not None else None, path, message)
 
 
 class _Builder:
@@ -118,11 +150,14 @@ class _Builder:
             obj = tp(**kwargs)
         except ValueError as exc:
             self.fail(node, path, str(exc))
+        object.__setattr__(obj, _SOURCE, (self.filename, node, path))
         validate = getattr(obj, "validate", None)
         if validate is not None:
-            problem = validate()
-            if problem:
-                self.fail(node, path, problem)
+            found = validate()
+            if isinstance(found, Invalid):
+                raise problem(obj, found.at, found.message)
+            if found:
+                self.fail(node, path, found)
         return obj
 
 

@@ -53,10 +53,13 @@ def render_page(report: dict, timeline: Path, media: dict[int, dict[str, str]]) 
               f'<a href="{escape(report["artifacts"]["timeline"])}"><img class="timeline" id="timeline" '
               f'alt="timeline of {escape(report["profile"])}" src="data:image/png;base64,{picture}"></a>']
     parts += ["<h2>Handler events</h2>", table(
-        ("time", "Sequence", "InvocationEventType", "ActionData", "response", "handler ms"),
+        ("time", "Sequence", "InvocationEventType", "ActionData", "response", "handler ms",
+         "RequestId (log)"),
         ([seconds(e["time"]), e["sequence"], e["invocation_event_type"], e["action_data_type"],
-          e["response"] + (" (ignored by the service)" if e["ignored"] else ""), e["handler_ms"]]
+          e["response"] + (" (ignored by the service)" if e["ignored"] else ""), e["handler_ms"],
+          _request_links(e["requests"])]
          for e in report["events"]), numeric=(0, 1, 5), id_="events")]
+    parts += ["<h2>Handler log</h2>", _handler_log(report["events"])]
     parts += ["<h2>Update requests</h2>", table(
         ("sent", "on the wire", "TransactionId", "Arguments", "status", "error"),
         ([seconds(u["time"]), seconds(u["wire_time"]), u["transaction_id"], u["arguments"],
@@ -76,7 +79,33 @@ def render_page(report: dict, timeline: Path, media: dict[int, dict[str, str]]) 
     return "\n".join(parts)
 
 
+def _request_links(requests: list[dict]) -> _Html:
+    """Each attempt's RequestId, linked to its lines in the handler log section."""
+    return _Html("<br>".join(f'<a href="#log-{escape(r["request_id"])}">{escape(r["request_id"])}</a>'
+                             for r in requests))
+
+
+def _handler_log(events: list[dict]) -> str:
+    """The handler log as CloudWatch shows it, one block per invocation attempt."""
+    blocks = [f'<pre id="log-{escape(r["request_id"])}">{escape(chr(10).join(r["log"]))}</pre>'
+              for e in events for r in e["requests"] if r["log"]]
+    return "".join(blocks) or '<p class="empty">none</p>'
+
+
+def _request_links(requests: list[dict]) -> Html:
+    """Each attempt's RequestId, linked to its lines in the handler log section."""
+    return Html("<br>".join(f'<a href="#log-{escape(r["request_id"])}">{escape(r["request_id"])}</a>'
+                            for r in requests))
+
+
+def _handler_log(events: list[dict]) -> str:
+    """The handler log as CloudWatch shows it, one block per invocation attempt."""
+    blocks = [f'<pre id="log-{escape(r["request_id"])}">{escape(chr(10).join(r["log"]))}</pre>'
+              for e in events for r in e["requests"] if r["log"]]
+    return "".join(blocks) or '<p class="empty">none</p>'
+
+
 def _artifact_links(artifacts: dict) -> list[str]:
     files = [f for k, f in artifacts.items() if isinstance(f, str)]
-    files += artifacts["recordings"] + artifacts["logs"]
+    files += artifacts["recordings"] + artifacts["logs"] + artifacts["aws"] + artifacts["aws"]
     return [f'<li><a href="{escape(f)}">{escape(f)}</a></li>' for f in files]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from harness.wire.analysis import WireAnalysis
     from harness.wire.rtp_streams import RtpStream
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 #: The files a run folder may hold, by artifact name (recordings and logs are globbed).
 ARTIFACT_FILES = {"capture": "capture.pcap", "journal": "journal.json", "ladder": "ladder.txt",
@@ -106,6 +106,8 @@ def _artifacts(run_dir: Path) -> dict:
              if (run_dir / file).exists() or name in ("report_json", "report_html", "timeline")}
     found["recordings"] = sorted(p.name for p in run_dir.glob("*.wav"))
     found["logs"] = sorted(p.name for p in run_dir.glob("*.log"))
+    found["aws"] = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.glob("aws/**/*")
+                          if p.is_file())
     return found
 
 
@@ -199,7 +201,9 @@ def _events(journal: Sequence[dict], rel) -> list[dict]:
                     "handler_ms": resp.get("duration_ms") if resp else None,
                     "failed": bool(resp and resp.get("failed")),
                     "ignored": bool(e.get("ignore_response")),
-                    "response": response_summary(resp)})
+                    "response": response_summary(resp),
+                    "requests": [{"request_id": r["request_id"], "log": r["log"]}
+                                 for r in (resp or {}).get("requests", [])]})
     return out
 
 

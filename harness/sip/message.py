@@ -22,7 +22,8 @@ CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Auth
              "mime-version": "MIME-Version"}
 MAX_MESSAGE_BYTES = 65535
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
-           400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+           407: "Proxy Authentication Required",
            408: "Request Timeout", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
            420: "Bad Extension", 480: "Temporarily Unavailable",
            481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 486: "Busy Here",

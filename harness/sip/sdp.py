@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 
+from .sdes import SECURE_PROFILE, SdesCrypto, choose
+
 #: Static payload types of RFC 3551 that we can carry.
 STATIC_CODECS = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
 DEFAULT_DTMF_PT = 101
@@ -33,6 +35,12 @@ class MediaDescription:
     ptime: int | None = None
     direction: str = "sendrecv"
     format_text: str = ""
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (RFC 4568), in order
+
+    @property
+    def secure(self) -> bool:
+        """Whether the stream is SRTP (RTP/SAVP)."""
+        return self.proto.upper() == SECURE_PROFILE
 
     def codec_name(self, pt: int) -> str | None:
         """The encoding name of payload type `pt` (static table or a=rtpmap)."""
@@ -138,6 +146,8 @@ def _attribute(cur: MediaDescription | None, value: str) -> None:
             cur.rtpmap[pt] = (enc, rate)
         else:
             cur.fmtp[pt] = rest
+    elif cur is not None and name == "crypto":
+        cur.crypto.append(arg.strip())
     elif cur is not None and name == "ptime":
         ptime = _number(arg.strip().split(".")[0], MAX_PTIME)
         if ptime:
@@ -156,6 +166,8 @@ class AudioAnswer:
     dtmf_payload_type: int | None
     ptime: int
     direction: str
+    #: the remote's SDES key for SRTP (RTP/SAVP), None for plain RTP
+    remote_crypto: SdesCrypto | None = None
 
     @property
     def sending(self) -> bool:
@@ -196,10 +208,16 @@ def answer_offer(offer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "
         offered = [audio.codec_name(pt) or str(pt) for pt in audio.formats]
         raise SdpError(f"no common audio codec: offered {offered}, supported {sorted(wanted)}")
     chosen = common[0]
+    crypto = None
+    if audio.secure:
+        crypto = choose(audio.crypto)
+        if crypto is None:
+            raise SdpError(f"no supported SRTP crypto suite offered: {audio.crypto or 'no a=crypto'}")
     return AudioAnswer(remote_host=host, remote_port=audio.port, payload_type=chosen,
                        codec=audio.codec_name(chosen).upper(),
                        dtmf_payload_type=audio.find("telephone-event"), ptime=audio.ptime or 20,
-                       direction=_ANSWER_DIRECTION[_remote_direction(offer, audio)])
+                       direction=_ANSWER_DIRECTION[_remote_direction(offer, audio)],
+                       remote_crypto=crypto)
 
 
 def read_answer(offer: SessionDescription, answer: SessionDescription) -> AudioAnswer:
@@ -231,22 +249,28 @@ def answer_reoffer(offer: SessionDescription, previous_local: bytes, codec: str
     fields = ours.origin.split()
     if audio is None or len(fields) < 3 or not fields[2].isdigit():
         raise SdpError("our previous SDP has no audio stream or origin")
+    if audio.secure != (answer.remote_crypto is not None):
+        raise SdpError("a re-offer cannot switch between RTP and SRTP")
     return answer, build_answer(offer, answer, audio.connection or ours.connection,
-                                audio.port, fields[1], int(fields[2]) + 1)
+                                audio.port, fields[1], int(fields[2]) + 1, choose(audio.crypto))
 
 
 def _write(host: str, port: int, session_id: int | str, version: int,
            formats: list[tuple[int, str]], dtmf_payload_type: int | None, ptime: int,
-           direction: str, before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> bytes:
+           direction: str, before: tuple[str, ...] = (), after: tuple[str, ...] = (),
+           crypto: SdesCrypto | None = None) -> bytes:
     pts = [pt for pt, _ in formats] + ([dtmf_payload_type] if dtmf_payload_type is not None else [])
+    proto = SECURE_PROFILE if crypto is not None else "RTP/AVP"
     lines = ["v=0", f"o=sip-harness {session_id} {version} IN IP4 {host}", "s=sip-harness",
              f"c=IN IP4 {host}", "t=0 0", *before,
-             f"m=audio {port} RTP/AVP {' '.join(map(str, pts))}"]
+             f"m=audio {port} {proto} {' '.join(map(str, pts))}"]
     lines += [f"a=rtpmap:{pt} {codec}/8000" for pt, codec in formats]
     if dtmf_payload_type is not None:
         lines += [f"a=rtpmap:{dtmf_payload_type} telephone-event/8000",
                   f"a=fmtp:{dtmf_payload_type} 0-16"]
-    lines += [f"a=ptime:{ptime}", f"a={direction}", *after]
+    lines += [f"a=ptime:{ptime}", f"a={direction}"]
+    lines += [crypto.attribute()] if crypto is not None else []
+    lines += after
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -259,15 +283,20 @@ def build_sdp(host: str, port: int, session_id: int, version: int, payload_type:
 
 
 def build_answer(offer: SessionDescription, answer: AudioAnswer, host: str, port: int,
-                 session_id: int | str, version: int) -> bytes:
+                 session_id: int | str, version: int, crypto: SdesCrypto | None = None) -> bytes:
     """Our answer to `offer`: its audio stream accepted as `answer` says, every other
-    stream rejected with port 0, in the offer's order (RFC 3264 §6)."""
+    stream rejected with port 0, in the offer's order (RFC 3264 §6). An SRTP offer is
+    answered with `crypto` (our own key) at the tag the offer chose."""
+    if (answer.remote_crypto is None) != (crypto is None):
+        raise ValueError("an SRTP offer is answered with our own crypto, a plain one without")
+    if crypto is not None:
+        crypto = replace(crypto, tag=answer.remote_crypto.tag, suite=answer.remote_crypto.suite)
     chosen = offer.audio()
     rejected = [f"m={m.media} 0 {m.proto} {m.format_text}".rstrip() for m in offer.media]
     idx = offer.media.index(chosen)
     return _write(host, port, session_id, version, [(answer.payload_type, answer.codec)],
                   answer.dtmf_payload_type, answer.ptime, answer.direction,
-                  tuple(rejected[:idx]), tuple(rejected[idx + 1:]))
+                  tuple(rejected[:idx]), tuple(rejected[idx + 1:]), crypto)
 
 
 def build_offer(host: str, port: int, session_id: int, version: int = 1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable
 
 from ..netem import INCOMING, OUTGOING, SIP, NetworkImpairment
@@ -153,6 +154,10 @@ class TcpSipTransport(_SipTransport):
     (requests of calls we place); the core frames each connection's bytes itself.
     """
 
+    NAME = "TCP"
+    server_ssl: ssl.SSLContext | None = None
+    client_ssl: ssl.SSLContext | None = None
+
     def __init__(self, endpoint: SipEndpoint, on_event: OnEvent):
         super().__init__(endpoint, on_event)
         self.server: asyncio.Server | None = None
@@ -163,12 +168,15 @@ class TcpSipTransport(_SipTransport):
     async def listen(cls, host: str, port: int, on_event: OnEvent, **options
                      ) -> "TcpSipTransport":
         """Listen on `host:port` (0 = any free port) and serve; `options` go to `SipEndpoint`."""
-        endpoint = SipEndpoint(host, port, "TCP", **options)
+        endpoint = SipEndpoint(host, port, cls.NAME, **options)
         transport = cls(endpoint, on_event)
-        transport.server = await transport._loop.create_server(
-            lambda: _TcpConnection(transport), host, port)
-        endpoint.port = transport.server.sockets[0].getsockname()[1]
+        await transport._serve(host, port)
         return transport
+
+    async def _serve(self, host: str, port: int) -> None:
+        self.server = await self._loop.create_server(
+            lambda: _TcpConnection(self), host, port, ssl=self.server_ssl)
+        self.endpoint.port = self.server.sockets[0].getsockname()[1]
 
     def _send(self, tx: Transmit) -> None:
         conn = self._connections.get(tx.addr)
@@ -182,8 +190,9 @@ class TcpSipTransport(_SipTransport):
 
     async def _connect(self, addr: Address) -> None:
         try:
-            await self._loop.create_connection(lambda: _TcpConnection(self, addr), *addr)
-        except OSError:
+            await self._loop.create_connection(lambda: _TcpConnection(self, addr), *addr,
+                                               ssl=self.client_ssl)
+        except (OSError, ssl.SSLError):
             self._pending.pop(addr, None)  # the transaction's timer will report the failure
 
     def _opened(self, conn: "_TcpConnection") -> None:
@@ -202,6 +211,33 @@ class TcpSipTransport(_SipTransport):
             self.server.close()
         for conn in list(self._connections.values()):
             conn.transport.close()
+
+
+class TlsSipTransport(TcpSipTransport):
+    """SIP over TLS (RFC 3261 §26.2, port 5061 by convention): the TCP transport with TLS
+    on every connection it accepts (`server_ssl`: our certificate) or opens (`client_ssl`)."""
+
+    NAME = "TLS"
+
+    @classmethod
+    async def listen_tls(cls, host: str, port: int, on_event: OnEvent,
+                         server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext | None = None,
+                         **options) -> "TlsSipTransport":
+        """Listen with TLS on `host:port` (0 = any free port)."""
+        endpoint = SipEndpoint(host, port, cls.NAME, **options)
+        transport = cls(endpoint, on_event)
+        transport.server_ssl = server_ssl
+        transport.client_ssl = client_ssl or ssl.create_default_context()
+        await transport._serve(host, port)
+        return transport
+
+
+def server_context(certificate: str, private_key: str) -> ssl.SSLContext:
+    """A TLS server context with a certificate chain (PEM) and its key; TLS 1.2 or newer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certificate, private_key)
+    return context
 
 
 class _TcpConnection(asyncio.Protocol):

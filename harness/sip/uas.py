@@ -31,15 +31,17 @@ class UasRole:
         call.unacked[call.invite.cseq[0]] = call.invite_tx
         self._respond(call.invite_tx, 200, now, to_tag=call.dialog.local_tag, body=sdp)
 
-    def reject(self, call_id: str, status: int, now: float) -> None:
-        """Refuse an unanswered INVITE with a final error response."""
+    def reject(self, call_id: str, status: int, now: float,
+               headers: list[tuple[str, str]] = ()) -> None:
+        """Refuse an unanswered INVITE with a final error response (with `headers`, e.g. a
+        digest challenge)."""
         call = self._calls.get(call_id)
         if call is not None and call.role == "uas" and call.move("reject"):
-            self._final(call, status, now)
+            self._final(call, status, now, headers)
 
-    def _final(self, call: Call, status: int, now: float) -> None:
+    def _final(self, call: Call, status: int, now: float, headers: list[tuple[str, str]] = ()) -> None:
         """Our final error response to the INVITE; the call is over."""
-        self._respond(call.invite_tx, status, now, to_tag=call.dialog.local_tag)
+        self._respond(call.invite_tx, status, now, to_tag=call.dialog.local_tag, headers=headers)
         self._end(call, "local", f"rejected {status}", status)
 
     def _new_invite(self, req: SipRequest, source: Address, tx: ServerInvite, now: float) -> None:

@@ -141,7 +141,7 @@ class CallTransaction:
         if run is not None and run.other_leg is not None and run.other_leg.call_id == call_id:
             b, run.other_leg = run.other_leg, None
             b.answered = True
-            self.legs.append(b)
+            self._add_leg(b)
             self._answer(run.leg)
             self._emit(cmd.StopMedia(run.leg.call_id))
             self._emit(cmd.Bridge(run.leg.call_id, b.call_id))
@@ -583,7 +583,7 @@ class CallTransaction:
             raise ActionFailure("InvalidActionParameter", "Invalid action on the call.")
         meeting_leg = Leg(new_id(), "LEG-B", "SMA", leg.from_, "Outbound", self.wall_ms(),
                           answered=True)
-        self.legs.append(meeting_leg)
+        self._add_leg(meeting_leg)
         self._meeting = {"meeting_id": action.values["meeting_id"], "leg": meeting_leg, "muted": set()}
         self._emit(cmd.StopMedia(leg.call_id))
         return True
@@ -677,15 +677,13 @@ class CallTransaction:
         self._invoke(ACTION_FAILED, data)
 
     def _target_leg(self, action: ParsedAction) -> Leg:
-        """The leg an action addresses: CallId, else ParticipantTag (the connected leg of that
-        tag: after a transfer the ended LEG-B is still listed), else LEG-A (or the leg left)."""
+        """The leg an action addresses: CallId, else ParticipantTag, else LEG-A (or the leg left)."""
         call_id = action.parameters.get("CallId")
         tag = action.parameters.get("ParticipantTag")
         if call_id:
             leg = self._leg(call_id)
         elif tag:
-            tagged = [l for l in self.legs if l.participant_tag == tag]
-            leg = next((l for l in tagged if l.status == "Connected"), tagged[0] if tagged else None)
+            leg = next((l for l in self.legs if l.participant_tag == tag), None)
         else:
             leg = next((l for l in self.legs if l.status == "Connected"), None)
         if leg is None or leg.status != "Connected":
@@ -694,6 +692,13 @@ class CallTransaction:
         return leg
 
     # ---- helpers ----------------------------------------------------------------------
+    def _add_leg(self, leg: Leg) -> None:
+        """A new participant takes the place of an ended one of the same tag: after a transfer
+        `Participants` is LEG-A and the new LEG-B (take-back-and-transfer hangs up
+        `Participants[1]` when the caller leaves)."""
+        self.legs = [l for l in self.legs if not (l.participant_tag == leg.participant_tag
+                                                  and l.status == "Disconnected")] + [leg]
+
     def _leg(self, call_id: str) -> Leg | None:
         return next((l for l in self.legs if l.call_id == call_id), None)
 

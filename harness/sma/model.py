@@ -9,14 +9,19 @@ DEFAULT_INTERRUPTIBLE = frozenset({"PlayAudio", "RecordAudio", "Pause"})
 
 @dataclass
 class SipMediaApplication:
-    """One SMA: its id, account, region and the handler ("Lambda") it invokes."""
+    """One SMA: its id, account, region and the handler ("Lambda") it invokes, with the
+    function's runtime (None: the default for the handler's language), memory and
+    configured environment."""
 
     sip_media_application_id: str
     handler: str
     name: str = "sip-harness"
     aws_account_id: str = "123456789012"
     aws_region: str = "us-east-1"
-    handler_env: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    runtime: str | None = None
+    memory_mb: int = 128
+    layers: tuple[str, ...] = ()  # folders laid out as Lambda layers (python/, nodejs/node_modules/)
     interruptible: frozenset[str] = DEFAULT_INTERRUPTIBLE
     bots: dict[str, dict] = field(default_factory=dict)  # BotAliasArn -> scripted IntentResult
 
