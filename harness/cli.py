@@ -229,22 +229,23 @@ def cmd_analyze(args) -> int:
         print(f"\n{analysis.logged_sip} SIP messages come from message logs, not the capture (SIP over TLS)")
     for flow in analysis.srtp:
         print(("ok   " if flow.ok else "FAIL ") + flow.describe())
-    if args.html or args.json or args.said:
-        recognizer = Recognizer()
-        try:
-            for phrase in args.said:
-                recognizer.check_words(phrase)
-        except RecognitionError as exc:
-            print(f"sip-harness: --said {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        document = write_capture_report(
-            analysis, Path(args.html) if args.html else None, Path(args.json) if args.json else None,
-            selection, Options(prompts=prompts or {}, said=args.said, transcribe=not args.no_words,
-                               recognizer=recognizer))
-        print(_words_text(document))
-        for path in (args.html, args.json):
-            if path:
-                print(f"wrote {path}")
+    recognizer = Recognizer()
+    try:
+        for phrase in args.said:
+            recognizer.check_words(phrase)
+    except RecognitionError as exc:
+        print(f"sip-harness: --said {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    document = write_capture_report(
+        analysis, Path(args.html) if args.html else None, Path(args.json) if args.json else None,
+        selection, Options(prompts=prompts or {}, said=args.said, transcribe=not args.no_words,
+                           recognizer=recognizer))
+    print(_quality_text(document))
+    if args.said or not args.no_words:
+        print("\n" + _words_text(document))
+    for path in (args.html, args.json):
+        if path:
+            print(f"wrote {path}")
     return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
 
 
@@ -309,6 +310,30 @@ def _instant(value: str | None, start_ns: int) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return round(when.timestamp() * 1e9)
+
+
+def _quality_text(document: dict) -> str:
+    """Per stream: the E-model MOS and R-factor with their main inputs, and RTCP's view."""
+    lines = ["Quality (ITU-T G.107 E-model) and RTCP"]
+    for s in document["streams"]:
+        head = f"#{s['index'] + 1} {s['src']} -> {s['dst']}  SSRC {s['ssrc']}"
+        q = s["quality"]
+        if q is None:
+            lines.append(f"{head}  no estimate: {s['quality_note']}")
+        else:
+            i = q["inputs"]
+            lines.append(f"{head}  MOS {q['mos']:.2f}  R {q['r_factor']:.1f}  (loss {i['Ppl']} % from the "
+                         f"{i['loss_source']}, BurstR {i['BurstR']}, delay {i['T_ms']} ms)")
+        reports = s["rtcp"]["reception_reports"]
+        if reports:
+            rtt = [r["rtt_ms"] for r in reports if r["rtt_ms"] is not None]
+            last = reports[-1]
+            lines.append(f"    RTCP: {len(reports)} reports, last {last['fraction_lost_percent']:.1f} % lost lately, "
+                         f"{last['cumulative_lost']} in all, jitter {last['jitter_ms']} ms"
+                         + (f", RTT {min(rtt):.1f}-{max(rtt):.1f} ms" if rtt else ""))
+    if not document["streams"]:
+        lines.append("(no RTP streams)")
+    return "\n".join(lines)
 
 
 def _words_text(document: dict) -> str:
@@ -399,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--said", action="append", default=[], metavar="PHRASE",
                          help="look for this phrase in every stream's speech (repeatable)")
     analyze.add_argument("--no-words", action="store_true",
-                         help="skip the free decoding of speech in --html/--json")
+                         help="skip the free decoding of speech (the words listed per stream)")
     analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     analyze.add_argument("--message-log", action="append", default=[], metavar="FILE",
                          help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")

@@ -223,3 +223,13 @@ def test_per_stream_rtcp_and_quality_of_the_fixture_call():
     assert q.quality.loss_source == "capture" and q.quality.ppl == pytest.approx(300 / 100)
     assert q.quality.delay_source == "rtcp" and q.quality.network_delay_ms == pytest.approx(np.mean(q.rtt_ms) / 2)
     assert 1 < q.quality.mos < 4.5
+
+
+def test_the_text_report_lists_quality_and_rtcp_per_stream(capsys):
+    assert main(["analyze", str(DATA / "call-ethernet.pcap"), "--no-words"]) == 0
+    out = capsys.readouterr().out
+    quality = out.split("Quality (ITU-T G.107 E-model) and RTCP\n")[1].split("\n\n")[0].splitlines()
+    assert quality[0].startswith("#1 198.51.100.20:30000 -> 192.0.2.10:20000  SSRC 0x5E6F7081  MOS 4.39")
+    assert "loss 3.0 % from the capture" in quality[2]
+    assert quality[3] == "    RTCP: 2 reports, last 0.8 % lost lately, 3 in all, jitter 5.0 ms, RTT 8.0-8.0 ms"
+    assert "Words heard" not in out

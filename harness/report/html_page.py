@@ -79,19 +79,6 @@ def render_page(report: dict, timeline: Path, media: dict[int, dict[str, str]]) 
     return "\n".join(parts)
 
 
-def _request_links(requests: list[dict]) -> _Html:
-    """Each attempt's RequestId, linked to its lines in the handler log section."""
-    return _Html("<br>".join(f'<a href="#log-{escape(r["request_id"])}">{escape(r["request_id"])}</a>'
-                             for r in requests))
-
-
-def _handler_log(events: list[dict]) -> str:
-    """The handler log as CloudWatch shows it, one block per invocation attempt."""
-    blocks = [f'<pre id="log-{escape(r["request_id"])}">{escape(chr(10).join(r["log"]))}</pre>'
-              for e in events for r in e["requests"] if r["log"]]
-    return "".join(blocks) or '<p class="empty">none</p>'
-
-
 def _request_links(requests: list[dict]) -> Html:
     """Each attempt's RequestId, linked to its lines in the handler log section."""
     return Html("<br>".join(f'<a href="#log-{escape(r["request_id"])}">{escape(r["request_id"])}</a>'
