@@ -348,7 +348,7 @@ def graph(s: dict) -> str:
     t, delta, jitter = series["time"], series["delta_ms"], series["jitter_ms"]
     if len(t) < 2:
         return ""
-    left, bottom, w, h = 48, 20, _GRAPH_W - 60, _GRAPH_H - 40
+    left, w, h = 48, _GRAPH_W - 60, _GRAPH_H - 40
     lo, hi = t[0], t[-1] if t[-1] > t[0] else t[0] + 1
     top_value = max(max(delta), max(jitter), 1.0) * 1.05
 

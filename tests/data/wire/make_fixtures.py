@@ -122,7 +122,6 @@ class Call:
         for name, src, dst, frames, ssrc, seq0, ts0, dt in (
                 ("caller", self.caller_rtp, self.callee_rtp, caller_frames, 0x1A2B3C4D, 1000, 160000, 0.110),
                 ("callee", self.callee_rtp, self.caller_rtp, callee_frames, 0x5E6F7081, 64000, 4000, 0.112)):
-            count = 0
             for i in range(min(n, len(frames)) if name == "caller" else len(frames)):
                 t = dt + 0.02 * i + (abs(self.rnd.gauss(0, 0.002)) if name == "caller" else 0.0005 * (i % 3))
                 if name == "caller" and i in lost:
@@ -135,15 +134,14 @@ class Call:
                     packet = RtpPacket(0, (seq0 + i) & 0xFFFF, (ts0 + 160 * i) & 0xFFFFFFFF, ssrc, frames[i],
                                        marker=i == 0)
                 self.add(t, src, dst, packet.build())
-                count += 1
-            sent[name] = (ssrc, count, src, dst)
+            sent[name] = (ssrc, src)
         if rtcp:
             self._rtcp(sent)
 
     def _rtcp(self, sent) -> None:
         """Each side sends an SR at 1.0 s; the callee's second report answers the caller's SR
         (LSR/DLSR), and an XR carries VoIP metrics with RRTR/DLRR."""
-        (a_ssrc, a_count, a_src, a_dst), (b_ssrc, b_count, b_src, b_dst) = sent["caller"], sent["callee"]
+        (a_ssrc, a_src), (b_ssrc, b_src) = sent["caller"], sent["callee"]
         a_rtcp, b_rtcp = (a_src[0], a_src[1] + 1), (b_src[0], b_src[1] + 1)
         sr_a_time = T0 + 1.0
         sr_a = SenderReport(a_ssrc, ntp_timestamp(sr_a_time), 160000 + 8000, 45, 45 * 160, (
@@ -153,7 +151,7 @@ class Call:
         dlsr = round(0.0375 * 65536)
         block = ReportBlock(a_ssrc, 5, 3, 1000 + 99, 37, ntp_middle(sr_a.ntp_timestamp), dlsr)
         sr_b = SenderReport(b_ssrc, ntp_timestamp(T0 + 1.0415), 4000 + 7000, 46, 46 * 160, (block,))
-        self.add(1.0415 + 0.004 * 2 - 0.004, b_rtcp, a_rtcp,
+        self.add(1.0455, b_rtcp, a_rtcp,  # 4 ms after the callee sent it: 45.5 ms after the SR
                  build_compound([sr_b, SourceDescription(((b_ssrc, ((1, b"callee@fixture"),)),))]))
         rrtr_time = T0 + 1.8
         xr_a = ExtendedReport(a_ssrc, (("rrtr", ntp_timestamp(rrtr_time)),))
