@@ -1,7 +1,7 @@
 """RTP stream statistics computed exactly as Wireshark 4.0 (`tshark -z rtp,streams`) does.
 
 The rules (measured against tshark 4.0.17, see tests/test_wire_tshark.py):
-- Times are the capture times relative to the first frame of the file, in ms.
+- Times are the capture times relative to the first frame of the file, in ms (`relative_ms`).
 - Jitter is RFC 3550's J += (|D| - J) / 16, where the expected arrival of a packet is the
   previous packet's arrival plus the RTP-timestamp advance since the last packet that has a
   clock rate. Packets without a clock rate (telephone-event, unknown dynamic payload types)
@@ -30,6 +30,14 @@ STATIC_CLOCK_RATES = {0: 8000, 1: 8000, 2: 8000, 3: 8000, 4: 8000, 5: 8000, 6: 1
 #: Clock rates Wireshark knows by encoding name for dynamic payload types.
 NAMED_CLOCK_RATES = {"amr": 8000, "amr-wb": 16000, "evs": 16000, "g7221": 16000,
                      "opus": 48000, "red": 1000, "t140": 1000, "h264": 90000}
+
+
+def relative_ms(ts_ns: np.ndarray, start_ns: int) -> np.ndarray:
+    """Capture times relative to `start_ns` in ms, rounded as Wireshark's nstime_to_msec does
+    (seconds * 1000 + nanoseconds / 1e6), so that a delta on a rounding boundary of the three
+    decimals tshark prints comes out the same."""
+    secs, nsecs = np.divmod(np.asarray(ts_ns, np.int64) - start_ns, 1_000_000_000)
+    return secs.astype(np.float64) * 1000 + nsecs.astype(np.float64) / 1_000_000
 
 
 def clock_rate(payload_type: int, encoding: tuple[str, int] | None) -> int:

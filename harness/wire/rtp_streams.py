@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.wire.datagrams import Datagrams
 from harness.wire.packets import Address
-from harness.wire.rtp_stats import RtpStats, clock_rate, packet_series, stream_stats
+from harness.wire.rtp_stats import RtpStats, clock_rate, packet_series, relative_ms, stream_stats
 from harness.wire.sdp import STATIC_PAYLOAD_TYPES, parse_sdp_audio
 from harness.wire.sip_ladder import SipOnWire, has_sdp
 
@@ -115,7 +115,7 @@ class RtpStream:
         """Per packet: capture time (s since `start_ns`), delta and jitter (ms), as in
         Wireshark's RTP Stream Analysis."""
         rates = np.array([self.clock_rates.get(pt, 0) for pt in range(128)], np.int64)
-        time_ms = (self.packets.ts_ns - start_ns) / 1e6
+        time_ms = relative_ms(self.packets.ts_ns, start_ns)
         delta, jitter = packet_series(time_ms, self.packets.timestamp, rates[self.packets.payload_type])
         return time_ms / 1000, delta, jitter
 
@@ -342,7 +342,7 @@ def _stream(src, dst, ssrc, frames: RtpFrames, encodings, start_ns, found_by, se
     rates = np.zeros(128, np.int64)
     for pt in np.unique(frames.payload_type).tolist():
         rates[pt] = clock_rate(pt, encodings.get(pt))
-    stats = stream_stats((frames.ts_ns - start_ns) / 1e6, frames.sequence, frames.timestamp,
+    stats = stream_stats(relative_ms(frames.ts_ns, start_ns), frames.sequence, frames.timestamp,
                          frames.payload_type, frames.marker, rates[frames.payload_type])
     used = {pt: int(rates[pt]) for pt in np.unique(frames.payload_type).tolist()}
     return RtpStream(src, dst, ssrc, frames, stats, encodings if names is None else names,
