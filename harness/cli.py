@@ -1,8 +1,5 @@
-"""The `sip-harness` command: run, validate and analyze.
-
-Exit codes: 0 every profile passed; 1 a profile failed or erred; 2 bad usage or an invalid
-profile (the message names file, line and field).
-"""
+"""The `sip-harness` command: run, validate, serve, calls, call, analyze and fidelity (see
+`DESCRIPTION`, which `--help` prints)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +8,7 @@ import time
 from pathlib import Path
 
 from .profiles.schema import Profile, load_profile
-from .profiles.strict import ProfileError
+from .profiles.strict import ProfileError, ProfileErrors, errors_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -19,7 +16,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def find_profiles(paths: list[str]) -> list[Path]:
     """YAML files named directly or found (not recursively) in the folders named."""
     found: list[Path] = []
-    for raw in paths or ["sip_profiles"]:
+    for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found += sorted(p for p in path.glob("*.yaml"))
@@ -30,8 +27,24 @@ def find_profiles(paths: list[str]) -> list[Path]:
     return found
 
 
+def _load_each(paths: list[str]) -> list[tuple[Path, Profile | None, list[ProfileError]]]:
+    """Every profile file named, loaded, with every fault of each (all files are read)."""
+    out = []
+    for path in find_profiles(paths):
+        try:
+            out.append((path, load_profile(path, check_handler=False), []))
+        except ProfileError as exc:
+            out.append((path, None, errors_of(exc)))
+    return out
+
+
 def _load_all(paths: list[str], keyword: str | None) -> list[Profile]:
-    profiles = [load_profile(p) for p in find_profiles(paths)]
+    """The profiles named; ProfileErrors with the faults of every file when one has any."""
+    loaded = _load_each(paths)
+    faults = [e for _, _, errors in loaded for e in errors]
+    if faults:
+        raise ProfileErrors(faults)
+    profiles = [profile for _, profile, _ in loaded]
     if keyword:
         profiles = [p for p in profiles if keyword.lower() in f"{p.name} {p.path.stem}".lower()]
     return profiles
@@ -39,6 +52,7 @@ def _load_all(paths: list[str], keyword: str | None) -> list[Profile]:
 
 def cmd_run(args) -> int:
     from .report import write_junit
+    from .report.summary import result_lines
     from .runner import run_profiles
     profiles = _load_all(args.paths, args.k)
     if not profiles:
@@ -56,10 +70,8 @@ def cmd_run(args) -> int:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
         print(f"{r.verdict.upper():5} {r.profile}  update-to-switch {latency}  "
               f"artifacts {r.run_dir} (report.html)")
-        for check in r.checks:
-            print(f"      {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-        if r.error:
-            print(f"      error: {r.error}")
+        for line in result_lines(r):
+            print(f"      {line}")
     junit = write_junit(results, Path(args.junit) if args.junit else out / "junit.xml")
     passed = sum(r.verdict == "pass" for r in results)
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
@@ -80,48 +92,55 @@ def _aws_settings(args):
 
 
 def cmd_validate(args) -> int:
-    profiles = _load_all(args.paths, None)
-    for p in profiles:
-        print(f"ok  {p.path}: {p.name}")
+    """Every fault of every file, each `file:line:col: field: message`, before anything runs."""
+    from .profiles.checks import check_profile
+    faults = 0
+    for path, profile, errors in _load_each(args.paths):
+        found = [str(e) for e in errors] + ([str(f) for f in check_profile(profile)] if profile else [])
+        for line in found:
+            print(line, file=sys.stderr)
+        if profile is not None and not found:
+            print(f"ok  {path}: {profile.name}")
+        faults += len(found)
+    if faults:
+        print(f"sip-harness: {faults} problem{'s' if faults != 1 else ''} found", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
 def cmd_serve(args) -> int:
-    import asyncio
-    import dataclasses
-    import signal
-    from .runner import stub_config
-    from .stub import Stub
-    profile = load_profile(Path(args.profile))
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    from .api.server import ApiSettings
-    low, _, high = args.rtp_ports.partition("-")
-    config = dataclasses.replace(stub_config(profile, out), host=args.host, sip_port=args.sip_port,
-                                 api_port=args.api_port, rtp_port_range=(int(low), int(high)))
-    if config.tls is not None:
-        config.tls.port = args.tls_port
-    if args.credentials:
-        config.api = ApiSettings(credentials=_credentials(args.credentials))
+    from .serve import ServeOptions, StartupError, parse_port_range, run
+    try:
+        run(ServeOptions(Path(args.profile) if args.profile else None, args.host, args.sip_port,
+                         args.api_port, parse_port_range(args.rtp_ports), Path(args.out),
+                         args.log_format, args.transaction_artifacts, args.tls_port,
+                         _credentials(args.credentials)))
+    except StartupError as exc:
+        print(f"sip-harness serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
-    def configurator(path: str):
-        return stub_config(load_profile(Path(path)), out)
 
-    async def serve() -> None:
-        stub = Stub(config, configurator)
-        await stub.start_async()
-        tls = f", tls {stub.tls_port}" if stub.tls_port else ""
-        auth = "SigV4" if args.credentials else "no signature check"
-        print(f"sip-harness serve: SIP udp/tcp {config.host}:{stub.sip_port}{tls}, API {stub.api_url} "
-              f"({auth}), RTP {args.rtp_ports}, SMA {profile.stub.sip_media_application_id}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await stub.stop_async()
-
-    asyncio.run(serve())
+def cmd_calls(args) -> int:
+    """The calls up now on a served stub, with their TransactionIds."""
+    import json
+    from .remote import RemoteStubError, control_request
+    try:
+        calls = control_request(args.stub, "/_harness/calls")
+    except RemoteStubError as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(calls, indent=2))
+        return EXIT_OK
+    if not calls:
+        print("no call is up")
+    for call in calls:
+        where = f" (session {call['session']})" if call["session"] else ""
+        print(f"TransactionId {call['transaction_id']}  SMA {call['sip_media_application_id']}{where}")
+        for leg in call["legs"]:
+            print(f"    {leg['ParticipantTag']} {leg['Direction']:8} from {leg['From']} to {leg['To']}  "
+                  f"{leg.get('Status', 'not answered')}  CallId {leg['CallId']}  SIP Call-ID {leg['SipCallId']}")
     return EXIT_OK
 
 
@@ -355,12 +374,50 @@ def _words_text(document: dict) -> str:
     return "\n".join(lines)
 
 
+DESCRIPTION = """\
+SIP test harness with media emulation for Amazon Chime SDK SIP media applications: run,
+validate, serve, calls, call, analyze and fidelity (each command has its own --help).
+
+exit codes: 0 every profile passed; 1 a profile failed or erred; 2 bad usage or an invalid
+profile (the message names file, line and field)."""
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, when it has one."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+    try:
+        return installed("sip-harness")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `sip-harness` (also used to check the compose file's commands)."""
-    parser = argparse.ArgumentParser(prog="sip-harness", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run profiles against the embedded stub")
-    run.add_argument("paths", nargs="*", help="profile files or folders (default: sip_profiles)")
+    from .serve_log import FORMATS
+    parser = argparse.ArgumentParser(prog="sip-harness", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+
+    def command(name: str, text: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, formatter_class=_Defaults)
+        if func is not None:
+            p.set_defaults(func=func)
+        return p
+
+    run = command("run", "run profiles against the embedded stub (or a served one with --stub, or "
+                         "the real service with --target aws)", cmd_run)
+    run.add_argument("paths", nargs="*", default=["sip_profiles"], help="profile files or folders")
     run.add_argument("-k", help="only profiles whose name or file name contains this")
     run.add_argument("--out", help="artifact folder (default: artifacts/run-<time>)")
     run.add_argument("--junit", metavar="FILE", help="JUnit XML file (default: OUT/junit.xml)")
@@ -379,24 +436,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ca-file", help="aws: the CA bundle the Voice Connector's certificate is checked with")
     run.add_argument("--trace", help="aws: a file of sip_harness.trace lines of the real handler "
                                      "(makes the handler's events observable)")
-    run.set_defaults(func=cmd_run)
-    validate = sub.add_parser("validate", help="check profiles without running them")
-    validate.add_argument("paths", nargs="*")
-    validate.set_defaults(func=cmd_validate)
-    serve = sub.add_parser("serve", help="run the stub and its API as a long-running service")
-    serve.add_argument("--profile", default="sip_profiles/update_switches_prompt.yaml",
-                       help="the profile whose stub section (SMA, handler, bucket) to serve")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--sip-port", type=int, default=5060)
-    serve.add_argument("--api-port", type=int, default=8080)
-    serve.add_argument("--rtp-ports", default="20000-20400", help="LOW-HIGH")
+    validate = command("validate", "check profiles, their handlers and files without running them",
+                       cmd_validate)
+    validate.add_argument("paths", nargs="*", default=["sip_profiles"], help="profile files or folders")
+    serve = command("serve", "run the stub and its API as a long-running shared service", cmd_serve)
+    serve.add_argument("--profile", help="the profile whose stub section (SMA, handler, bucket) to "
+                                         "serve (default: none: only remote runs' sessions answer)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--sip-port", type=int, default=5060, help="SIP port (UDP and TCP)")
+    serve.add_argument("--api-port", type=int, default=8080, help="chime-sdk-voice API port")
+    serve.add_argument("--rtp-ports", default="20000-20400", help="RTP port range, LOW-HIGH")
     serve.add_argument("--tls-port", type=int, default=5061,
                        help="SIP over TLS port when the profile has stub.sip.tls")
     serve.add_argument("--credentials", action="append", default=[], metavar="KEY:SECRET[:ACCOUNT]",
-                       help="check SigV4 signatures: the access keys the API accepts")
-    serve.add_argument("--out", default="artifacts/serve", help="folder for handler logs")
-    serve.set_defaults(func=cmd_serve)
-    call = sub.add_parser("call", help="one troubleshooting call to any SIP URI, captured and analysed")
+                       help="check SigV4 signatures: the access keys the API accepts (repeatable)")
+    serve.add_argument("--out", default="artifacts/serve",
+                       help="folder for handler logs and one folder per transaction")
+    serve.add_argument("--log-format", choices=FORMATS, default="text",
+                       help="stdout: one line per call, API request and invocation, as text or JSON")
+    serve.add_argument("--transaction-artifacts", action=argparse.BooleanOptionalAction, default=True,
+                       help="file each transaction (capture slice, journal, report) under OUT/transactions")
+    calls = command("calls", "list the calls up now on a served stub, with their TransactionIds", cmd_calls)
+    calls.add_argument("--stub", metavar="URL", default="http://127.0.0.1:8080",
+                       help="the served stub's API base URL")
+    calls.add_argument("--json", action="store_true", help="print JSON")
+    call = command("call", "one troubleshooting call to any SIP URI, captured and analysed", cmd_call)
     call.add_argument("uri", help="e.g. sip:+14345550101@127.0.0.1:5060")
     call.add_argument("--duration", type=float, default=5.0, help="seconds to stay on the call")
     call.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for an answer")
@@ -411,9 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--iface", help="capture interface (default: lo for 127.x, else any)")
     call.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     call.add_argument("--out", help="artifact folder (default: artifacts/call-<time>)")
-    call.set_defaults(func=cmd_call)
-    analyze = sub.add_parser("analyze", help="read any capture: calls, SIP ladder, RTP streams, "
-                                             "RTCP and MOS, audio and the words heard")
+    analyze = command("analyze", "read any capture: calls, SIP ladder, RTP streams, RTCP and MOS, "
+                                 "audio and the words heard", cmd_analyze)
     analyze.add_argument("pcap", metavar="CAPTURE", help="a pcap or pcapng file")
     analyze.add_argument("--html", metavar="FILE", help="write the report page (self-contained)")
     analyze.add_argument("--json", metavar="FILE", help="write the facts as JSON (capture.schema.json)")
@@ -430,17 +493,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
     analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
                          help="decrypt the SRTP from HOST:PORT with this SDES inline key")
-    analyze.set_defaults(func=cmd_analyze)
-    fidelity = sub.add_parser("fidelity", help="compare traces of the real service with the emulator")
+    fidelity = command("fidelity", "compare traces of the real service with the emulator", None)
     fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)
-    fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE")
+    fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE",
+                               formatter_class=_Defaults)
     fcompare.add_argument("trace", help="a trace file (sip_harness.trace lines, a CloudWatch export)")
     fcompare.add_argument("profile", help="the profile whose call flow the trace recorded")
     fcompare.add_argument("--out", help="artifact folder (default: artifacts/fidelity-<time>)")
     fcompare.add_argument("--window-ms", type=float, default=1000.0,
                           help="gaps between invocations may differ by this much (plus half the gap)")
     fcompare.set_defaults(func=cmd_fidelity_compare)
-    flayer = fsub.add_parser("layer", help="zip the Lambda layer with sip_harness.trace")
+    flayer = fsub.add_parser("layer", help="zip the Lambda layer with sip_harness.trace",
+                             formatter_class=_Defaults)
     flayer.add_argument("out", nargs="?", default="build/sip-harness-trace-layer.zip")
     flayer.set_defaults(func=cmd_fidelity_layer)
     return parser

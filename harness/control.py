@@ -1,8 +1,11 @@
 """The stub's control surface for a runner in another process or container (remote mode).
 
 Beside the chime-sdk-voice API, under `/_harness/`: `info` (addresses and ports), `journal`,
-`resources` (leak counts), `aws/dynamodb` (the local DynamoDB tables' items), `routes` (where
-the legs the SMA places go) and `configure` (serve another profile). Errors use the same restJson1 format as the API.
+`resources` (leak counts), `aws/dynamodb` (the local DynamoDB tables' items), `calls` (the
+transactions up now, with their legs), `routes` (where the legs the SMA places go),
+`configure` (serve another profile) and, on a served stub, `sessions` (a remote run's own SMA
+and handler beside the served ones, see `sessions.py`). Errors use the same restJson1 format
+as the API.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 
 from aiohttp import web
 
+from .profiles.strict import ProfileError
 from .sma.errors import BadRequest
 
 
@@ -51,12 +55,45 @@ def add_control_routes(app: web.Application, stub) -> None:
         await stub.reconfigure(body["profile"])
         return await info(request)
 
+    async def calls(request: web.Request) -> web.Response:
+        out = [{"session": None, **c} for c in stub.live_calls()]
+        for session_id, session in (stub.sessions.sessions.items() if stub.sessions else ()):
+            out += [{"session": session_id, **c} for c in session.live_calls()]
+        return _json(out)
+
     app.router.add_get("/_harness/info", info)
+    app.router.add_get("/_harness/calls", calls)
+    if stub.sessions is not None:
+        add_session_routes(app, stub.sessions)
     app.router.add_get("/_harness/journal", journal)
     app.router.add_get("/_harness/resources", resources)
     app.router.add_get("/_harness/aws/dynamodb", dynamodb)
     app.router.add_post("/_harness/routes", routes)
     app.router.add_post("/_harness/configure", configure)
+
+
+def add_session_routes(app: web.Application, sessions) -> None:
+    """`/_harness/sessions`: list (GET), open (POST {"profile": PATH}), close (DELETE .../ID)."""
+
+    async def listing(request: web.Request) -> web.Response:
+        return _json(sessions.list())
+
+    async def open_session(request: web.Request) -> web.Response:
+        body = await _body(request)
+        if not isinstance(body.get("profile"), str):
+            raise BadRequest("sessions needs {\"profile\": PATH}")
+        try:
+            info = await sessions.open(body["profile"])
+        except (ProfileError, OSError) as exc:
+            raise BadRequest(f"the session's profile cannot be served: {exc}") from None
+        return web.Response(status=201, body=json.dumps(info).encode(), content_type="application/json")
+
+    async def close_session(request: web.Request) -> web.Response:
+        return _json(await sessions.close(request.match_info["session_id"]))
+
+    app.router.add_get("/_harness/sessions", listing)
+    app.router.add_post("/_harness/sessions", open_session)
+    app.router.add_delete("/_harness/sessions/{session_id}", close_session)
 
 
 async def _body(request: web.Request) -> dict:

@@ -1,72 +1,121 @@
 """pytest plugin of sip-harness (loaded through the `pytest11` entry point).
 
-Fixtures: `sma_stub` (the embedded stub serving the bundled handler, or the one a test
-configures with `sma_stub_config`), `sip_caller` (pjsua2 caller pool), `wire_capture` (start
-a scapy capture of the stub's ports), `sma_api` (a boto3-compatible chime-sdk-voice client
-bound to the stub). Profiles in a `sip_profiles` folder are collected as test items when that
-folder is passed to pytest; a failing item names its artifact folder.
+Fixtures: `sma_stub`, `sip_caller`, `wire_capture`, `sma_api`, `sip_artifacts`; the marker
+`@pytest.mark.sma(handler=..., profile=..., bucket=..., ...)` says what `sma_stub` serves
+(see `harness.testing`, the public API, for the types they hand out). A profile (`*.yaml`) is
+collected as a test item when it is named on the command line or lies in a folder named
+`sip_profiles`; a failing item names the failed checks, the error and its root cause, and its
+artifact folder. Options: `--sip-artifacts DIR` keeps every artifact under DIR;
+`--sip-stub URL` runs profile items (and `sma_stub` of a `profile=` marker) against
+`sip-harness serve` at URL.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+MARKER = "sma(handler=None, profile=None, bucket=None, numbers=('*',), timeout_ms=5000, " \
+         "retries=1, environment=None, runtime=None, sma_id=...): what the `sma_stub` fixture serves"
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sip-harness")
+    group.addoption("--sip-artifacts", metavar="DIR", default=None,
+                    help="keep each test's and profile's artifacts (capture, journal, reports, "
+                         "handler log) under DIR (default: pytest's tmp_path; profiles: "
+                         "<rootdir>/artifacts/pytest)")
+    group.addoption("--sip-stub", metavar="URL", default=None,
+                    help="run profile items against `sip-harness serve` at URL instead of an "
+                         "embedded stub")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", MARKER)
+
+
+def _folder(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:120] or "test"
+
 
 @pytest.fixture
-def sma_stub_config(tmp_path):
-    """The stub configuration `sma_stub` uses; override it in a conftest to serve your handler."""
-    from .profiles.schema import load_profile
-    from .runner import stub_config
-    bundled = Path(__file__).resolve().parent.parent / "sip_profiles" / "update_switches_prompt.yaml"
-    return stub_config(load_profile(bundled), tmp_path)
+def sip_artifacts(request, tmp_path) -> Path:
+    """This test's artifact folder: under --sip-artifacts when given, else tmp_path."""
+    root = request.config.getoption("sip_artifacts")
+    if root is None:
+        return tmp_path
+    folder = Path(root).resolve() / _folder(request.node.nodeid)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
-def sma_stub(sma_stub_config):
-    """A running embedded stub (SIP, RTP, API on 127.0.0.1), stopped after the test."""
+def sma_stub_config(request, sip_artifacts):
+    """The stub settings `sma_stub` uses, from the test's `sma` marker (or override this
+    fixture and return `harness.testing.stub_config_for(...)`)."""
+    from .testing import stub_config_for
+    marker = request.node.get_closest_marker("sma")
+    if marker is None:
+        pytest.fail("sma_stub needs to know what to serve: mark the test (or module, with "
+                    "`pytestmark`) with @pytest.mark.sma(handler=\"path/to/handler.py\") or "
+                    "@pytest.mark.sma(profile=\"path/to/profile.yaml\"), or override the "
+                    "sma_stub_config fixture", pytrace=False)
+    return stub_config_for(*marker.args, run_dir=sip_artifacts, **{"base": request.path.parent,
+                                                                     **marker.kwargs})
+
+
+@pytest.fixture
+def sma_stub(request, sma_stub_config):
+    """A running stub as a `harness.testing.SmaStub`, stopped after the test: embedded (SIP,
+    RTP, API on 127.0.0.1), or a session on `--sip-stub URL` for a `profile=` marker."""
+    from .remote import RemoteStub
     from .stub import Stub
+    from .testing import SmaStub
+    url = request.config.getoption("sip_stub")
+    marker = request.node.get_closest_marker("sma")
+    profile = marker.kwargs.get("profile") if marker is not None else None
+    if url and profile:
+        remote = RemoteStub(url, sma_stub_config).start((request.path.parent / profile).resolve())
+        try:
+            yield SmaStub(remote)
+        finally:
+            remote.stop()
+        return
     with Stub(sma_stub_config) as stub:
-        yield stub
+        yield SmaStub(stub)
 
 
 @pytest.fixture
-def sip_caller(tmp_path):
-    """A pjsua2 caller pool; every worker process is gone after the test."""
+def sip_caller(sip_artifacts):
+    """A pjsua2 caller pool (`harness.testing.Caller`); every worker is gone after the test."""
     from .caller import Caller
-    with Caller(workdir=tmp_path / "caller") as caller:
+    with Caller(workdir=sip_artifacts / "caller") as caller:
         yield caller
 
 
 @pytest.fixture
-def wire_capture(tmp_path, sma_stub):
-    """Start a capture of the stub's SIP, RTP and API ports; call it, use the result, `.stop()`."""
-    from .wire.capture import Capture
-    started = []
-
-    def start(name: str = "capture.pcap") -> Capture:
-        cfg = sma_stub.config
-        ports = f"port {sma_stub.sip_port} or tcp port {sma_stub.api_port}"
-        if cfg.rtp_port_range:
-            ports += f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]}"
-        capture = Capture(str(tmp_path / name), iface="lo", bpf=f"host {cfg.host} and ({ports})")
-        capture.start()
-        started.append(capture)
-        return capture
-    yield start
-    for capture in started:
-        capture.__exit__(None, None, None)  # stops it unless the test already did
+def wire_capture(sma_stub, sip_artifacts):
+    """A `harness.testing.WireCapture` of the stub's ports, capturing from before the test's
+    first packet; `.analysis()` stops it and reads it."""
+    from .testing import WireCapture
+    capture = WireCapture(sma_stub, sip_artifacts / "capture.pcap").start()
+    yield capture
+    capture.stop()
 
 
 @pytest.fixture
 def sma_api(sma_stub):
     """A chime-sdk-voice client bound to the stub (`update_sip_media_application_call`, ...)."""
-    from .runner import api_client
-    return api_client(sma_stub, "us-east-1")
+    return sma_stub.api_client()
 
 
 def pytest_collect_file(parent, file_path: Path):
-    if file_path.suffix == ".yaml" and file_path.parent.name == "sip_profiles":
+    if file_path.suffix not in PROFILE_SUFFIXES:
+        return None
+    named = {Path(str(a).split("::")[0]).resolve() for a in parent.config.args}
+    if file_path.parent.name == "sip_profiles" or file_path.resolve() in named:
         return ProfileFile.from_parent(parent, path=file_path)
     return None
 
@@ -74,7 +123,7 @@ def pytest_collect_file(parent, file_path: Path):
 class ProfileFile(pytest.File):
     def collect(self):
         from .profiles.schema import load_profile
-        profile = load_profile(self.path)
+        profile = load_profile(self.path, check_handler=False)  # the item's run checks it
         yield ProfileItem.from_parent(self, name=profile.name, profile=profile)
 
 
@@ -85,8 +134,10 @@ class ProfileItem(pytest.Item):
 
     def runtest(self):
         from .runner import ProfileRun
-        out = Path(self.config.rootpath) / "artifacts" / "pytest"
-        result = ProfileRun(self.profile, out, progress=lambda line: None).execute()
+        root = self.config.getoption("sip_artifacts")
+        out = Path(root).resolve() if root else Path(self.config.rootpath) / "artifacts" / "pytest"
+        result = ProfileRun(self.profile, out, progress=lambda line: None,
+                            stub_url=self.config.getoption("sip_stub")).execute()
         if result.verdict != "pass":
             raise ProfileFailed(result)
 
@@ -101,8 +152,7 @@ class ProfileItem(pytest.Item):
 
 class ProfileFailed(Exception):
     def __init__(self, result):
+        from .report.summary import result_lines
         lines = [f"profile {result.profile!r} {result.verdict}; artifacts in {result.run_dir}"]
-        lines += [f"  FAIL {c.name}: {c.detail}" for c in result.checks if not c.passed]
-        if result.error:
-            lines.append(f"  error: {result.error}")
+        lines += [f"  {line}" for line in result_lines(result, passed_checks=False)]
         super().__init__("\n".join(lines))

@@ -8,6 +8,7 @@ import os
 import random
 import re
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,12 @@ import botocore.session
 import numpy as np
 from botocore.config import Config
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .caller import Call, Caller, CallerError, Listener
+from .journal_view import JournalView
+from .lanes import LANES, lane
+from .profiles.checks import preflight
 from .local_aws import LocalAwsConfig
 from .media.sources import read_wav, read_wav_channels
 from .profiles.schema import AwsSeed, Profile, Step, StubSpec, handler_path
@@ -29,15 +35,24 @@ from .remote import RemoteStub, RemoteStubError
 from .report import write_profile_reports
 from .stub import Stub, StubConfig, Termination, TlsSettings
 from .wire.analysis import WireAnalysis, analyze_pcap
-from .wire.capture import Capture
+from .wire.capture import Capture, CaptureError
 from .wire.http_requests import HttpRequest
 from .wire.sdp import parse_sdp_audio
-from .wire.audio import dtmf_events, label_packets, segments, stream_pcm, tone_frequency
+from .wire.audio import dtmf_events, label_packets, prompts_in, segments, stream_pcm, tone_frequency
 from .wire.switch import check_switch
 from .wire.words import RecognitionError, Recognizer
 
+
+class ProfileNotRunnable(RuntimeError):
+    """A profile that cannot run here (its handler file or a prompt is missing, ...)."""
+
+
+#: Errors whose message says all (no traceback kept): the harness's own and the service's.
+EXPECTED_ERRORS = (CallerError, CaptureError, RemoteStubError, AwsTargetError, ClientError,
+                   BotoCoreError, OSError, TimeoutError, ProfileNotRunnable)
+
 RTP_PORTS_PER_RUN = 400
-RTP_BASE, RTP_BASE_LIMIT, RTP_LANES = 10000, 32400, 8
+RTP_BASE, RTP_BASE_LIMIT = 10000, 32400
 
 
 @dataclass
@@ -60,6 +75,10 @@ class ProfileResult:
     error: str | None = None
     duration_s: float = 0.0
     update_to_switch_ms: float | None = None
+    #: what went wrong, from the journal (`journal_view.Problem.to_json()`), in time order
+    problems: list[dict] = field(default_factory=list)
+    #: the traceback of an error the harness did not expect (a bug to report)
+    error_detail: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,10 +93,8 @@ def rtp_block() -> int:
     below the ephemeral ports (32768+), so no other process's socket falls into the capture
     filter, and in a lane of its own for each pytest-xdist worker (a random block of that
     lane, for runs in separate processes)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    lane = int(worker) % RTP_LANES if worker.isdigit() else 0
     blocks = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN
-    index = lane + RTP_LANES * random.randrange(blocks // RTP_LANES)
+    index = lane() + LANES * random.randrange(blocks // LANES)
     return RTP_BASE + RTP_PORTS_PER_RUN * index
 
 
@@ -169,7 +186,6 @@ class ProfileRun:
                  stub_url: str | None = None, aws: AwsSettings | None = None):
         self.profile, self.progress, self.stub_url, self.aws = profile, progress, stub_url, aws
         self.run_dir = out_dir / slug(profile.name)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.result = ProfileResult(profile.name, str(profile.path), str(self.run_dir))
         self.calls: dict[str, Call] = {}
         self.listeners: dict[str, Listener] = {}
@@ -181,58 +197,104 @@ class ProfileRun:
         self.message_logs: list[Path] = []  # the callers' SIP message logs (SIP over TLS)
         self.placed_at: dict[str, float] = {}  # call name -> when its INVITE left
         self.media_ports: tuple[int, int] | None = None  # the callers' RTP ports
+        self.journal: list[dict] = []
+        self.doing: str | None = None  # the step under way, named in an error
+        self._stub: Stub | RemoteStub | AwsTarget | None = None
 
     def execute(self) -> ProfileResult:
+        """Run the profile; whatever goes wrong becomes this profile's ERROR (with its message),
+        never an exception. The capture is analysed, the journal kept and the reports written
+        for every run, ERROR runs included."""
         start = time.monotonic()
-        pcap = self.run_dir / "capture.pcap"
-        wire = None
         try:
-            config = stub_config(self.profile, self.run_dir)
-            # the callers' RTP ports: the other half of the run's block (against AWS, all of
-            # it), never pjsua2's shared default, where another run's media could reach them
-            low, high = config.rtp_port_range
-            self.media_ports = (low, 2 * high - low) if self.aws is not None else (high, 2 * high - low)
-            if self.aws is not None:
-                stub = AwsTarget(self.aws, config).start()
-            elif self.stub_url:
-                stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve())
-            else:
-                stub = Stub(config).start()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._run()
+        except Exception as exc:  # one profile never aborts the suite
+            self._fail(exc)
+        wire = self._analyse()
+        if self.result.error is None and wire is not None:
             try:
-                cfg = stub.config
-                if isinstance(stub, AwsTarget):
-                    bpf = (f"(host {cfg.host} and port {stub.tls_port or stub.sip_port}) or "
-                           f"udp portrange {self.media_ports[0]}-{self.media_ports[1]}")
-                    iface = "lo" if cfg.host.startswith("127.") else "any"
-                else:
-                    tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
-                    bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}{tls}"
-                           f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
-                    iface = "lo"
-                capture = Capture(str(pcap), iface=iface, bpf=bpf)
-                capture.start()
-                try:
-                    self._steps(stub)
-                finally:
-                    time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
-                    capture.stop()
-                if self.profile.stub.aws is not None:
-                    self.tables = self._final_tables(stub)
-                self.leftovers = {k: v for k, v in stub.resources().items()
-                                  if v and k != "handler_workers"} | self.caller_leftovers
-            finally:
-                stub.stop()
-                self._write_json("journal.json", stub.journal_json())
-            wire = analyze_pcap(str(pcap), self.message_logs)
-            self._judge(stub, wire)
-        except (CallerError, OSError, RuntimeError, ValueError, RemoteStubError, AwsTargetError) as exc:
-            self.result.verdict, self.result.error = "error", f"{type(exc).__name__}: {exc}"
+                self._judge(self._stub, wire)
+            except Exception as exc:
+                self._fail(exc, "judging the run")
+        self.result.problems = [p.to_json() for p in JournalView(self.journal).problems()]
         self.result.duration_s = round(time.monotonic() - start, 3)
-        journal = json.loads((self.run_dir / "journal.json").read_text()) \
-            if (self.run_dir / "journal.json").is_file() else []
-        write_profile_reports(self.result, wire, journal, self.run_dir, self.updates,
-                              load_prompts(self.profile.path.parent / self.profile.stub.bucket_dir))
+        try:
+            write_profile_reports(self.result, wire, self.journal, self.run_dir, self.updates,
+                                  load_prompts(self.profile.path.parent / self.profile.stub.bucket_dir))
+        except Exception as exc:
+            self._fail(exc, "writing the report")
         return self.result
+
+    def _run(self) -> None:
+        """Start the stub and the capture, perform the steps, stop everything, keep the journal."""
+        blockers = preflight(self.profile)
+        if blockers:
+            raise ProfileNotRunnable("; ".join(blockers))
+        config = stub_config(self.profile, self.run_dir)
+        # the callers' RTP ports: the other half of the run's block (against AWS, all of
+        # it), never pjsua2's shared default, where another run's media could reach them
+        low, high = config.rtp_port_range
+        self.media_ports = (low, 2 * high - low) if self.aws is not None else (high, 2 * high - low)
+        if self.aws is not None:
+            stub = AwsTarget(self.aws, config).start()
+        elif self.stub_url:
+            stub = RemoteStub(self.stub_url, config).start(self.profile.path.resolve())
+        else:
+            stub = Stub(config).start()
+        self._stub = stub
+        try:
+            cfg = stub.config
+            if isinstance(stub, AwsTarget):
+                bpf = (f"(host {cfg.host} and port {stub.tls_port or stub.sip_port}) or "
+                       f"udp portrange {self.media_ports[0]}-{self.media_ports[1]}")
+                iface = "lo" if cfg.host.startswith("127.") else "any"
+            else:
+                tls = f" or tcp port {stub.tls_port}" if getattr(stub, "tls_port", None) else ""
+                bpf = (f"host {cfg.host} and (port {stub.sip_port} or tcp port {stub.api_port}{tls}"
+                       f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]})")
+                iface = "lo"
+            capture = Capture(str(self.run_dir / "capture.pcap"), iface=iface, bpf=bpf)
+            capture.start()
+            try:
+                self._steps(stub)
+            finally:
+                time.sleep(0.3)  # let the last BYE/200 and RTP reach the capture
+                capture.stop()
+            if self.profile.stub.aws is not None:
+                self.tables = self._final_tables(stub)
+            self.leftovers = {k: v for k, v in stub.resources().items()
+                              if v and k != "handler_workers"} | self.caller_leftovers
+        finally:
+            try:
+                stub.stop()  # what the stub notes while stopping (its impairment records) counts
+            finally:
+                self.journal = stub.journal_json()
+                self._write_json("journal.json", self.journal)
+
+    def _fail(self, exc: Exception, during: str | None = None) -> None:
+        """Make the run an ERROR with `exc`'s message (kept with an earlier error)."""
+        during = during or self.doing
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ProfileNotRunnable) else str(exc)
+        if during:
+            message = f"{during}: {message}"
+        self.result.verdict = "error"
+        self.result.error = f"{self.result.error}; {message}" if self.result.error else message
+        if not isinstance(exc, EXPECTED_ERRORS):
+            self.result.error_detail = "".join(traceback.format_exception(exc))
+
+    def _analyse(self) -> WireAnalysis | None:
+        """The analysis of the run's capture, and its ladder.txt (None without a capture)."""
+        pcap = self.run_dir / "capture.pcap"
+        if not pcap.is_file():
+            return None
+        try:
+            wire = analyze_pcap(str(pcap), self.message_logs)
+            (self.run_dir / "ladder.txt").write_text(wire.ladder_text())
+            return wire
+        except Exception as exc:
+            self._fail(exc, "analysing the capture")
+            return None
 
     # ---- steps ------------------------------------------------------------------------
     def _steps(self, stub: Stub) -> None:
@@ -253,6 +315,7 @@ class ProfileRun:
             return callers[endpoint]
         try:
             for callee in self.profile.callees:
+                self.doing = f"starting callee {callee.name!r}"
                 listener = caller_for(callee.endpoint).listen(
                     user=callee.number, answer=callee.answer, ring_ms=callee.ring_ms,
                     play=self._file(callee.play),
@@ -261,8 +324,10 @@ class ProfileRun:
                 stub.add_route(callee.number, listener.uri)
             client = api_client(stub, self.profile.stub.aws_region)
             for number, step in enumerate(self.profile.steps, 1):
-                self.progress(f"  step {number}/{len(self.profile.steps)}: {step.kind}")
+                self.doing = f"step {number}/{len(self.profile.steps)} ({step.kind})"
+                self.progress(f"  {self.doing}")
                 self._step(step, stub, caller_for, client)
+            self.doing = None
         finally:
             for call in self.calls.values():
                 if call.state != "DISCONNECTED":
@@ -344,7 +409,7 @@ class ProfileRun:
     def _arrival(self, stub: Stub, call_name: str) -> dict:
         """The stub's journal entry for a named call: its arrival, or the leg the stub placed."""
         sip_call_id = self._call(call_name).call_id
-        for entry in stub.journal_json():
+        for entry in self.journal or stub.journal_json():  # the kept journal once the run is over
             if entry["kind"] in ("call_arrived", "call_placed") and entry["sip_call_id"] == sip_call_id:
                 return entry
         raise RuntimeError(f"the stub has no leg for call {call_name!r} ({sip_call_id})")
@@ -366,8 +431,7 @@ class ProfileRun:
     # ---- verdict ----------------------------------------------------------------------
     def _judge(self, stub: Stub, wire: WireAnalysis) -> None:
         checks = self.result.checks
-        (self.run_dir / "ladder.txt").write_text(wire.ladder_text())
-        journal = stub.journal_json()
+        journal = self.journal
         unseen = None  # why the handler's side cannot be judged (against AWS without a trace)
         if isinstance(stub, AwsTarget) and not stub.observes_journal:
             unseen = "the handler's invocations are seen only by the service; give --trace"
@@ -392,10 +456,10 @@ class ProfileRun:
         if expect.events is not None and unseen:
             checks.append(not_observable("handler events", unseen))
         elif expect.events is not None:
-            seen = [e["event"]["InvocationEventType"] for e in journal if e["kind"] == "invocation"]
+            seen = JournalView(journal).event_types()
             checks.append(Check("handler events", seen == expect.events,
-                                f"saw {seen}" if seen != expect.events else "as expected",
-                                {"events": seen}))
+                                "as expected" if seen == expect.events
+                                else f"expected {expect.events}, saw {seen}", {"events": seen}))
         if expect.prompts is not None:
             checks.append(self._check_prompts(stub, wire, expect.prompts,
                                               expect.prompts_call or self._first_call()))
@@ -440,7 +504,7 @@ class ProfileRun:
                                 f"({', '.join(p.name for p in self.message_logs)})",
                                 {"logged_messages": wire.logged_sip,
                                  "message_logs": [str(p) for p in self.message_logs]}))
-        checks.append(_check_nothing_after_last_hangup(journal) if not unseen
+        checks.append(check_nothing_after_last_hangup(journal) if not unseen
                       else not_observable("nothing invoked after the last HANGUP", unseen))
         checks.append(Check("nothing left behind", not self.leftovers,
                             f"left open: {self.leftovers}" if self.leftovers else "no dialog, stream or task left",
@@ -461,14 +525,15 @@ class ProfileRun:
                                                                    "rtp_lost_on_wire": lost, "sip_dropped": sip})
 
     def _check_bye(self, stub: Stub, wire: WireAnalysis, who: str) -> Check:
-        ours = {e["sip_call_id"] for e in stub.journal_json() if e["kind"] in ("call_arrived", "call_placed")} \
+        ours = {leg.sip_call_id for leg in JournalView(self.journal).legs()} \
             | {call.call_id for call in self.calls.values()}
         byes = [m for m in wire.sip if getattr(m.message, "method", None) == "BYE"
                 and m.message.call_id in ours]
         if not byes:
-            return Check("BYE", False, "no BYE on the wire")
+            return Check("BYE", False, f"no BYE on the wire, expected one from the {who}")
         sender = "stub" if byes[0].src[1] in (stub.sip_port, getattr(stub, "tls_port", None)) else "caller"
-        return Check("BYE", sender == who, f"first BYE sent by the {sender}",
+        return Check("BYE", sender == who, f"first BYE sent by the {sender}"
+                     + ("" if sender == who else f", expected the {who}"),
                      {"bye_from": sender, "time": byes[0].time})
 
     def _far_media(self, stub: Stub, wire: WireAnalysis, call_name: str):
@@ -539,8 +604,7 @@ class ProfileRun:
         found = self._prompt_segments(stub, wire, call_name)
         if found is None:
             return Check(name, False, f"no RTP from the stub to {call_name} on the wire")
-        played = [seg.prompt for seg in found]
-        heard = [p for i, p in enumerate(played) if i == 0 or played[i - 1] != p]
+        heard = prompts_in(found)
         return Check(name, heard == expected,
                      f"the stub played {heard}" + ("" if heard == expected else f", expected {expected}"),
                      {"prompts": heard})
@@ -678,7 +742,7 @@ def _median_tone(pcm) -> float | None:
     return float(np.median(freqs)) if freqs else None
 
 
-def _check_nothing_after_last_hangup(journal: list[dict]) -> Check:
+def check_nothing_after_last_hangup(journal: list[dict]) -> Check:
     """No transaction invokes its handler after the HANGUP of its last leg (the service's
     transaction ends there; sma-reference §6.1)."""
     ended: set[str] = set()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .api import access as api_access
 from .api.server import ApiSettings, build_app
 from .api.serving import ApiRunner
 from .media.dtmf import SOURCE_SIP_INFO, DigitReceived
@@ -168,6 +169,8 @@ class Stub:
         self.configurator = configurator
         self.journal: deque[JournalEntry] = deque(maxlen=config.journal_limit)
         self.journal_total = 0  # entries ever noted, kept or not
+        self._watchers: list[Callable[[dict], None]] = []
+        self.sessions = None  # a served stub's SessionManager (remote runs), see sessions.py
         self.draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -205,7 +208,9 @@ class Stub:
                     server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
             app = build_app(self, cfg.api)
             add_control_routes(app, self)
-            self._api_runner = ApiRunner(app, access_log=None)
+            app[api_access.NOTE] = self._note
+            self._api_runner = ApiRunner(app, access_log=api_access.LOGGER,
+                                         access_log_class=api_access.JournalAccessLog)
             await self._api_runner.setup()
         except BaseException:
             api_socket.close()
@@ -378,6 +383,15 @@ class Stub:
                 "media_sessions": self.media.session_count,
                 "transactions": len(self.service.transactions), "tasks": len(self._tasks),
                 "handler_workers": sum(h.worker_count for h in self._handlers.values())}
+
+    def live_calls(self) -> list[dict]:
+        """The transactions up now: TransactionId, SMA and each leg (what `sip-harness calls`
+        prints, to find a live call's TransactionId)."""
+        sip_ids = {c.leg.call_id: c.sip_call_id for c in self._calls.values()}
+        return [{"transaction_id": tx.transaction_id,
+                 "sip_media_application_id": tx.sma.sip_media_application_id,
+                 "legs": [{**leg.to_event(), "SipCallId": sip_ids.get(leg.call_id)} for leg in tx.legs]}
+                for tx in self.service.transactions.values() if not tx.ended]
 
     # ---- the API backend ------------------------------------------------------------------
     def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:
@@ -558,7 +572,7 @@ class Stub:
 
     def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
         log.error("engine command %s failed", type(c).__name__, exc_info=exc)
-        self._note("internal_error", tx.transaction_id, command=type(c).__name__, error=repr(exc))
+        self._note("internal_error", tx.transaction_id, command=type(c).__name__, error=f"{type(exc).__name__}: {exc}")
         token = getattr(c, "token", None)
         if isinstance(token, int) and token > 0:
             tx.media_done(token, SYSTEM_ERROR)
@@ -762,11 +776,22 @@ class Stub:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("stub task failed", exc_info=task.exception())
-            self._note("internal_error", None, error=repr(task.exception()))
+            self._note("internal_error", None, error=f"{type(task.exception()).__name__}: {task.exception()}")
+
+    def watch(self, callback: Callable[[dict], None]) -> None:
+        """Call `callback` with each journal entry (as JSON) when it is noted, on the stub's
+        loop (`sip-harness serve` logs and files transactions this way)."""
+        self._watchers.append(callback)
 
     def _note(self, kind: str, transaction_id: str | None, **data) -> None:
-        self.journal.append(JournalEntry(time.time(), kind, transaction_id, data))
+        entry = JournalEntry(time.time(), kind, transaction_id, data)
+        self.journal.append(entry)
         self.journal_total += 1
+        for watcher in self._watchers:
+            try:
+                watcher(entry.to_json())
+            except Exception:  # an observer's fault never reaches a call
+                log.exception("journal watcher failed on %s", kind)
 
     def journal_since(self, count: int) -> tuple[list[JournalEntry], int]:
         """The entries noted after the first `count` (those still kept), and the new count."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +16,13 @@ from harness.stub import Stub, StubConfig
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "sip_profiles"
 SMA_ID = "5f0e8c2a-6d1b-4c55-9a3e-2b7f1e0d9c41"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port of 127.0.0.1 nothing holds now (TCP by default)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def require_tool(name: str) -> str:

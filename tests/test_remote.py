@@ -4,7 +4,6 @@ compose file's arguments (ports and folders made free and temporary), and `sip-h
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROFILES, ROOT
+from conftest import free_port, PROFILES, ROOT
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def compose_command(service: str) -> list[str]:

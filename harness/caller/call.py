@@ -69,7 +69,7 @@ class Call:
                     raise CallerError(f"call {self._label} ended before {state}: {self._status_text()}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise CallerError(f"call {self._label}: not {state} within {timeout:g} s "
+                    raise CallerError(f"call {self._label}: not {state} within {timeout:.3g} s "
                                       f"(state {self.state}, {self._status_text()})")
                 self._cond.wait(remaining)
 

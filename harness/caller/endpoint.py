@@ -6,7 +6,12 @@ NAT rewrites off, G.711 only at 8 kHz with 20 ms packets, and all callbacks on t
 thread that polls ``libHandleEvents``.
 """
 
+import random
+import socket
+
 import pjsua2 as pj
+
+from ..lanes import LANES, lane
 
 MAX_CALLS = 4  # PJSUA_MAX_CALLS of the pjsua2-python wheel; more is silently capped
 SUPPORTED_CODECS = ("PCMU", "PCMA")
@@ -15,6 +20,10 @@ TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP,
 #: pjsip prints every SIP message it sends or receives at this level (``--end msg--``).
 MESSAGE_LOG_LEVEL = 4
 SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
+#: Where a worker's RTP ports are when its caller names none: below the runs' RTP blocks
+#: (10000+), one share per lane, MEDIA_PORTS for each worker (an RTP/RTCP pair per call)
+MEDIA_BASE, MEDIA_LIMIT = 4000, 10000
+MEDIA_PORTS = 2 * MAX_CALLS * 2
 
 
 def create_endpoint(host: str, transport: str, codecs: list[str], log_level: int,
@@ -74,12 +83,14 @@ def account_config(id_uri: str, host: str, transport_id: int, srtp: bool = False
     srtp: offer and require SRTP keyed by SDES (RTP/SAVP, AES_CM_128_HMAC_SHA1_80 only).
     credentials: ``{"username", "password", "realm"}`` answered to a digest challenge
         (401/407) of the calls placed; realm "*" answers any realm.
-    media_ports: [low, high] for the calls' RTP ports (pjsua2 takes even ports from low).
+    media_ports: [low, high] for the calls' RTP ports (pjsua2 takes even ports from low);
+        without them, free ports of this process's lane (`free_media_ports`).
     """
     cfg = pj.AccountConfig()
     cfg.idUri = id_uri
     cfg.sipConfig.transportId = transport_id
     cfg.mediaConfig.transportConfig.boundAddress = host
+    media_ports = media_ports or free_media_ports(host)
     if media_ports:
         cfg.mediaConfig.transportConfig.port = media_ports[0]
         cfg.mediaConfig.transportConfig.portRange = media_ports[1] - media_ports[0]
@@ -110,3 +121,34 @@ def _keep_only_codecs(ep: pj.Endpoint, codecs: list[str]) -> None:
     for codec in ep.codecEnum2():
         name = codec.codecId.split("/", 1)[0]
         ep.codecSetPriority(codec.codecId, wanted.get(name, 0))
+
+
+def free_media_ports(host: str, attempts: int = 32) -> list[int] | None:
+    """[low, high] of MEDIA_PORTS ports no socket holds, in this process's lane (None: none
+    free, pjsua2 then picks from 4000).
+
+    pjsua2 binds RTP with SO_REUSEADDR, so on its own it shares port 4000 with any other
+    pjsua2 process on the machine, after which a call neither sends nor gets its own audio.
+    A port bound here without SO_REUSEADDR fails on any holder, so free ones are found.
+    """
+    share = (MEDIA_LIMIT - MEDIA_BASE) // LANES // MEDIA_PORTS * MEDIA_PORTS
+    start = MEDIA_BASE + lane() * share
+    mine = [start + MEDIA_PORTS * random.randrange(share // MEDIA_PORTS) for _ in range(attempts)]
+    anywhere = range(MEDIA_BASE, MEDIA_LIMIT - MEDIA_PORTS + 1, MEDIA_PORTS)  # a full lane (load)
+    base = next((b for b in (*mine, *anywhere) if _all_free(host, range(b, b + MEDIA_PORTS))), None)
+    return None if base is None else [base, base + MEDIA_PORTS]
+
+
+def _all_free(host: str, ports: range) -> bool:
+    held = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+            held.append(sock)
+            sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in held:
+            sock.close()

@@ -455,31 +455,49 @@ def key_missing(item: dict, key: dict[str, str]) -> str | None:
     return None
 
 
+HANDLER_SUFFIXES = (".py", ".js", ".cjs", ".mjs")
+
+
+def handler_target(base: Path, handler: str) -> Path | None:
+    """The handler's file, relative to `base` (the profile's folder), or None for a
+    `module:function` or a Lambda-Invoke URL."""
+    target = handler.partition(":")[0]
+    if language_of(handler) is not None and (target.endswith(HANDLER_SUFFIXES) or "/" in target):
+        return (base / target).resolve()
+    return None
+
+
 def handler_path(base: Path, handler: str) -> str:
     """A handler given as a file path, relative to the profile's folder, made absolute."""
-    target, sep, func = handler.partition(":")
-    if language_of(handler) is not None and (target.endswith((".py", ".js", ".cjs", ".mjs"))
-                                             or "/" in target):
-        return str((base / target).resolve()) + (sep + func if sep else "")
-    return handler
+    path = handler_target(base, handler)
+    if path is None:
+        return handler
+    _, sep, func = handler.partition(":")
+    return str(path) + (sep + func if sep else "")
 
 
-def _check_files(profile: Profile) -> None:
-    """What only the file system can tell: the handler file, its runtime's interpreter, the
-    seed files (read here, so the run uses what was checked)."""
+def handler_problem(profile: Profile) -> ProfileError | None:
+    """What only this machine can tell about the handler: its file, its runtime's interpreter,
+    its layers' folders."""
     stub, base = profile.stub, profile.path.parent
-    spec = handler_path(base, stub.handler)
-    if spec != stub.handler and not Path(spec.partition(":")[0]).is_file():
-        raise problem(stub, ("handler",), f"no such handler file: {spec.partition(':')[0]}")
+    path = handler_target(base, stub.handler)
+    if path is not None and not path.is_file():
+        return problem(stub, ("handler",), f"no such handler file: {path}")
     try:
-        resolve(stub.runtime, spec)
+        resolve(stub.runtime, handler_path(base, stub.handler))
     except RuntimeUnavailable as exc:
-        raise problem(stub, ("runtime",) if stub.runtime else ("handler",), str(exc)) from None
+        return problem(stub, ("runtime",) if stub.runtime else ("handler",), str(exc))
     for i, layer in enumerate(stub.layers):
         if not layer_folder(base, layer).is_dir():
-            raise problem(stub, ("layers", i), f"no such layer folder: {layer_folder(base, layer)} "
-                                               f"(a folder with python/ or nodejs/node_modules/, "
-                                               f"or {TRACE_LAYER!r})")
+            return problem(stub, ("layers", i), f"no such layer folder: {layer_folder(base, layer)} "
+                                                f"(a folder with python/ or nodejs/node_modules/, "
+                                                f"or {TRACE_LAYER!r})")
+    return None
+
+
+def _read_seeds(profile: Profile) -> None:
+    """The seed files of the local AWS services, read here (so the run uses what was checked)."""
+    stub, base = profile.stub, profile.path.parent
     aws = stub.aws
     if aws is None:
         return
@@ -524,9 +542,15 @@ def _items_from(table: TableSeed, path: Path) -> list[dict]:
     return items
 
 
-def load_profile(path: Path) -> Profile:
-    """Read and validate one profile file; raise ProfileError with file:line:column."""
+def load_profile(path: Path, check_handler: bool = True) -> Profile:
+    """Read and validate one profile file; raise ProfileError with file:line:column.
+
+    `check_handler=False` leaves the handler's file and runtime to `checks.check_profile`
+    (`run` then makes a profile whose handler cannot run here an ERROR of its own, and
+    `validate` reports it with the profile's other findings)."""
     profile = load(Profile, path.read_text(), str(path))
     profile.path = path
-    _check_files(profile)
+    _read_seeds(profile)
+    if check_handler and (found := handler_problem(profile)) is not None:
+        raise found
     return profile

@@ -2,10 +2,11 @@
 
 `load(cls, text, filename)` composes the YAML node tree (which keeps every node's line and
 column) and builds `cls` from it by its type hints: unknown keys, missing fields and wrong
-types raise `ProfileError` naming `file:line:column`, the field path and a hint. A
-dataclass's `validate()` may return a message (about the whole object) or an `Invalid`
-naming the field below it; every built object remembers where it came from, so checks made
-after loading (`problem(obj, at, message)`) point at the right line too.
+types raise `ProfileError` naming `file:line:column`, the field path and a hint. Every
+fault of a file is reported at once (`ProfileErrors`), not only the first. A dataclass's
+`validate()` may return a message (about the whole object) or an `Invalid` naming the field
+below it; every built object remembers where it came from, so checks made after loading
+(`problem(obj, at, message)`) point at the right line too.
 """
 from __future__ import annotations
 
@@ -29,6 +30,22 @@ class ProfileError(ValueError):
         super().__init__(f"{filename}:{line}:{column}: {path or '<profile>'}: {message}")
 
 
+class ProfileErrors(ProfileError):
+    """Several faults of one or more files; `errors` lists each, the message has one per line."""
+
+    def __init__(self, errors: list[ProfileError]):
+        first = errors[0]
+        self.errors = [e for err in errors for e in getattr(err, "errors", [err])]
+        self.filename, self.line, self.column, self.path = first.filename, first.line, first.column, first.path
+        self.message = first.message
+        ValueError.__init__(self, "\n".join(str(e) for e in self.errors))
+
+
+def errors_of(exc: ProfileError) -> list[ProfileError]:
+    """The single faults a ProfileError stands for."""
+    return list(getattr(exc, "errors", [exc]))
+
+
 _SCALARS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 _SOURCE = "_profile_source"  # (filename, node, field path) kept on every built dataclass
 
@@ -43,8 +60,8 @@ class Invalid:
 
 
 def problem(obj: Any, at: tuple, message: str) -> ProfileError:
-    """A ProfileError at the field `at` below a loaded object (its own line when the field is
-    not in the file)."""
+    """A ProfileError at the field `at` (keys and list indexes) below a loaded object, at the
+    object's own line when that field is not in the file."""
     filename, node, path = getattr(obj, _SOURCE, ("<profile>", None, ""))
     for step in at:
         child = None
@@ -53,17 +70,37 @@ def problem(obj: Any, at: tuple, message: str) -> ProfileError:
         elif isinstance(node, yaml.MappingNode):
             child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
                           and k.value.replace("-", "_") in (step, str(step).rstrip("_"))), None)
-        path = f"{path}[{step}]" if isinstance(step, int) else f"{path}.{str(step).rstrip('_')}" if path \
-            else str(step).rstrip("_")
+        name = str(step).rstrip("_")
+        path = f"{path}[{step}]" if isinstance(step, int) else f"{path}.{name}" if path else name
         if child is None:
             break
         node = child
     return ProfileError(filename, node.start_mark if node is not None else None, path, message)
 
 
+class _Recorded(Exception):
+    """A fault below this node was already recorded (collecting builder)."""
+
+
 class _Builder:
-    def __init__(self, filename: str):
+    """Builds dataclasses from nodes; a collecting builder records every fault and goes on
+    with the next field, list item or mapping value."""
+
+    def __init__(self, filename: str, collect: bool = False):
         self.filename = filename
+        self.errors: list[ProfileError] | None = [] if collect else None
+
+    def each(self, build) -> tuple[object, bool]:
+        """`build()`, or (None, True) when it failed and the fault was recorded."""
+        try:
+            return build(), False
+        except _Recorded:
+            return None, True
+        except ProfileError as exc:
+            if self.errors is None:
+                raise
+            self.errors.append(exc)
+            return None, True
 
     def fail(self, node, path, message) -> typing.NoReturn:
         raise ProfileError(self.filename, node.start_mark, path, message)
@@ -75,10 +112,12 @@ class _Builder:
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
                 if len(options) < len(get_args(tp)):
                     return None
+            if len(options) == 1:
+                return self.build(options[0], node, path)
             errors = []
             for option in options:
                 try:
-                    return self.build(option, node, path)
+                    return _Builder(self.filename).build(option, node, path)
                 except ProfileError as exc:
                     errors.append(exc)
             raise errors[-1]
@@ -92,15 +131,22 @@ class _Builder:
             if not isinstance(node, yaml.SequenceNode):
                 self.fail(node, path, "expected a list")
             (item,) = get_args(tp)
-            return [self.build(item, child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+            built = [self.each(lambda: self.build(item, child, f"{path}[{i}]"))
+                     for i, child in enumerate(node.value)]
+            if any(failed for _, failed in built):
+                raise _Recorded
+            return [value for value, _ in built]
         if origin is dict:
             if not isinstance(node, yaml.MappingNode):
                 self.fail(node, path, "expected a mapping")
             _, value_tp = get_args(tp)
-            out = {}
+            out, failed = {}, False
             for key_node, value_node in node.value:
                 key = self.scalar(key_node, path)
-                out[str(key)] = self.build(value_tp, value_node, f"{path}.{key}")
+                out[str(key)], bad = self.each(lambda: self.build(value_tp, value_node, f"{path}.{key}"))
+                failed = failed or bad
+            if failed:
+                raise _Recorded
             return out
         if dataclasses.is_dataclass(tp):
             return self.dataclass(tp, node, path)
@@ -127,8 +173,9 @@ class _Builder:
             self.fail(node, path, f"expected a mapping with keys {', '.join(_keys(tp))}")
         hints = get_type_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
-        kwargs, seen = {}, set()
-        for key_node, value_node in node.value:
+        kwargs, seen, failed = {}, set(), False
+
+        def field_of(key_node, value_node):
             key = str(self.scalar(key_node, path))
             name = key.replace("-", "_")
             sub = f"{path}.{key}" if path else key
@@ -142,10 +189,15 @@ class _Builder:
                 self.fail(key_node, sub, f"duplicate key {key!r}")
             seen.add(name)
             kwargs[name] = self.build(hints[name], value_node, sub)
+
+        for key_node, value_node in node.value:
+            failed = self.each(lambda: field_of(key_node, value_node))[1] or failed
         for name, f in fields.items():
-            if name not in kwargs and f.default is dataclasses.MISSING \
+            if name not in kwargs and name not in seen and f.default is dataclasses.MISSING \
                     and f.default_factory is dataclasses.MISSING:
-                self.fail(node, path, f"missing required key {name.rstrip('_')!r}")
+                failed = self.each(lambda: self.fail(node, path, f"missing required key {name.rstrip('_')!r}"))[1] or failed
+        if failed:
+            raise _Recorded
         try:
             obj = tp(**kwargs)
         except ValueError as exc:
@@ -174,4 +226,11 @@ def load(tp: type, text: str, filename: str) -> Any:
                            f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
     if node is None:
         raise ProfileError(filename, None, "", "the file is empty")
-    return _Builder(filename).build(tp, node, "")
+    builder = _Builder(filename, collect=True)
+    try:
+        return builder.build(tp, node, "")
+    except _Recorded:
+        pass
+    except ProfileError as exc:
+        builder.errors.append(exc)
+    raise builder.errors[0] if len(builder.errors) == 1 else ProfileErrors(builder.errors)

@@ -44,7 +44,17 @@ def render_page(report: dict, timeline: Path, media: dict[int, dict[str, str]]) 
         f'<code>{escape(report["run_dir"])}</code> · report schema v{report["schema_version"]}</p>',
     ]
     if report["error"]:
-        parts.append(f'<pre id="error">{escape(report["error"])}</pre>')
+        detail = report.get("error_detail")
+        parts.append(f'<pre id="error">{escape(report["error"])}'
+                     f'{escape(chr(10) + detail) if detail else ""}</pre>')
+    if report.get("problems"):
+        parts += ["<h2>What went wrong</h2>", table(
+            ("time", "TransactionId", "problem", "detail"),
+            ([seconds(p["time"]), p["transaction_id"],
+              Html(f'<span class="bad">{escape(p["summary"])}</span>'
+                   + (f" (×{p['count']})" if p["count"] > 1 else "")),
+              Html(f"<pre>{escape(p['detail'])}</pre>") if p["detail"] else None]
+             for p in report["problems"]), numeric=(0,), id_="problems")]
     parts += ["<h2>Checks</h2>", table(
         ("check", "result", "detail", "measured"),
         ([c["name"], Html('<span class="ok">ok</span>' if c["passed"] else '<span class="bad">FAIL</span>'),
@@ -55,8 +65,9 @@ def render_page(report: dict, timeline: Path, media: dict[int, dict[str, str]]) 
     parts += ["<h2>Handler events</h2>", table(
         ("time", "Sequence", "InvocationEventType", "ActionData", "response", "handler ms",
          "RequestId (log)"),
-        ([seconds(e["time"]), e["sequence"], e["invocation_event_type"], e["action_data_type"],
-          e["response"] + (" (ignored by the service)" if e["ignored"] else ""), e["handler_ms"],
+        ([seconds(e["time"]), e["sequence"], _marked(e["invocation_event_type"], e.get("error")),
+          e["action_data_type"], _marked(e["response"] + (" (ignored by the service)" if e["ignored"] else ""),
+                                         "failed" if e["failed"] else None), e["handler_ms"],
           _request_links(e["requests"])]
          for e in report["events"]), numeric=(0, 1, 5), id_="events")]
     parts += ["<h2>Handler log</h2>", _handler_log(report["events"])]
@@ -77,6 +88,14 @@ def render_page(report: dict, timeline: Path, media: dict[int, dict[str, str]]) 
         parts.append('<h2>Calls</h2><p class="empty">no capture</p>')
     parts += ["<h2>Artifacts</h2><ul>", *_artifact_links(report["artifacts"]), "</ul></body></html>"]
     return "\n".join(parts)
+
+
+def _marked(text: str, error: str | None) -> str:
+    """`text`, marked as bad with its error beside it when there is one."""
+    if not error:
+        return text
+    extra = "" if error == "failed" else f": {escape(error)}"
+    return Html(f'<span class="bad">{escape(text)}</span>{extra}')
 
 
 def _request_links(requests: list[dict]) -> Html:

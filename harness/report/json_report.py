@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.journal_view import event_error
 from harness.report.capture_report import Options, address, build_capture_document
 from harness.report.capture_report import sip_roles as sip_roles_of
 from harness.sip.message import SipRequest
@@ -59,6 +60,8 @@ def build_report(result: ProfileResult, wire: WireAnalysis | None, journal: Sequ
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
                     "measured": _jsonable(c.measured)} for c in result.checks],
         "error": result.error,
+        "error_detail": result.error_detail,
+        "problems": [{**p, "time": rel(p["time"])} for p in result.problems],
         "duration_s": result.duration_s,
         "update_to_switch_ms": result.update_to_switch_ms,
         "t0": t0,
@@ -202,6 +205,7 @@ def _events(journal: Sequence[dict], rel) -> list[dict]:
                     "failed": bool(resp and resp.get("failed")),
                     "ignored": bool(e.get("ignore_response")),
                     "response": response_summary(resp),
+                    "error": event_error(event),
                     "requests": [{"request_id": r["request_id"], "log": r["log"]}
                                  for r in (resp or {}).get("requests", [])]})
     return out

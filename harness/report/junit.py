@@ -1,8 +1,10 @@
 """JUnit XML for CI: one testcase per profile run.
 
 A run that failed has a <failure> naming its failing checks and its artifact folder; a run
-that could not be judged (verdict "error") has an <error>. Every testcase's <system-out>
-lists all its checks and the artifact folder.
+that could not be judged (verdict "error") has an <error>. Both carry the root cause the
+journal names (handler failures, rejected responses, failed actions) in their message, and
+its detail (a stack trace) in their text. Every testcase's <system-out> lists all its checks,
+the problems and the artifact folder.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from harness.report.summary import problem_lines, result_lines
 
 if TYPE_CHECKING:
     from harness.runner import ProfileResult
@@ -36,15 +40,17 @@ def _testcase(result: ProfileResult) -> ET.Element:
                       time=f"{result.duration_s:.3f}", file=_text(result.path))
     failing = [c for c in result.checks if not c.passed]
     where = f"artifacts: {result.run_dir}"
+    causes = problem_lines(result, detail=False)
     if result.verdict == "error":
-        error = ET.SubElement(case, "error", message=_text(result.error or "the run failed"),
-                              type="error")
-        error.text = _text(f"{result.error or 'the run failed'}\n{where}")
+        error = ET.SubElement(case, "error", type="error", message=_text("; ".join(
+            [result.error or "the run failed", *causes])))
+        error.text = _text("\n".join([*result_lines(result, passed_checks=False),
+                                      *([result.error_detail] if result.error_detail else []), where]))
     elif result.verdict == "fail":
-        failure = ET.SubElement(case, "failure", type="fail", message=_text(
-            "; ".join(f"{c.name}: {c.detail}" for c in failing) or "failed"))
-        failure.text = _text("\n".join([*(f"FAIL {c.name}: {c.detail}" for c in failing), where]))
-    lines = [f"{'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in result.checks]
+        failure = ET.SubElement(case, "failure", type="fail", message=_text("; ".join(
+            [*(f"{c.name}: {c.detail}" for c in failing), *causes]) or "failed"))
+        failure.text = _text("\n".join([*result_lines(result, passed_checks=False), where]))
+    lines = result_lines(result)
     if result.update_to_switch_ms is not None:
         lines.append(f"update-to-switch {result.update_to_switch_ms} ms")
     ET.SubElement(case, "system-out").text = _text("\n".join([*lines, where]))

@@ -31,6 +31,7 @@ _CLOSE = 0.08
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#17becf", "#bcbd22")
 _PLAIN = {"silence": "#d9d9d9", "other": "#a0a0a0"}
+_MARK, _PROBLEM = "#444444", "#c62828"  # an invocation's mark; a problem's
 #: colour and line style of the vertical marks (visible on white lanes and on dark spectrograms)
 _MARKS = {"update": ("#e8000b", "--"), "BYE": ("#00a2d3", "-"), "DTMF": ("#2ca02c", ":")}
 
@@ -115,6 +116,7 @@ def _extent(report: dict) -> tuple[float, float]:
     times += [e[k] for e in report["events"] for k in ("time", "response_time") if e[k] is not None]
     times += [u[k] for u in report["updates"] for k in ("time", "wire_time") if u[k] is not None]
     times += [m[k] for m in report["media"] for k in ("start", "end") if m[k] is not None]
+    times += [p["time"] for p in report.get("problems", []) if p["time"] is not None]
     lo, hi = min(times), max(times)
     pad = max(0.02 * (hi - lo), 0.1)
     return lo - pad, hi + pad
@@ -128,11 +130,15 @@ def _colour(key: str, assigned: dict[str, str]) -> str:
 
 def _lanes(report: dict, roles: dict[str, str]) -> list[tuple[str, list]]:
     """(lane name, items): an item is ('bar', start, end, label, colour key) or
-    ('mark', time, label)."""
+    ('mark', time, label[, colour])."""
     lanes: list[tuple[str, list]] = [("handler\ninvocations", [
         ("mark", e["time"], f"{e['sequence']} {e['invocation_event_type']}") for e in report["events"]])]
     lanes.append(("stub plays\n(journal)", [
         ("bar", m["start"], m["end"], m["label"], m["label"]) for m in report["media"]]))
+    problems = [p for p in report.get("problems", []) if p["time"] is not None]
+    if problems:
+        lanes.append(("what went\nwrong", [("mark", p["time"], p["error_type"] or p["kind"], _PROBLEM)
+                                             for p in problems]))
     for audio in report["audio"]:
         peer = roles.get(audio["dst"], audio["dst"])
         lanes.append((f"on the wire\nstub → {peer}", [
@@ -151,14 +157,14 @@ def _draw_lanes(ax, lanes: Sequence[tuple[str, list]], left: float, right: float
         level, previous = 0, None
         for item in items:
             if item[0] == "mark":
-                _, t, label = item
+                _, t, label, colour = (*item, _MARK)[:4]
                 close = previous is not None and t - previous < _CLOSE * (right - left)
                 level, previous = (level + 1) % 3 if close else 0, t
                 late = t > (left + right) / 2
-                ax.plot([t], [y + 0.3 - 0.3 * level], marker="v", color="#444444", markersize=5)
+                ax.plot([t], [y + 0.3 - 0.3 * level], marker="v", color=colour, markersize=5)
                 ax.annotate(label, (t, y + 0.3 - 0.3 * level), xytext=(-4 if late else 4, 0),
                             gid="mark-label",
-                            textcoords="offset points", fontsize=7, va="center",
+                            textcoords="offset points", fontsize=7, va="center", color=colour,
                             ha="right" if late else "left")
             else:
                 _, start, end, label, key = item

@@ -535,3 +535,15 @@ def _decode_all(codec: str, stream: RtpStream, frames, g711=None) -> tuple[np.nd
     parts = [np.asarray(decoder.decode(frames.payload(i)), np.int16) for i in range(len(frames))]
     sizes = np.array([len(part) for part in parts], np.int64)
     return np.concatenate(parts) if parts else np.zeros(0, np.int16), np.cumsum(sizes) - sizes, sizes
+
+
+def prompts_in(found: Sequence[AudioSegment]) -> list[str]:
+    """The prompts (by name) of these segments, in order; a prompt that plays on back to back
+    (repeated, or split by a gap) counts once."""
+    played = [seg.prompt for seg in found if seg.kind == "prompt"]
+    return [p for i, p in enumerate(played) if i == 0 or played[i - 1] != p]
+
+
+def prompts_played(stream: RtpStream, prompts: Mapping[str, np.ndarray]) -> list[str]:
+    """The prompts a stream carried, in order (see `prompts_in`)."""
+    return prompts_in(segments(label_packets(stream, prompts)))

@@ -62,9 +62,12 @@ class Capture:
     file and returns the counts. Use as a context manager to stop on errors too.
     """
 
-    def __init__(self, path: str | os.PathLike, iface: str = "lo", bpf: str | None = None,
-                 buffer_bytes: int = 32 * 1024 * 1024):
-        self.path = str(path)
+    def __init__(self, path: str | os.PathLike | None, iface: str = "lo", bpf: str | None = None,
+                 buffer_bytes: int = 32 * 1024 * 1024, sink=None):
+        self.path = None if path is None else str(path)
+        #: where frames go instead of a file: an object with `linktype`, `write_packet(frame,
+        #: sec=, usec=)` (nanoseconds in usec), `flush()` and the context-manager methods
+        self.sink = sink
         self.iface = iface
         self.bpf = bpf
         self.buffer_bytes = buffer_bytes
@@ -104,9 +107,13 @@ class Capture:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             sock.bind((self.iface, ETH_P_ALL))  # Python applies htons itself
             sock.setblocking(False)
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            writer = RawPcapWriter(self.path, linktype=linktype, nano=True, snaplen=_SNAPLEN)
-            writer.write_header(None)
+            if self.sink is not None:
+                writer = self.sink
+                writer.linktype = linktype
+            else:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                writer = RawPcapWriter(self.path, linktype=linktype, nano=True, snaplen=_SNAPLEN)
+                writer.write_header(None)
         except BaseException:
             sock.close()
             raise
