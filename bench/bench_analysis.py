@@ -3,12 +3,16 @@
 Builds (once, cached under /tmp) a nanosecond pcap of `--calls` concurrent calls on
 loopback: each a SIP INVITE/100/180/200/ACK ... BYE/200 dialog with SDP and two PCMU streams
 of `--seconds` seconds, with 0.5 % random loss, jitter on every other stream, a sequence
-number wrap on some, and RFC 4733 DTMF digits on every tenth caller stream. Then times
-`analyze_pcap(FILE)` and `tshark -q -z rtp,streams -r FILE` alternately (best of `--runs`
-each), checks that the two stream tables are equal at tshark's printed precision, and prints
-one JSON object:
+number wrap on some, RFC 4733 DTMF digits on every tenth caller stream, and an RTCP sender
+report with a reception report every 5 s from each side. Then times the analysis
+(`analyze_pcap(FILE)`: IP reassembly, SIP over UDP and TCP, RTP streams and their statistics,
+RTCP, ICMP; then the calls and every stream's RTCP reports and E-model MOS) and `tshark -q -z
+rtp,streams -r FILE` alternately (best of `--runs` each), checks that the two stream tables are
+equal at tshark's printed precision, and times once what `analyze --json` and `--html` add on
+top (the capture document with per-packet series, DTMF and the audio content of the first
+streams; the page with their players and spectrograms). Prints one JSON object:
 
-    .venv/bin/python bench/bench_analysis.py [--calls 100] [--seconds 101] [--runs 2]
+    .venv/bin/python bench/bench_analysis.py [--calls 100] [--seconds 101] [--runs 3]
 
 `ours_max_rss_mb` is this process's peak resident memory (the capture is built in a child
 process, and the figure includes tshark's text output).
@@ -29,8 +33,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.media.g711 import ulaw_encode  # noqa: E402
+from harness.media.rtcp import ReportBlock, SenderReport, build_compound, ntp_timestamp  # noqa: E402
 from harness.media.rtp import RtpPacket, TelephoneEvent  # noqa: E402
+from harness.report import Options, write_capture_report  # noqa: E402
+from harness.report.capture_report import build_capture_document  # noqa: E402
 from harness.wire.analysis import analyze_pcap  # noqa: E402
+from harness.wire.calls import find_calls, stream_quality  # noqa: E402
 from harness.wire.testing import (sdp_body, sip_message, stream_table,  # noqa: E402
                                   tshark_stream_table, udp_frame)
 
@@ -111,6 +119,11 @@ def build_capture(path: Path, calls: int, seconds: float, seed: int = 1) -> None
                                       udp_frame((HOST, sport), (HOST, dport), pkt)))
             rows, times = _audio_rows(rng, sport, dport, ssrc, media_start + 3_000_000 * d, n,
                                       1.0 if (c + d) % 2 else 0.0, seq0, ts0, keep)
+            for k in range(250, n, 250):  # every 5 s: an SR with a reception report, port + 1
+                at = media_start + PTIME_NS * k + 7_000_000
+                report = SenderReport(ssrc, ntp_timestamp(at / 1e9), ts0 + 160 * k, k, 160 * k,
+                                      (ReportBlock(ssrc ^ 0xFFFF, 1, k // 200, k, 40),))
+                extra.append((at, udp_frame((HOST, sport + 1), (HOST, dport + 1), build_compound([report]))))
             blocks.append(rows)
             block_times.append(times)
         end = media_start + PTIME_NS * n + 5_000_000
@@ -147,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=101.0)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--build", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:
@@ -156,7 +169,7 @@ def main() -> None:
     tshark = shutil.which("tshark")
     if tshark is None:
         sys.exit("bench_analysis: tshark is not installed")
-    path = Path(f"/tmp/sip-harness-bench-analysis-v2-{args.calls}x{args.seconds:g}s.pcap")
+    path = Path(f"/tmp/sip-harness-bench-analysis-v3-{args.calls}x{args.seconds:g}s.pcap")
     if not path.exists():
         subprocess.run([sys.executable, __file__, "--build", str(path), "--calls", str(args.calls),
                         "--seconds", str(args.seconds)], check=True)
@@ -165,21 +178,32 @@ def main() -> None:
         analysis = None  # let the previous run's analysis go before timing the next one
         start = time.perf_counter()
         analysis = analyze_pcap(str(path))
+        calls = {s.call_id: c for c in find_calls(analysis) for s in c.streams}
+        qualities = [stream_quality(analysis, s, calls.get(s.call_id)) for s in analysis.rtp_streams]
         ours.append(time.perf_counter() - start)
         seconds, tshark_out = run_tshark(tshark, path)
         theirs.append(seconds)
+    start = time.perf_counter()
+    document = build_capture_document(analysis, options=Options(transcribe=False))
+    document_seconds = time.perf_counter() - start
+    write_capture_report(analysis, Path("/tmp/sip-harness-bench-analysis.html"), None,
+                         options=Options(transcribe=False))
+    page_seconds = time.perf_counter() - start - document_seconds
     mine, reference = stream_table(analysis.rtp_streams), tshark_stream_table(tshark_out)
     best_ours, best_tshark = min(ours), min(theirs)
     print(json.dumps({
         "file": str(path), "file_mb": round(path.stat().st_size / 1e6, 1),
         "packets": analysis.frames, "rtp_streams": len(analysis.rtp_streams),
-        "sip_messages": len(analysis.sip),
+        "sip_messages": len(analysis.sip), "rtcp_datagrams": len(analysis.rtcp.datagrams),
+        "streams_with_mos": sum(q.quality is not None for q in qualities),
+        "streams_with_audio_analysed": sum(s["audio"] is not None for s in document["streams"]),
         "ours_seconds": round(best_ours, 3), "tshark_seconds": round(best_tshark, 3),
         "ours_packets_per_s": round(analysis.frames / best_ours),
         "tshark_packets_per_s": round(analysis.frames / best_tshark),
         "ratio": round(best_tshark / best_ours, 2),
         "equal": bool(reference) and mine == reference,
         "ours_runs": [round(s, 3) for s in ours], "tshark_runs": [round(s, 3) for s in theirs],
+        "document_seconds": round(document_seconds, 3), "page_seconds": round(page_seconds, 3),
         "ours_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }, indent=2))
 

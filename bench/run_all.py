@@ -25,6 +25,7 @@ BENCHMARKS = {
     "setup_rate": ("bench_setup_rate.py", [], ["--rates", "50", "100", "--seconds", "4"], 1200),
     "analysis": ("bench_analysis.py", [], ["--calls", "20", "--seconds", "30", "--runs", "1"], 1800),
     "sip_core": ("bench_sip.py", [], ["--seconds", "2", "--rates", "100,200"], 600),
+    "speech": ("bench_speech.py", [], ["--sentences", "20"], 900),
 }
 
 
@@ -84,9 +85,14 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
                     f"{r['setups_per_s']}/s", "≥ 200/s"))
     r = results.get("analysis", {})
     if "ours_packets_per_s" in r:
-        out.append((f"pcap analysis of {r['packets']:,} packets vs tshark rtp,streams",
+        out.append((f"pcap analysis (streams, RTCP, MOS) of {r['packets']:,} packets vs tshark rtp,streams",
                     f"{r['ours_packets_per_s']:,} vs {r['tshark_packets_per_s']:,} packets/s "
-                    f"({r['ratio']}×), tables {'equal' if r['equal'] else 'DIFFER'}", "—"))
+                    f"({r['ratio']}×), tables {'equal' if r['equal'] else 'DIFFER'}", "≥ 5×"))
+    r = results.get("speech", {})
+    if "found_share" in r:
+        out.append((f"expected phrases found in {r['sentences']} sentences spoken by Speak, decoded from the wire; "
+                    f"wrong phrases found (of {r['false_pairs']})",
+                    f"{r['found_share']:.0%} found, {r['false_share']:.1%} false", "≥ 95 %, ≤ 2 %"))
     r = results.get("sip_core", {})
     if "call_setups_per_s" in r:
         out.append(("bare SIP core (no SMA, no media): parses/s, SIPp call setups/s",

@@ -249,15 +249,29 @@ def _srtp_keys(values: list[str]) -> dict[tuple[str, int], object]:
 
 
 def cmd_analyze(args) -> int:
+    """The text report of a capture; its page (--html) and facts (--json) when asked."""
+    from .report import Options, Selection, write_capture_report
     from .runner import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import PcapError
     from .wire.report_text import render_analysis
+    from .wire.words import RecognitionError, Recognizer
     try:
         analysis = analyze_pcap(args.pcap, [Path(p) for p in args.message_log],
                                 _srtp_keys(args.srtp_key))
     except (OSError, PcapError) as exc:
         print(f"sip-harness: {args.pcap}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for warning in analysis.warnings:
+        print(f"sip-harness: {args.pcap}: warning: {warning}", file=sys.stderr)
+    try:
+        selection = Selection(args.call_id, _instant(args.since, analysis.start_ns),
+                              _instant(args.until, analysis.start_ns))
+    except ValueError as exc:
+        print(f"sip-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.call_id is not None and args.call_id not in analysis.dialogs:
+        print(f"sip-harness: {args.pcap}: no dialog with Call-ID {args.call_id!r}", file=sys.stderr)
         return EXIT_USAGE
     prompts = load_prompts(Path(args.bucket)) if args.bucket else None
     print(render_analysis(analysis, prompts))
@@ -265,6 +279,23 @@ def cmd_analyze(args) -> int:
         print(f"\n{analysis.logged_sip} SIP messages come from message logs, not the capture (SIP over TLS)")
     for flow in analysis.srtp:
         print(("ok   " if flow.ok else "FAIL ") + flow.describe())
+    recognizer = Recognizer()
+    try:
+        for phrase in args.said:
+            recognizer.check_words(phrase)
+    except RecognitionError as exc:
+        print(f"sip-harness: --said {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    document = write_capture_report(
+        analysis, Path(args.html) if args.html else None, Path(args.json) if args.json else None,
+        selection, Options(prompts=prompts or {}, said=args.said, transcribe=not args.no_words,
+                           recognizer=recognizer))
+    print(_quality_text(document))
+    if args.said or not args.no_words:
+        print("\n" + _words_text(document))
+    for path in (args.html, args.json):
+        if path:
+            print(f"wrote {path}")
     return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
 
 
@@ -310,6 +341,68 @@ def cmd_fidelity_layer(args) -> int:
     print(f"{out}: a Lambda layer with sip_harness.trace (add it to your function, then "
           f"`from sip_harness.trace import traced`)")
     return EXIT_OK
+
+
+def _instant(value: str | None, start_ns: int) -> int | None:
+    """A --since/--until value: seconds after the capture's first frame, or an ISO 8601 time
+    (UTC unless it names its zone); ns since the epoch."""
+    if value is None:
+        return None
+    try:
+        return start_ns + round(float(value) * 1e9)
+    except ValueError:
+        pass
+    from datetime import datetime, timezone
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is neither seconds into the capture nor an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return round(when.timestamp() * 1e9)
+
+
+def _quality_text(document: dict) -> str:
+    """Per stream: the E-model MOS and R-factor with their main inputs, and RTCP's view."""
+    lines = ["Quality (ITU-T G.107 E-model) and RTCP"]
+    for s in document["streams"]:
+        head = f"#{s['index'] + 1} {s['src']} -> {s['dst']}  SSRC {s['ssrc']}"
+        q = s["quality"]
+        if q is None:
+            lines.append(f"{head}  no estimate: {s['quality_note']}")
+        else:
+            i = q["inputs"]
+            lines.append(f"{head}  MOS {q['mos']:.2f}  R {q['r_factor']:.1f}  (loss {i['Ppl']} % from the "
+                         f"{i['loss_source']}, BurstR {i['BurstR']}, delay {i['T_ms']} ms)")
+        reports = s["rtcp"]["reception_reports"]
+        if reports:
+            rtt = [r["rtt_ms"] for r in reports if r["rtt_ms"] is not None]
+            last = reports[-1]
+            lines.append(f"    RTCP: {len(reports)} reports, last {last['fraction_lost_percent']:.1f} % lost lately, "
+                         f"{last['cumulative_lost']} in all, jitter {last['jitter_ms']} ms"
+                         + (f", RTT {min(rtt):.1f}-{max(rtt):.1f} ms" if rtt else ""))
+    if not document["streams"]:
+        lines.append("(no RTP streams)")
+    return "\n".join(lines)
+
+
+def _words_text(document: dict) -> str:
+    """What the recogniser heard per stream: the phrases looked for, and its free decoding."""
+    lines = ["Words heard (pocketsphinx)"]
+    for s in document["streams"]:
+        audio = s["audio"]
+        if not audio or not (audio["words"] or audio["said"]):
+            continue
+        lines.append(f"#{s['index'] + 1} {s['src']} -> {s['dst']}  SSRC {s['ssrc']}")
+        for p in audio["said"]:
+            found = "heard" if p["found"] else p.get("error") or "not heard"
+            at = f" at {p['start']:+.3f} s" if p["found"] else ""
+            lines.append(f"    said {p['phrase']!r}: {found}{at}")
+        for w in audio["words"]:
+            lines.append(f"    {w['start']:+10.3f} s  {w['text'] or '(nothing recognised)'}")
+    if len(lines) == 1:
+        lines.append("(no speech)")
+    return "\n".join(lines)
 
 
 DESCRIPTION = """\
@@ -438,8 +531,19 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--iface", help="capture interface (default: lo for 127.x, else any)")
     call.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     call.add_argument("--out", help="artifact folder (default: artifacts/call-<time>)")
-    analyze = command("analyze", "read any capture: SIP ladder and RTP streams", cmd_analyze)
-    analyze.add_argument("pcap")
+    analyze = command("analyze", "read any capture: calls, SIP ladder, RTP streams, RTCP and MOS, "
+                                 "audio and the words heard", cmd_analyze)
+    analyze.add_argument("pcap", metavar="CAPTURE", help="a pcap or pcapng file")
+    analyze.add_argument("--html", metavar="FILE", help="write the report page (self-contained)")
+    analyze.add_argument("--json", metavar="FILE", help="write the facts as JSON (capture.schema.json)")
+    analyze.add_argument("--call-id", metavar="ID", help="only the dialog with this Call-ID")
+    analyze.add_argument("--since", metavar="T", help="only calls and streams active from T on "
+                         "(seconds after the first frame, or an ISO 8601 time)")
+    analyze.add_argument("--until", metavar="T", help="only calls and streams active until T")
+    analyze.add_argument("--said", action="append", default=[], metavar="PHRASE",
+                         help="look for this phrase in every stream's speech (repeatable)")
+    analyze.add_argument("--no-words", action="store_true",
+                         help="skip the free decoding of speech (the words listed per stream)")
     analyze.add_argument("--bucket", help="a folder of WAV prompts to recognise in the audio")
     analyze.add_argument("--message-log", action="append", default=[], metavar="FILE",
                          help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")

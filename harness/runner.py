@@ -38,8 +38,9 @@ from .wire.analysis import WireAnalysis, analyze_pcap
 from .wire.capture import Capture, CaptureError
 from .wire.http_requests import HttpRequest
 from .wire.sdp import parse_sdp_audio
-from .wire.audio import dtmf_events, label_packets, prompts_in, segments, tone_frequency
+from .wire.audio import dtmf_events, label_packets, prompts_in, segments, stream_pcm, tone_frequency
 from .wire.switch import check_switch
+from .wire.words import RecognitionError, Recognizer
 
 
 class ProfileNotRunnable(RuntimeError):
@@ -494,6 +495,8 @@ class ProfileRun:
         for table, items in (expect.dynamodb or {}).items():
             checks.append(_check_table(table, self.tables.get(table), items) if local
                           else not_observable(f"DynamoDB table {table}", "the table is in your AWS account"))
+        if expect.said is not None:
+            checks.append(self._check_said(stub, wire, expect.said, expect.said_call or self._first_call()))
         if self.profile.network is not None and local:
             checks.append(self._check_impairment(stub, wire, journal))
         if any(e.srtp for e in self.profile.endpoints.values()) or wire.srtp:
@@ -609,6 +612,28 @@ class ProfileRun:
         return Check(name, heard == expected,
                      f"the stub played {heard}" + ("" if heard == expected else f", expected {expected}"),
                      {"prompts": heard})
+
+    def _check_said(self, stub: Stub, wire: WireAnalysis, phrases: list[str], call_name: str) -> Check:
+        """Each phrase recognised (pocketsphinx) in the stub's audio to the call, in order."""
+        stream = self._stub_stream(stub, wire, call_name)
+        if stream is None:
+            return Check("said", False, "no RTP from the stub on the wire")
+        pcm, rate, origin = stream_pcm(stream)
+        recognizer, heard, after = Recognizer(), [], 0.0
+        for phrase in phrases:
+            try:
+                match = recognizer.find_phrase(pcm, rate, phrase, after)
+            except RecognitionError as exc:
+                return Check("said", False, str(exc))
+            heard.append({"phrase": phrase, "at_s": None if match is None else round(
+                (origin - wire.start_ns) / 1e9 + match.start_s, 3)})
+            if match is None:
+                where = "after the phrase before it" if after else ""
+                return Check("said", False, f"{phrase!r} was not heard {where} in the stub's speech to call "
+                             f"{call_name!r}".replace("  ", " "), {"said": heard})
+            after = match.end_s
+        return Check("said", True, "heard " + ", ".join(f"{h['phrase']!r} at {h['at_s']:.2f} s" for h in heard),
+                     {"said": heard})
 
     def _check_prompt_after_answer(self, stub: Stub, wire: WireAnalysis, spec) -> Check:
         name = f"{spec.prompt} after the answer"

@@ -22,16 +22,23 @@ from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.profiles.schema import load_profile
 from harness.report import write_profile_reports, write_junit
+from harness.report.json_report import build_report
+from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 from harness.report.json_report import SCHEMA_PATH
 from harness.runner import Check, ProfileResult, ProfileRun, load_prompts
 from harness.wire.analysis import analyze_pcap
 from harness.wire.testing import CaptureBuilder, sdp_body, sip_message
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
+CAPTURE_SCHEMA = json.loads(CAPTURE_SCHEMA_PATH.read_text())
 
 
 def validate(report: dict) -> list[str]:
     return [str(e) for e in jsonschema_rs.validator_for(SCHEMA).iter_errors(report)]
+
+
+def validate_capture(document: dict) -> list[str]:
+    return [str(e) for e in jsonschema_rs.validator_for(CAPTURE_SCHEMA).iter_errors(document)]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +66,10 @@ def test_report_json_follows_its_schema_and_holds_the_run(run):
     _, paths = run
     report = json.loads(paths["report_json"].read_text())
     assert validate(report) == []
-    assert report["verdict"] == "pass" and report["schema_version"] == 3
+    assert report["verdict"] == "pass" and report["schema_version"] == 4
+    assert validate_capture(report["capture"]) == []
+    assert [c["final_status"] for c in report["capture"]["calls"]] == [200]
+    assert sorted(s["direction"] for s in report["capture"]["streams"]) == ["caller → stub", "stub → caller"]
     assert [m["summary"] for m in report["sip"]][:2] == ["INVITE (SDP)", "100 Trying (INVITE)"]
     assert any(m["summary"] == "BYE" and report["endpoints"][m["src"]] == "stub" for m in report["sip"])
     assert sorted(s["direction"] for s in report["rtp_streams"]) == ["caller → stub", "stub → caller"]
@@ -85,7 +95,9 @@ def test_the_schema_is_valid_and_rejects_broken_reports(run):
     assert validate({k: v for k, v in report.items() if k != "verdict"})
     assert validate({**report, "verdict": "maybe"})
     assert validate({**report, "rtp_streams": [{**report["rtp_streams"][0], "ssrc": 12}]})
-    assert validate({**report, "schema_version": 1})
+    assert validate({**report, "schema_version": 3})
+    jsonschema_rs.meta.validate(CAPTURE_SCHEMA)
+    assert validate_capture({**report["capture"], "calls": [{"call_id": 1}]})
 
 
 class _Dom(HTMLParser):
@@ -257,3 +269,23 @@ def test_junit_xml_counts_failures_and_errors(tmp_path):
     error = cases["errs"].find("error")
     assert error.get("message") == "CallerError: boom" and "/out/c" in error.text
     assert re.search(r"update-to-switch 12\.5 ms", cases["passes"].find("system-out").text)
+
+
+def test_timeline_labels_never_overlap(tmp_path):
+    """A crowded run: many short segments and marks close together."""
+    from harness.report.timeline import timeline_figure
+    pcap, journal, updates = synthetic_capture(tmp_path)
+    result = ProfileResult("crowded", "p.yaml", str(tmp_path), "pass")
+    t0 = json.loads(write_profile_reports(result, analyze_pcap(str(pcap)), journal, tmp_path, updates)
+                    ["report_json"].read_text())["t0"]
+    journal += [{"time": t0 + 0.1 + 0.01 * k, "kind": "media_started", "transaction_id": "tx1", "call_id": "leg-a",
+                 "token": k, "media": "audio", "key": f"prompt-with-a-long-name-{k}.wav"} for k in range(30)]
+    journal += [{"time": t0 + 0.3 + 0.005 * k, "kind": "invocation", "transaction_id": "tx1", "sequence": k,
+                 "event": {"InvocationEventType": "ACTION_SUCCESSFUL", "Sequence": k}} for k in range(12)]
+    report = build_report(result, analyze_pcap(str(pcap)), journal, tmp_path, updates * 5)
+    figure = timeline_figure(report, analyze_pcap(str(pcap)))
+    renderer = figure.canvas.get_renderer()
+    labels = [t for ax in figure.axes for t in ax.texts if t.get_gid() in ("mark-label", "bar-label")]
+    shown = [t.get_window_extent(renderer) for t in labels if t.get_visible()]
+    assert len(labels) > 40 and 5 <= len(shown) < len(labels)
+    assert not [(a, b) for i, a in enumerate(shown) for b in shown[i + 1:] if a.overlaps(b)]

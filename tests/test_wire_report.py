@@ -63,7 +63,7 @@ def test_report_shows_ladder_table_audio_and_dtmf(tmp_path):
     assert audio[0].endswith("callee -> caller")
     assert [line.split(" s  ")[-1] for line in audio[1:5]] == [
         "tone 440 Hz (25 packets)", "silence (30 packets)",
-        "prompt hello.wav from 0.000 s to 0.380 s of it (20 packets)", "speech/other (20 packets)"]
+        "prompt hello.wav from 0.000 s to 0.380 s of it (20 packets)", "other sound (20 packets)"]
     assert audio[1].lstrip().startswith("+0.100 s ..     +0.580 s")
     assert audio[5].endswith("callee")  # the caller's stream: silence around the event
     assert "silence (35 packets)" in audio[6]
@@ -74,7 +74,7 @@ def test_report_shows_ladder_table_audio_and_dtmf(tmp_path):
 def test_report_without_prompts_or_sip(tmp_path):
     hello = (np.random.default_rng(9).standard_normal(int(0.4 * RATE)) * 3000).astype(np.int16)
     text = render_analysis(analyze_pcap(call(tmp_path, hello)))
-    assert "prompt hello" not in text and "speech/other (40 packets)" in text
+    assert "prompt hello" not in text and "other sound (40 packets)" in text
     cb = CaptureBuilder()
     for i in range(10):
         packet = RtpPacket(8, i, 160 * i, 7, b"\xd5" * 160)

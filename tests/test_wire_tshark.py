@@ -237,3 +237,15 @@ def test_live_capture_between_two_sipp_instances_matches_tshark(tmp_path):
                              "-e", "rtpevent.event_id", "-e", "rtpevent.end_of_event"],
                             capture_output=True, text=True, check=True).stdout.split("\n")
     assert {line.split("\t")[0] for line in events if line} == {"1", "11"}
+
+
+def test_a_delta_on_a_rounding_boundary_rounds_as_tshark_does(tmp_path):
+    """16.4465 ms between two packets 31.8 s into the capture: tshark's times are
+    seconds * 1000 + nanoseconds / 1e6 in doubles, and so are ours (16.447, not 16.446)."""
+    cb = CaptureBuilder()
+    invite(cb, {0: "PCMU/8000"})
+    times = [31.787595163, 31.807595163, 31.827595163, 31.844041663, 31.864041663]
+    for i, t in enumerate(times):
+        cb.udp(t, MB, MA, RtpPacket(0, i, 160 * i, 3, bytes(160)).build())
+    [row] = assert_same_as_tshark(cb.write(str(tmp_path / "boundary.pcap"))).values()
+    assert row["min_delta"] == "16.447"

@@ -1,5 +1,6 @@
-"""RTCP packets (RFC 3550 §6): sender and receiver reports, SDES, BYE, parsed and built as
-compound packets, and the report interval of §6.3 / appendix A.7."""
+"""RTCP packets (RFC 3550 §6): sender and receiver reports, SDES, BYE, and extended reports
+(XR, RFC 3611: receiver reference time, DLRR, VoIP metrics), parsed and built as compound
+packets, and the report interval of §6.3 / appendix A.7."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ import struct
 from dataclasses import dataclass
 
 RTCP_VERSION = 2
-SR, RR, SDES, BYE = 200, 201, 202, 203
+SR, RR, SDES, BYE, XR = 200, 201, 202, 203, 207
+XR_RRTR, XR_DLRR, XR_VOIP_METRICS = 4, 5, 7
 SDES_CNAME = 1
 _HEADER = struct.Struct("!BBH")
 _BLOCK = struct.Struct("!IBBHIIII")
@@ -117,8 +119,90 @@ class Bye:
 
 
 @dataclass(frozen=True, slots=True)
+class VoipMetrics:
+    """RFC 3611 §4.7: the receiver's view of one source. Rates are of 256; delays in ms;
+    levels in dBm0 (127: unavailable); R factors 0-100 and MOS x10 (127: unavailable)."""
+
+    ssrc: int
+    loss_rate: int
+    discard_rate: int
+    burst_density: int
+    gap_density: int
+    burst_duration_ms: int
+    gap_duration_ms: int
+    round_trip_delay_ms: int
+    end_system_delay_ms: int
+    signal_level: int = 127
+    noise_level: int = 127
+    rerl: int = 127
+    gmin: int = 16
+    r_factor: int = 127
+    ext_r_factor: int = 127
+    mos_lq: int = 127
+    mos_cq: int = 127
+    rx_config: int = 0
+    jb_nominal_ms: int = 0
+    jb_maximum_ms: int = 0
+    jb_abs_max_ms: int = 0
+
+    _FORMAT = struct.Struct("!IBBBBHHHHbbBBBBBBBxHHH")
+
+    def build(self) -> bytes:
+        return self._FORMAT.pack(*(getattr(self, f) for f in self.__dataclass_fields__))
+
+    @classmethod
+    def parse(cls, data: bytes) -> "VoipMetrics":
+        return cls(*cls._FORMAT.unpack_from(data))
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedReport:
+    """XR (RFC 3611): the sender's SSRC and its report blocks: ("rrtr", ntp), ("dlrr",
+    ((ssrc, lrr, dlrr), ...)), ("voip", VoipMetrics), or (block type, raw bytes)."""
+
+    ssrc: int
+    blocks: tuple[tuple[object, object], ...]
+
+    def build(self) -> bytes:
+        body = struct.pack("!I", self.ssrc)
+        for kind, value in self.blocks:
+            if kind == "rrtr":
+                block_type, data = XR_RRTR, struct.pack("!Q", value)
+            elif kind == "dlrr":
+                block_type, data = XR_DLRR, b"".join(struct.pack("!III", *item) for item in value)
+            elif kind == "voip":
+                block_type, data = XR_VOIP_METRICS, value.build()
+            else:
+                block_type, data = kind, value
+            body += struct.pack("!BBH", block_type, 0, len(data) // 4) + data
+        return _packet(XR, 0, body)
+
+    @classmethod
+    def parse(cls, body: bytes) -> "ExtendedReport":
+        if len(body) < 4:
+            raise RtcpError("XR shorter than its SSRC")
+        blocks, pos = [], 4
+        while pos + 4 <= len(body):
+            block_type, _, words = struct.unpack_from("!BBH", body, pos)
+            data = body[pos + 4:pos + 4 + 4 * words]
+            if len(data) < 4 * words:
+                raise RtcpError(f"XR block type {block_type} longer than the packet")
+            if block_type == XR_RRTR and len(data) >= 8:
+                blocks.append(("rrtr", struct.unpack_from("!Q", data)[0]))
+            elif block_type == XR_DLRR:
+                blocks.append(("dlrr", tuple(struct.unpack_from("!III", data, i)
+                                             for i in range(0, len(data) - 11, 12))))
+            elif block_type == XR_VOIP_METRICS and len(data) >= VoipMetrics._FORMAT.size:
+                blocks.append(("voip", VoipMetrics.parse(data)))
+            else:
+                blocks.append((block_type, bytes(data)))
+            pos += 4 + 4 * words
+        return cls(struct.unpack_from("!I", body)[0], tuple(blocks))
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownRtcp:
-    """Any other RTCP packet type (APP, feedback, XR), kept as its raw body."""
+    """Any other RTCP packet type (APP, feedback), kept as its raw body."""
 
     packet_type: int
     count: int
@@ -128,7 +212,7 @@ class UnknownRtcp:
         return _packet(self.packet_type, self.count, self.body)
 
 
-RtcpPacket = SenderReport | ReceiverReport | SourceDescription | Bye | UnknownRtcp
+RtcpPacket = SenderReport | ReceiverReport | SourceDescription | Bye | ExtendedReport | UnknownRtcp
 
 
 def _packet(packet_type: int, count: int, body: bytes) -> bytes:
@@ -193,6 +277,8 @@ def _parse_one(packet_type: int, count: int, body: bytes) -> RtcpPacket:
         if rest and len(rest) < 1 + rest[0]:
             raise RtcpError("BYE reason longer than the packet")
         return Bye(sources, bytes(rest[1:1 + rest[0]]) if rest else b"")
+    if packet_type == XR:
+        return ExtendedReport.parse(body)
     return UnknownRtcp(packet_type, count, bytes(body))
 
 

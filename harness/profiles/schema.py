@@ -395,6 +395,9 @@ class Expect:
     # table -> items that must be in it after the run: {key: {...}, attribute: value, ...};
     # a value {matches: REGEX} matches the attribute's text
     dynamodb: dict[str, list[dict[str, Any]]] | None = None
+    #: phrases the caller heard, in order: recognised in the stub's speech on the wire
+    said: list[str] | None = None
+    said_call: str | None = None  # whose stream `said` is read from (default: the first call)
 
     def validate(self) -> str | Invalid | None:
         bad = [e for e in self.events or [] if e not in EVENT_TYPES]
@@ -405,6 +408,9 @@ class Expect:
                 if not isinstance(item.get("key"), dict) or not item["key"]:
                     return Invalid(("dynamodb", table, i), "each expected item names its key: "
                                                            "{key: {attribute: value}, ...}")
+        for i, phrase in enumerate(self.said or []):
+            if not phrase.strip():
+                return Invalid(("said", i), "a phrase has no words")
         return None
 
 

@@ -1,5 +1,8 @@
 """The report of one profile run as a JSON document (schema: `report.schema.json`).
 
+Its `capture` is the capture document of the run's capture (`capture_report`, schema
+`capture.schema.json`), with the same time origin and the roles the journal gives.
+
 Every `time`, `start` and `end` in it is in seconds of call time: since `t0`, the capture time
 of the first SIP message (else of the first captured frame, else of the first journal entry),
 in seconds since the epoch (else of the first update; 0 without any of them). The journal
@@ -15,28 +18,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.journal_view import event_error
+from harness.report.capture_report import Options, address, build_capture_document
+from harness.report.capture_report import sip_roles as sip_roles_of
 from harness.sip.message import SipRequest
-from harness.wire.audio import dtmf_events, label_packets, segments
-from harness.wire.pcap import Address
+from harness.wire.audio import content_segments, dtmf_events, label_packets
 
 if TYPE_CHECKING:
     from harness.runner import ProfileResult
     from harness.wire.analysis import WireAnalysis
     from harness.wire.rtp_streams import RtpStream
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 #: The files a run folder may hold, by artifact name (recordings and logs are globbed).
 ARTIFACT_FILES = {"capture": "capture.pcap", "journal": "journal.json", "ladder": "ladder.txt",
                   "report_json": "report.json", "report_html": "report.html",
                   "timeline": "timeline.png"}
 _ENDS_ACTION = ("ACTION_SUCCESSFUL", "ACTION_FAILED")
-
-
-def address(addr: Address) -> str:
-    """'host:port', with IPv6 hosts in brackets."""
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def build_report(result: ProfileResult, wire: WireAnalysis | None, journal: Sequence[dict],
@@ -77,11 +75,14 @@ def build_report(result: ProfileResult, wire: WireAnalysis | None, journal: Sequ
         "updates": _updates(updates, wire, rel, rel_ns),
         "media": _media_spans(journal, rel),
         "audio": [{"src": address(s.src), "dst": address(s.dst), "ssrc": f"0x{s.ssrc:08X}",
-                   "segments": [_segment(seg, rel_ns) for seg in segments(label_packets(s, prompts))]}
+                   "segments": [_segment(seg, rel_ns) for seg in content_segments(label_packets(s, prompts))]}
                   for s in streams if roles.get(address(s.src)) == "stub"],
         "dtmf": [{"time": rel_ns(ev.start_ts_ns), "src": address(s.src), "dst": address(s.dst),
                   "digit": ev.digit, "event": ev.event, "duration_ms": round(ev.duration_ms, 3),
                   "ended": ev.ended} for s in streams for ev in dtmf_events(s)],
+        "capture": None if wire is None else build_capture_document(
+            wire, options=Options(prompts=prompts or {}, transcribe=False), t0=t0,
+            roles={**sip_roles_of(wire), **roles}),
     }
 
 

@@ -3,7 +3,8 @@
 On one call-time axis: a lane chart of what happened (the handler's invocations, what the
 stub's journal says it played, the audio recognised on the wire in each stub→peer stream),
 then each RTP direction's audio as a spectrogram; update requests, DTMF events and BYEs are
-vertical lines across all of it.
+vertical lines across all of it. Labels never overlap: a label that would cover one drawn
+before it (marks first, then bars from left to right) is left out.
 """
 from __future__ import annotations
 
@@ -16,17 +17,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.report.json_report import address
-from harness.wire.audio import SAMPLE_RATE, audio_frames
+from harness.report.capture_report import address
+from harness.report.spectrogram import FLOOR_DB, NFFT, spectrogram_db
+from harness.wire.audio import SAMPLE_RATE, stream_pcm
 
 if TYPE_CHECKING:
     from harness.wire.analysis import WireAnalysis
 
 MAX_FLOWS = 6
-_MAX_COLUMNS = 4000
-_NFFT = 256
 _FRAME_S = 0.02
-_FLOOR_DB = -90.0
 #: marks closer than this share of the time axis get their labels staggered
 _CLOSE = 0.08
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -39,6 +38,12 @@ _MARKS = {"update": ("#e8000b", "--"), "BYE": ("#00a2d3", "-"), "DTMF": ("#2ca02
 
 def draw_timeline(report: dict, wire: WireAnalysis | None, path: Path) -> Path:
     """Draw the run's timeline into `path` (PNG) from its report and its capture."""
+    timeline_figure(report, wire).savefig(path, format="png")
+    return path
+
+
+def timeline_figure(report: dict, wire: WireAnalysis | None) -> Figure:
+    """The timeline picture of a run as a matplotlib figure."""
     roles = report["endpoints"]
     flows = _flows(wire, roles) if wire else []
     lanes = _lanes(report, roles)
@@ -83,8 +88,8 @@ def draw_timeline(report: dict, wire: WireAnalysis | None, path: Path) -> Path:
                loc="upper right", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.99, 1.0))
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.1, right=0.94, top=1 - 0.6 / height, bottom=0.45 / height)
-    fig.savefig(path, format="png")
-    return path
+    _drop_overlapping_labels(fig, [top])
+    return fig
 
 
 def _flows(wire: WireAnalysis, roles: dict[str, str]):
@@ -158,6 +163,7 @@ def _draw_lanes(ax, lanes: Sequence[tuple[str, list]], left: float, right: float
                 late = t > (left + right) / 2
                 ax.plot([t], [y + 0.3 - 0.3 * level], marker="v", color=colour, markersize=5)
                 ax.annotate(label, (t, y + 0.3 - 0.3 * level), xytext=(-4 if late else 4, 0),
+                            gid="mark-label",
                             textcoords="offset points", fontsize=7, va="center", color=colour,
                             ha="right" if late else "left")
             else:
@@ -165,38 +171,28 @@ def _draw_lanes(ax, lanes: Sequence[tuple[str, list]], left: float, right: float
                 end = right if end is None else end
                 ax.broken_barh([(start, end - start)], (y - 0.35, 0.7),
                                facecolors=_colour(key, colours), edgecolor="white", linewidth=0.5)
-                ax.text(start, y, " " + label, fontsize=7, va="center", clip_on=True)
+                text = ax.text(start, y, " " + label, fontsize=7, va="center", clip_on=True)
+                text.set_gid("bar-label")
     ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.set_yticks(range(len(lanes)), [name for name, _ in reversed(lanes)], fontsize=8)
     ax.grid(axis="x", color="#eeeeee")
 
 
 def _draw_spectrogram(ax, streams, t0: float, lo: float, hi: float):
-    """The streams' decoded audio as power in dBFS (returns the image). Packets are placed by
-    their RTP timestamps, anchored on the least delayed packet of each stream, so that arrival
-    jitter does not tear the audio apart."""
-    pcm = np.zeros(int((hi - lo) * SAMPLE_RATE) + _NFFT, dtype=np.float32)
+    """The streams' decoded audio as power in dBFS (returns the image), each stream placed on
+    the call-time axis where `stream_pcm` anchors it."""
+    pcm = np.zeros(int((hi - lo) * SAMPLE_RATE) + NFFT, dtype=np.float32)
     for stream in streams:
-        frames = audio_frames(stream)
-        if not frames:
+        samples, rate, origin = stream_pcm(stream)
+        if rate != SAMPLE_RATE or not len(samples):
             continue
-        first = frames[0][0].timestamp
-        media = [((f.timestamp - first + 0x80000000) % 0x100000000 - 0x80000000)
-                 / stream.encodings[f.payload_type][1] for f, _ in frames]
-        origin = min(f.ts_ns / 1e9 - m for (f, _), m in zip(frames, media)) - t0 - lo
-        for (_, samples), m in zip(frames, media):
-            at = int(round((origin + m) * SAMPLE_RATE))
-            if 0 <= at < len(pcm):
-                chunk = samples[:len(pcm) - at]
-                pcm[at:at + len(chunk)] = chunk
-    hop = max(SAMPLE_RATE // 100, -(-len(pcm) // _MAX_COLUMNS))
-    window = np.hanning(_NFFT)
-    windows = np.lib.stride_tricks.sliding_window_view(pcm, _NFFT)[::hop] * window
-    power = np.abs(np.fft.rfft(windows, axis=1)) / (window.sum() / 2 * 32768)
-    db = 20 * np.log10(np.maximum(power, 10 ** (_FLOOR_DB / 20)))
-    start = lo + (_NFFT - hop) / 2 / SAMPLE_RATE  # each column centred on its window
-    image = ax.imshow(db.T, origin="lower", aspect="auto", cmap="magma", vmin=_FLOOR_DB, vmax=0,
-                      extent=(start, start + len(windows) * hop / SAMPLE_RATE, 0, SAMPLE_RATE / 2),
+        at = int(round((origin / 1e9 - t0 - lo) * SAMPLE_RATE))
+        chunk = samples[max(-at, 0):max(len(pcm) - at, 0)]
+        pcm[max(at, 0):max(at, 0) + len(chunk)] = chunk
+    db, hop = spectrogram_db(pcm, SAMPLE_RATE)
+    start = lo + (NFFT - hop) / 2 / SAMPLE_RATE  # each column centred on its window
+    image = ax.imshow(db.T, origin="lower", aspect="auto", cmap="magma", vmin=FLOOR_DB, vmax=0,
+                      extent=(start, start + len(db) * hop / SAMPLE_RATE, 0, SAMPLE_RATE / 2),
                       interpolation="nearest")
     ax.set_yticks([0, 1000, 2000, 3000, 4000])
     return image
@@ -218,6 +214,20 @@ def _draw_marks(ax, report: dict, labelled: bool) -> None:
             lo, hi = ax.get_xlim()
             close = previous is not None and t - previous < _CLOSE * (hi - lo)
             level, previous = (level + 1) % 3 if close else 0, t
-            ax.annotate(label, (t, 1.0), xycoords=("data", "axes fraction"),
+            ax.annotate(label, (t, 1.0), xycoords=("data", "axes fraction"), gid="mark-label",
                         xytext=(2, 2 + 9 * level), textcoords="offset points", fontsize=7,
                         color=colour, va="bottom")
+
+
+def _drop_overlapping_labels(fig, axes) -> None:
+    """Hide each label (marks first, then bar labels, left to right) that overlaps one kept."""
+    renderer = fig.canvas.get_renderer()
+    labels = [t for ax in axes for t in ax.texts if t.get_gid() in ("mark-label", "bar-label")]
+    labels.sort(key=lambda t: (t.get_gid() != "mark-label", t.get_window_extent(renderer).x0))
+    kept = []
+    for text in labels:
+        box = text.get_window_extent(renderer).expanded(1.0, 1.0)
+        if any(box.overlaps(other) for other in kept):
+            text.set_visible(False)
+        else:
+            kept.append(box)

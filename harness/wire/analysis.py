@@ -1,4 +1,4 @@
-"""One pass over a capture: SIP ladder and dialogs, HTTP requests, RTP streams."""
+"""One pass over a capture: SIP ladder and dialogs, HTTP requests, RTP streams, ICMP errors."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -8,9 +8,11 @@ from pathlib import Path
 from harness.wire.datagrams import decode_capture
 from harness.sip.sdes import SdesCrypto
 from harness.wire.http_requests import HttpRequest, http_requests
+from harness.wire.icmp import IcmpError
 from harness.wire.message_log import logged_messages, read_message_logs
 from harness.wire.packets import Address
 from harness.wire.pcap_records import read_records
+from harness.wire.rtcp_reports import RtcpReports, find_rtcp
 from harness.wire.rtp_streams import RtpFrame, RtpStream, find_rtp_streams
 from harness.wire.sip_ladder import SipOnWire, group_dialogs, ladder_text, sip_from_tcp, sip_from_udp
 from harness.wire.srtp import SrtpFlow, decrypt_srtp
@@ -35,6 +37,10 @@ class WireAnalysis:
     srtp: tuple[SrtpFlow, ...] = ()
     #: the SIP messages taken from message logs, not from the capture (SIP over TLS)
     logged_sip: int = 0
+    icmp: tuple[IcmpError, ...] = ()
+    rtcp: RtcpReports = RtcpReports((), (), (), ())
+    #: what could not be read (a file cut short, snapped frames, incomplete fragments)
+    warnings: tuple[str, ...] = ()
 
     def ladder_text(self) -> str:
         """The SIP dialogs as text ladders, one column per endpoint."""
@@ -83,4 +89,5 @@ def analyze_pcap(path: str, message_logs: Iterable[Path] = (),
     return WireAnalysis(path=path, start_ns=capture.start_ns, frames=capture.frames,
                         sip=tuple(sip), dialogs=group_dialogs(sip),
                         http=tuple(http_requests(text_messages)), rtp_streams=tuple(streams),
-                        srtp=tuple(srtp), logged_sip=len(logged))
+                        srtp=tuple(srtp), logged_sip=len(logged), icmp=capture.icmp,
+                        rtcp=find_rtcp(capture.udp), warnings=capture.warnings)

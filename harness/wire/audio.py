@@ -10,6 +10,13 @@ Each G.711 packet is decoded and labelled on its own:
 - "tone" with its frequency (a single spectral peak holding most of the energy),
 - "silence" (level below a threshold), or "other" (speech, noise, dual tones...).
 Telephone-event packets are left out of the audio and decoded to DTMF events instead.
+
+`segments` merges consecutive packets with the same label. `content_segments` is what a
+person would say the stream carries: runs shorter than a real tone (`MIN_SEGMENT_MS`) are
+merged into their neighbour, so a vowel that happens to look like a pure tone does not break
+a sentence apart, and sound with pauses shorter than `PAUSE_MS` is one segment: "speech" when
+its level moves like syllables do, else "other". `stream_pcm` is a stream's audio as one
+signal, each packet at its RTP timestamp (G.711, and G.722 with the G722 package).
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+import G722  # sippy's libg722 binding: the ITU-T reference decoder
 
 from harness.media.g711 import DECODERS, ENCODERS
 from harness.media.rtp import RtpError, TelephoneEvent
@@ -29,6 +38,15 @@ SILENCE_DBFS = -50.0
 TONE_PURITY = 0.9
 #: Minimum normalised correlation for the correlation fallback to recognise a prompt.
 CORRELATION_THRESHOLD = 0.9
+#: runs shorter than this are not a tone of their own: call progress tones last 250 ms and
+#: more, and a DTMF digit is two frequencies (not a tone here)
+MIN_SEGMENT_MS = 100.0
+#: a spectral peak below this is not a tone (hum, DC)
+MIN_TONE_HZ = 50.0
+#: silences shorter than this between two stretches of sound are part of them
+PAUSE_MS = 500.0
+#: per-packet level spread (dB, standard deviation) above which sound is taken for speech
+SPEECH_LEVEL_SPREAD_DB = 5.0
 _FFT_SIZE = 8192
 _MAX_GAP_PACKETS = 50
 #: packets of audio correlated at once, and packets to wait after a search found nothing
@@ -63,6 +81,42 @@ class PacketAudio:
         if self.kind == "tone":
             return f"tone:{round(self.frequency_hz)}Hz"
         return self.kind
+
+
+@dataclass(frozen=True, eq=False)
+class PacketLabels(Sequence[PacketAudio]):
+    """The labels of a stream's packets as columns; indexing and iterating build PacketAudio."""
+
+    number: list[int]
+    ts_ns: list[int]
+    sequence: list[int]
+    kind: list[str]
+    level_dbfs: list[float]
+    frequency_hz: list[float | None]
+    prompt: list[str | None]
+    offset: list[int | None]
+    match: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return PacketAudio(*(getattr(self, name)[index] for name in _LABEL_COLUMNS))
+
+    def __iter__(self):
+        return map(PacketAudio, *(getattr(self, name) for name in _LABEL_COLUMNS))
+
+    @classmethod
+    def of(cls, labels: Sequence[PacketAudio]) -> PacketLabels:
+        if isinstance(labels, PacketLabels):
+            return labels
+        return cls(*([getattr(p, name) for p in labels] for name in _LABEL_COLUMNS))
+
+
+_LABEL_COLUMNS = ("number", "ts_ns", "sequence", "kind", "level_dbfs", "frequency_hz", "prompt", "offset",
+                  "match")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +185,30 @@ def decode_frame(stream: RtpStream, frame: RtpFrame) -> np.ndarray | None:
 
 def audio_frames(stream: RtpStream) -> list[tuple[RtpFrame, np.ndarray]]:
     """The stream's G.711 packets with their decoded samples, in capture order."""
-    g711 = [pt for pt in stream.payload_types
-            if (stream.encoding_name(pt) or "").upper() in DECODERS]
+    frames, decoded, starts = decoded_g711(stream)
+    return [(frame, decoded[start:start + size]) for frame, start, size
+            in zip(frames, starts.tolist(), frames.length.tolist())]
+
+
+def decoded_g711(stream: RtpStream):
+    """(the stream's G.711 packets, all their samples decoded in one array, where each
+    packet's samples start in it), decoded at once rather than packet by packet."""
+    names = {pt: (stream.encoding_name(pt) or "").upper() for pt in stream.payload_types}
+    g711 = [pt for pt, name in names.items() if name in DECODERS]
     frames = stream.packets.select(np.isin(stream.packets.payload_type, g711))
-    return [(frame, decode_frame(stream, frame)) for frame in frames]
+    lengths = frames.length
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    if not len(frames):
+        return frames, np.zeros(0, np.int16), starts
+    buf = np.frombuffer(frames.data, np.uint8)
+    flat = buf[np.repeat(frames.offset - starts, lengths) + np.arange(int(ends[-1]))]
+    codecs = {names[pt] for pt in np.unique(frames.payload_type).tolist()}
+    decoded = DECODERS[codecs.pop()](flat.tobytes())
+    for other in codecs:  # a stream that changes law midway
+        mask = np.repeat(np.array([names[pt] == other for pt in frames.payload_type.tolist()]), lengths)
+        decoded = np.where(mask, DECODERS[other](flat.tobytes()), decoded)
+    return frames, decoded, starts
 
 
 def dtmf_events(stream: RtpStream) -> list[DtmfEvent]:
@@ -237,42 +311,44 @@ class PromptMatcher:
 
 
 def label_packets(stream: RtpStream, prompts: Mapping[str, np.ndarray] | None = None,
-                  matcher: PromptMatcher | None = None) -> list[PacketAudio]:
+                  matcher: PromptMatcher | None = None, decoded=None) -> PacketLabels:
     """Label every audio packet of a stream (see the module docstring).
 
-    Pass `prompts`, or a `matcher` built once to reuse for several streams. Packets with the
-    same payload (digital silence, a steady tone, a repeated prompt) are measured once.
+    Pass `prompts`, or a `matcher` built once to reuse for several streams. Levels are
+    computed for all packets at once; packets with the same payload (digital silence, a
+    steady tone, a repeated prompt) are searched for a tone once. `decoded` is the stream's
+    `decoded_g711`, when the caller has it already.
     """
-    frames = audio_frames(stream)
+    frames, decoded, starts = decoded or decoded_g711(stream)
+    lengths = frames.length
+    if not len(frames):
+        return PacketLabels.of([])
+    power = np.add.reduceat(decoded.astype(np.float64) ** 2, starts) / np.maximum(lengths, 1)
+    rms = np.sqrt(np.where(lengths > 0, power, 0.0))
+    levels = np.where(rms > 0, 20 * np.log10(np.maximum(rms, 1e-12) / 32768), -120.0).tolist()
     if matcher is None and prompts:
-        codec = next((stream.encoding_name(f.payload_type) for f, _ in frames), None) or "PCMU"
+        codec = stream.encoding_name(int(frames.payload_type[0])) or "PCMU"
         matcher = PromptMatcher(prompts, codec.upper())
-    level_of: dict[tuple[int, bytes], float] = {}
+    prompt_labels = _match_prompts(audio_frames(stream), levels, matcher) if matcher else None
+    loud = np.asarray(levels) >= SILENCE_DBFS
+    tones = [None] * len(frames)
     tone_of: dict[tuple[int, bytes], float | None] = {}
-    levels = []
-    for frame, pcm in frames:
-        key = (frame.payload_type, frame.payload)
-        if key not in level_of:
-            level_of[key] = level_dbfs(pcm)
-        levels.append(level_of[key])
-    prompt_labels = _match_prompts(frames, levels, matcher) if matcher else [None] * len(frames)
-    out = []
-    for (frame, pcm), level, match in zip(frames, levels, prompt_labels):
-        base = dict(number=frame.number, ts_ns=frame.ts_ns, sequence=frame.sequence,
-                    level_dbfs=level)
-        if match is not None:
-            name, offset, how = match
-            out.append(PacketAudio(kind="prompt", prompt=name, offset=offset, match=how, **base))
-        elif level < SILENCE_DBFS:
-            out.append(PacketAudio(kind="silence", **base))
-        else:
-            key = (frame.payload_type, frame.payload)
-            if key not in tone_of:
-                tone_of[key] = tone_frequency(pcm)
-            freq = tone_of[key]
-            out.append(PacketAudio(kind="tone" if freq is not None else "other",
-                                   frequency_hz=freq, **base))
-    return out
+    data = frames.data
+    for i, pt, start, size, offset in zip(np.flatnonzero(loud).tolist(), frames.payload_type[loud].tolist(),
+                                          starts[loud].tolist(), lengths[loud].tolist(),
+                                          frames.offset[loud].tolist()):
+        key = (pt, data[offset:offset + size])
+        if key not in tone_of:
+            found = tone_frequency(decoded[start:start + size])
+            tone_of[key] = found if found is not None and found >= MIN_TONE_HZ else None
+        tones[i] = tone_of[key]
+    matches = prompt_labels or [None] * len(frames)
+    kinds = ["prompt" if m is not None else "silence" if not on else "tone" if f is not None else "other"
+             for m, on, f in zip(matches, loud.tolist(), tones)]
+    return PacketLabels(frames.number.tolist(), frames.ts_ns.tolist(), frames.sequence.tolist(), kinds,
+                        levels, [None if m is not None else f for m, f in zip(matches, tones)],
+                        [m and m[0] for m in matches], [m and m[1] for m in matches],
+                        [m and m[2] for m in matches])
 
 
 def _match_prompts(frames: Sequence[tuple[RtpFrame, np.ndarray]], levels: Sequence[float],
@@ -362,38 +438,103 @@ def _contiguous_audio(frames, i: int) -> np.ndarray:
 
 
 def segments(labels: Sequence[PacketAudio]) -> list[AudioSegment]:
-    """Merge consecutive packets with the same label (tones within 2 % of each other)."""
+    """Merge consecutive packets with the same label (tones within 2 % of a run's first)."""
+    cols = PacketLabels.of(labels)
+    kind, freq, prompt, ts, offset = cols.kind, cols.frequency_hz, cols.prompt, cols.ts_ns, cols.offset
     out: list[AudioSegment] = []
-    run: list[PacketAudio] = []
-
-    def close() -> None:
-        if not run:
-            return
-        first, last = run[0], run[-1]
-        freq = float(np.median([p.frequency_hz for p in run])) if first.kind == "tone" else None
-        label = f"tone:{round(freq)}Hz" if freq is not None else first.label
-        out.append(AudioSegment(first.kind, label, first.ts_ns, last.ts_ns, len(run),
-                                first.prompt, freq, first.offset, last.offset))
-
-    for p in labels:
-        if run and _same(run, p):
-            run.append(p)
-        else:
-            close()
-            run = [p]
-    close()
+    start = 0
+    for i in range(1, len(cols) + 1):
+        if i < len(cols) and kind[i] == kind[start] and (
+                (kind[i] == "prompt" and prompt[i] == prompt[start])
+                or (kind[i] == "tone" and abs(freq[i] - freq[start]) <= 0.02 * freq[start])
+                or kind[i] not in ("prompt", "tone")):
+            continue
+        run_freq = float(np.median(freq[start:i])) if kind[start] == "tone" else None
+        label = (f"tone:{round(run_freq)}Hz" if run_freq is not None
+                 else f"prompt:{prompt[start]}" if kind[start] == "prompt" else kind[start])
+        out.append(AudioSegment(kind[start], label, ts[start], ts[i - 1], i - start, prompt[start],
+                                run_freq, offset[start], offset[i - 1]))
+        start = i
     return out
 
 
-def _same(run: list[PacketAudio], p: PacketAudio) -> bool:
-    first = run[0]
-    if p.kind != first.kind:
-        return False
-    if p.kind == "prompt":
-        return p.prompt == first.prompt
-    if p.kind == "tone":
-        return abs(p.frequency_hz - first.frequency_hz) <= 0.02 * first.frequency_hz
-    return True
+def content_segments(labels: Sequence[PacketAudio]) -> list[AudioSegment]:
+    """What the stream carries, as a person would name it (see the module docstring)."""
+    segs = segments(labels)
+    while len(segs) > 1:  # fold the shortest too-short run into its longer neighbour
+        short = [i for i, seg in enumerate(segs)
+                 if seg.kind != "prompt" and seg.duration_ms + 20 < MIN_SEGMENT_MS]
+        if not short:
+            break
+        i = short[0]
+        into = max((j for j in (i - 1, i + 1) if 0 <= j < len(segs)), key=lambda j: segs[j].packets)
+        segs = _merge(segs, min(i, into), max(i, into), segs[into])
+    out: list[AudioSegment] = []
+    for i, seg in enumerate(segs):
+        pause = (seg.kind == "silence" and seg.duration_ms < PAUSE_MS and bool(out)
+                 and out[-1].kind == "other" and i + 1 < len(segs) and segs[i + 1].kind == "other")
+        if (seg.kind == "other" or pause) and out and out[-1].kind == "other":
+            out[-1] = _merge([out[-1], seg], 0, 1, out[-1])[0]
+        else:
+            out.append(seg)
+    cols = PacketLabels.of(labels)
+    times, levels = np.array(cols.ts_ns, np.int64), np.array(cols.level_dbfs)
+    return [_speech_or_other(seg, times, levels) if seg.kind == "other" else seg for seg in out]
+
+
+def _merge(segs: list[AudioSegment], first: int, last: int, like: AudioSegment) -> list[AudioSegment]:
+    """segs[first..last] as one segment labelled like `like`."""
+    same = [s for s in segs[first:last + 1] if s.label == like.label]
+    merged = AudioSegment(like.kind, like.label, segs[first].start_ts_ns, segs[last].end_ts_ns,
+                          sum(s.packets for s in segs[first:last + 1]), like.prompt,
+                          like.frequency_hz, same[0].first_offset, same[-1].last_offset)
+    return segs[:first] + [merged] + segs[last + 1:]
+
+
+def _speech_or_other(seg: AudioSegment, times: np.ndarray, levels: np.ndarray) -> AudioSegment:
+    """Speech when the audible packets' levels spread like syllables, else other sound."""
+    inside = levels[np.searchsorted(times, seg.start_ts_ns):np.searchsorted(times, seg.end_ts_ns, "right")]
+    audible = inside[inside >= SILENCE_DBFS]
+    kind = "speech" if len(audible) >= 5 and float(np.std(audible)) >= SPEECH_LEVEL_SPREAD_DB else "other"
+    return AudioSegment(kind, kind, seg.start_ts_ns, seg.end_ts_ns, seg.packets)
+
+
+def stream_pcm(stream: RtpStream, decoded=None) -> tuple[np.ndarray, int, int]:
+    """(samples, sample rate, capture time in ns of sample 0) of the stream's audio: G.711 at
+    8 kHz or G.722 at 16 kHz, each packet placed by its RTP timestamp (lost packets and
+    pauses are silence), the whole anchored on the least delayed packet, so that arrival
+    jitter does not tear the audio apart. Empty for other codecs. `decoded` is the stream's
+    `decoded_g711`, when the caller has it already."""
+    names = {pt: (stream.encoding_name(pt) or "").upper() for pt in stream.payload_types}
+    codec = next((n for n in names.values() if n in DECODERS or n == "G722"), None)
+    if codec is None:
+        return np.zeros(0, np.int16), SAMPLE_RATE, stream.start_ts_ns
+    kinds = ("G722",) if codec == "G722" else tuple(DECODERS)
+    frames = stream.packets.select(np.isin(stream.packets.payload_type,
+                                           [pt for pt, n in names.items() if n in kinds]))
+    rate = 16000 if codec == "G722" else SAMPLE_RATE
+    per_tick = rate // SAMPLE_RATE  # G.722's RTP clock runs at 8 kHz (RFC 3551)
+    ticks = (frames.timestamp - int(frames.timestamp[0]) + 0x80000000) % 0x100000000 - 0x80000000
+    at = (ticks - ticks.min()) * per_tick
+    decoded, starts, sizes = _decode_all(codec, stream, frames, decoded)
+    total = min(int((at + sizes).max()), 3600 * rate)  # a timestamp jump: keep short of an hour
+    pcm = np.zeros(total, np.int16)
+    where = np.repeat(at - starts, sizes) + np.arange(len(decoded))
+    inside = where < total
+    pcm[where[inside]] = decoded[inside]  # in capture order: a duplicate overwrites
+    origin = int(np.min(frames.ts_ns - (at * 1e9 / rate).astype(np.int64)))
+    return pcm, rate, origin
+
+
+def _decode_all(codec: str, stream: RtpStream, frames, g711=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(all samples, where each packet's start, how many each has)."""
+    if codec != "G722":
+        _, decoded, starts = g711 or decoded_g711(stream)
+        return decoded, starts, frames.length
+    decoder = G722.G722(16000, 64000)  # one decoder across the packets: ADPCM state runs on
+    parts = [np.asarray(decoder.decode(frames.payload(i)), np.int16) for i in range(len(frames))]
+    sizes = np.array([len(part) for part in parts], np.int64)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int16), np.cumsum(sizes) - sizes, sizes
 
 
 def prompts_in(found: Sequence[AudioSegment]) -> list[str]:

@@ -2,8 +2,10 @@
 
 Frames on Ethernet, Linux cooked (v1, v2), raw-IP and BSD loopback links that carry an
 unfragmented IPv4 packet without options with UDP in it are decoded vectorised from the
-records' `head` matrix; every other frame that may hold UDP or TCP (802.1Q tags, IPv6, IP
-options, TCP, other link types) goes through `packets.decode_frame`, one by one.
+records' `head` matrix; every other frame that may hold UDP, TCP or ICMP (802.1Q tags, IPv6,
+IP options, IP fragments, TCP, ICMP, other link types) goes through `packets.decode_frame`,
+one by one. Fragments are reassembled (`fragments`); a reassembled UDP datagram belongs to
+the frame that completed it, and its payload is appended to `Datagrams.data`.
 
 An endpoint (address, port) is one int64 key: `ip_id << 16 | port`, where `ip_id` is the
 IPv4 address as an unsigned 32-bit number, or 2**32 + its index in `Datagrams.addresses`
@@ -16,9 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.wire.packets import (ETH_IPV4, ETH_IPV6, ETH_QINQ, ETH_VLAN, LINKTYPE_ETHERNET,
+from harness.wire.fragments import Reassembler
+from harness.wire.icmp import IcmpError, parse_icmp_error
+from harness.wire.packets import (ETH_IPV4, ETH_IPV6, ETH_QINQ, ETH_VLAN, ICMP, LINKTYPE_ETHERNET,
                                   LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL,
-                                  RAW_IP_LINKTYPES, TCP, UDP, Address, Packet, decode_frame)
+                                  RAW_IP_LINKTYPES, TCP, UDP, Address, IpFragment, Packet,
+                                  decode_frame, transport)
 from harness.wire.pcap_records import CaptureRecords
 
 #: Payload bytes kept per datagram in `Datagrams.prefix`: an RTP fixed header.
@@ -88,12 +93,15 @@ class Datagrams:
 
 @dataclass(frozen=True)
 class DecodedCapture:
-    """A capture's frame count and first frame's time, its UDP datagrams and TCP segments."""
+    """A capture's frame count and first frame's time, its UDP datagrams, TCP segments and
+    ICMP errors, and what could not be read (see `CaptureRecords.warnings`)."""
 
     start_ns: int
     frames: int
     udp: Datagrams
     tcp: tuple[Packet, ...]
+    icmp: tuple[IcmpError, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def decode_capture(records: CaptureRecords) -> DecodedCapture:
@@ -111,18 +119,22 @@ def decode_capture(records: CaptureRecords) -> DecodedCapture:
         else:
             general.append(rows)
     addresses: dict[str, int] = {}
-    slow_udp, tcp = _general(records, np.sort(np.concatenate(general or [np.zeros(0, np.int64)])),
-                             addresses)
+    slow = _General(records, addresses)
+    slow_udp, tcp, icmp, extra = slow.decode(np.sort(np.concatenate(general or [np.zeros(0, np.int64)])))
     parts = [c for c in fast + [slow_udp] if len(c["row"])] or [slow_udp]
     columns = dict(parts[0])
     if len(parts) > 1:  # several link types, or frames from the general decoder: merge in order
         order = np.argsort(np.concatenate([c["row"] for c in parts]), kind="stable")
         columns = {name: np.concatenate([c[name] for c in parts])[order] for name in columns}
     rows = columns.pop("row")
-    udp = Datagrams(records.data, rows + 1, records.ts_ns[rows], addresses=tuple(addresses),
-                    **columns)
+    udp = Datagrams(bytes(records.data) + extra if extra else records.data, rows + 1, records.ts_ns[rows],
+                    addresses=tuple(addresses), **columns)
     start = int(records.ts_ns[0]) if records.frames else 0
-    return DecodedCapture(start, records.frames, udp, tuple(tcp))
+    warnings = list(records.warnings)
+    if slow.reassembler.incomplete:
+        warnings.append(f"{slow.reassembler.incomplete} fragmented IP packets were not complete "
+                        f"in the capture and are left out")
+    return DecodedCapture(start, records.frames, udp, tuple(tcp), tuple(icmp), tuple(warnings))
 
 
 def _fast_udp(records: CaptureRecords, rows: np.ndarray, l3: int, type_at: int | None,
@@ -150,7 +162,8 @@ def _fast_udp(records: CaptureRecords, rows: np.ndarray, l3: int, type_at: int |
     unfragmented = (words[:, ip + 3] & 0x3FFF) == 0
     proto = head[:, l3 + 9]
     plain = ipv4 & ~options & unfragmented
-    general |= (options & unfragmented) | (plain & (proto == TCP))
+    general |= (ipv4 & ~unfragmented) | (options & unfragmented) \
+        | (plain & np.isin(proto, (TCP, ICMP)))
     total = words[:, ip + 1].astype(np.int64)
     end = np.where(total > 0, np.minimum(length, l3 + total), length)
     udp_len = words[:, ip + 12].astype(np.int64)
@@ -172,36 +185,68 @@ def _fast_udp(records: CaptureRecords, rows: np.ndarray, l3: int, type_at: int |
     return columns, rows[general]
 
 
-def _general(records: CaptureRecords, rows: np.ndarray, addresses: dict[str, int]):
-    """Decode `rows` one by one: UDP columns (as `_fast_udp`) and TCP packets."""
-    udp: dict[str, list] = {"row": [], "src": [], "dst": [], "offset": [], "length": []}
-    prefixes: list[bytes] = []
-    tcp: list[Packet] = []
+class _General:
+    """Decodes frames one by one: UDP columns (as `_fast_udp`), TCP packets, ICMP errors, and
+    the IP packets reassembled from fragments."""
 
-    def key(addr: Address) -> int:
+    def __init__(self, records: CaptureRecords, addresses: dict[str, int]):
+        self.records, self.addresses = records, addresses
+        self.reassembler = Reassembler()
+        self.udp: dict[str, list] = {"row": [], "src": [], "dst": [], "offset": [], "length": []}
+        self.prefixes: list[bytes] = []
+        self.tcp: list[Packet] = []
+        self.icmp: list[IcmpError] = []
+        self.extra: list[bytes] = []  # reassembled payloads, placed after the file's bytes
+        self.extra_size = 0
+
+    def decode(self, rows: np.ndarray):
+        records = self.records
+        for row in rows.tolist():
+            frame = records.frame(row)
+            found = decode_frame(frame, int(records.linktype[row]))
+            base = int(records.offset[row])
+            if isinstance(found, IpFragment):
+                payload = self.reassembler.add(found)
+                if payload is None:
+                    continue
+                frame, base = payload, None
+                found = transport(payload, 0, len(payload), found.protocol, found.src, found.dst)
+            if found is not None:
+                self._add(row, frame, base, found)
+        columns = {name: np.array(values, np.int64) for name, values in self.udp.items()}
+        columns["prefix"] = np.frombuffer(b"".join(self.prefixes), np.uint8).reshape(-1, PREFIX_BYTES)
+        return columns, self.tcp, self.icmp, b"".join(self.extra)
+
+    def _add(self, row: int, frame: bytes, base: int | None, found) -> None:
+        """Record what frame `row` carries; `base` is where `frame` starts in the file (None:
+        a reassembled payload, kept in `extra`)."""
+        payload = frame[found.payload_start:found.payload_end]
+        ts_ns = int(self.records.ts_ns[row])
+        if found.protocol == UDP:
+            if base is None:
+                offset = len(self.records.data) + self.extra_size
+                self.extra.append(payload)
+                self.extra_size += len(payload)
+            else:
+                offset = base + found.payload_start
+            self.udp["row"].append(row)
+            self.udp["src"].append(self._key(found.src))
+            self.udp["dst"].append(self._key(found.dst))
+            self.udp["offset"].append(offset)
+            self.udp["length"].append(len(payload))
+            self.prefixes.append(payload[:PREFIX_BYTES].ljust(PREFIX_BYTES, b"\0"))
+        elif found.protocol == TCP:
+            self.tcp.append(Packet(row + 1, ts_ns, found.src, found.dst, "tcp", payload,
+                                   found.tcp_seq, found.tcp_flags))
+        else:
+            error = parse_icmp_error(row + 1, ts_ns, found.src[0], found.protocol, payload)
+            if error is not None:
+                self.icmp.append(error)
+
+    def _key(self, addr: Address) -> int:
         ip, port = addr
         if ":" in ip:
-            ip_id = _IPV6_BASE + addresses.setdefault(ip, len(addresses))
+            ip_id = _IPV6_BASE + self.addresses.setdefault(ip, len(self.addresses))
         else:
             ip_id = int.from_bytes(socket.inet_aton(ip), "big")
         return (ip_id << 16) | port
-
-    for row in rows.tolist():
-        frame = records.frame(row)
-        found = decode_frame(frame, int(records.linktype[row]))
-        if found is None:
-            continue
-        payload = frame[found.payload_start:found.payload_end]
-        if found.protocol == UDP:
-            udp["row"].append(row)
-            udp["src"].append(key(found.src))
-            udp["dst"].append(key(found.dst))
-            udp["offset"].append(int(records.offset[row]) + found.payload_start)
-            udp["length"].append(len(payload))
-            prefixes.append(payload[:PREFIX_BYTES].ljust(PREFIX_BYTES, b"\0"))
-        else:
-            tcp.append(Packet(row + 1, int(records.ts_ns[row]), found.src, found.dst, "tcp",
-                              payload, found.tcp_seq, found.tcp_flags))
-    columns = {name: np.array(values, np.int64) for name, values in udp.items()}
-    columns["prefix"] = np.frombuffer(b"".join(prefixes), np.uint8).reshape(-1, PREFIX_BYTES)
-    return columns, tcp

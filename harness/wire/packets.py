@@ -1,9 +1,11 @@
 """UDP and TCP packets of a capture, and the decoding of any one frame's headers.
 
 `decode_frame` is the general decoder: link types Ethernet (`lo` is DLT_EN10MB) with 802.1Q
-tags, Linux cooked v1 and v2, raw IP and BSD loopback; IPv4 (with options) and IPv6. IP
-fragments, non-UDP/TCP and truncated packets are skipped. `datagrams` decodes the common
-case for a whole capture at once and hands every other frame to it.
+tags, Linux cooked v1 and v2, raw IP and BSD loopback; IPv4 (with options) and IPv6 (with
+extension headers). It finds a UDP datagram, a TCP segment, an ICMP or ICMPv6 message, or an
+IP fragment (reassembled by `fragments`); other protocols and truncated packets are skipped.
+`datagrams` decodes the common case for a whole capture at once and hands every other frame
+to it.
 """
 from __future__ import annotations
 
@@ -22,7 +24,11 @@ LINKTYPE_LINUX_SLL2 = 276
 #: Some systems write DLT_RAW's own value (12 or 14) instead of LINKTYPE_RAW.
 RAW_IP_LINKTYPES = (LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6)
 ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ = 0x0800, 0x86DD, 0x8100, 0x88A8
-UDP, TCP = 17, 6
+UDP, TCP, ICMP, ICMPV6 = 17, 6, 1, 58
+#: IPv6 extension headers walked over (hop-by-hop, routing, destination options); 44 is the
+#: fragment header
+_IPV6_EXTENSIONS = (0, 43, 60)
+_IPV6_FRAGMENT = 44
 
 Address = tuple[str, int]
 
@@ -59,8 +65,27 @@ class DecodedFrame:
     tcp_flags: int = 0
 
 
-def decode_frame(frame: bytes, linktype: int) -> DecodedFrame | None:
-    """The UDP or TCP packet in one frame, or None if it carries neither."""
+@dataclass(frozen=True, slots=True)
+class IpFragment:
+    """A fragment of an IP packet: `data` goes at byte `offset` of the packet's payload."""
+
+    version: int
+    src: str
+    dst: str
+    ident: int
+    protocol: int
+    offset: int
+    more: bool
+    data: bytes
+
+    @property
+    def key(self) -> tuple:
+        """What the fragments of one packet share (RFC 791, RFC 8200)."""
+        return self.version, self.src, self.dst, self.ident, self.protocol
+
+
+def decode_frame(frame: bytes, linktype: int) -> DecodedFrame | IpFragment | None:
+    """The UDP, TCP or ICMP packet in one frame, an IP fragment, or None if it carries none."""
     try:
         ethertype, offset = _link_layer(frame, linktype)
     except (struct.error, IndexError):
@@ -94,29 +119,42 @@ def _ipv4(data: bytes, off: int) -> DecodedFrame | None:
     if len(data) < off + 20 or data[off] >> 4 != 4:
         return None
     ihl = (data[off] & 0x0F) * 4
-    total, frag, proto = struct.unpack_from("!H2xH1xB", data, off + 2)
-    if frag & 0x3FFF:  # more-fragments flag or a fragment offset: not reassembled
-        return None
+    total, ident, frag, proto = struct.unpack_from("!HHH1xB", data, off + 2)
     end = min(len(data), off + total) if total else len(data)
-    src, dst = _ip_text(data[off + 12:off + 16]), _ip_text(data[off + 16:off + 20])
-    return _transport(data, off + ihl, end, proto, src, dst)
+    src, dst = ip_text(data[off + 12:off + 16]), ip_text(data[off + 16:off + 20])
+    if frag & 0x3FFF:  # more-fragments flag or a fragment offset
+        return IpFragment(4, src, dst, ident, proto, (frag & 0x1FFF) * 8, bool(frag & 0x2000),
+                          data[off + ihl:end])
+    return transport(data, off + ihl, end, proto, src, dst)
 
 
 def _ipv6(data: bytes, off: int) -> DecodedFrame | None:
     if len(data) < off + 40:
         return None
     length, proto = struct.unpack_from("!HB", data, off + 4)
-    src, dst = _ip_text(data[off + 8:off + 24]), _ip_text(data[off + 24:off + 40])
-    return _transport(data, off + 40, min(len(data), off + 40 + length), proto, src, dst)
+    src, dst = ip_text(data[off + 8:off + 24]), ip_text(data[off + 24:off + 40])
+    start, end = off + 40, min(len(data), off + 40 + length)
+    while proto in _IPV6_EXTENSIONS and start + 8 <= end:
+        proto, size = data[start], (data[start + 1] + 1) * 8
+        start += size
+    if proto == _IPV6_FRAGMENT and start + 8 <= end:
+        proto, frag, ident = struct.unpack_from("!B1xHI", data, start)
+        return IpFragment(6, src, dst, ident, proto, frag & 0xFFF8, bool(frag & 1),
+                          data[start + 8:end])
+    return transport(data, start, end, proto, src, dst)
 
 
 @functools.lru_cache(maxsize=4096)
-def _ip_text(raw: bytes) -> str:
+def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
-def _transport(data: bytes, start: int, end: int, proto: int, src: str, dst: str):
+def transport(data: bytes, start: int, end: int, proto: int, src: str,
+              dst: str) -> DecodedFrame | None:
+    """The UDP, TCP or ICMP packet in data[start:end] of an IP packet from `src` to `dst`."""
     size = end - start
+    if proto in (ICMP, ICMPV6) and size >= 8:
+        return DecodedFrame((src, 0), (dst, 0), proto, start, end)
     if proto == UDP and size >= 8:
         sport, dport, length = struct.unpack_from("!HHH", data, start)
         if length < 8 or length > size:

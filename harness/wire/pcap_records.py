@@ -8,10 +8,15 @@ are copied into one matrix for the vectorised decoding in `datagrams`.
 
 pcap: both byte orders, microsecond and nanosecond magic. pcapng: several sections and
 interfaces, enhanced, simple and obsolete packet blocks, if_tsresol and if_tsoffset. A
-record cut short at the end of the file ends the reading, as in Wireshark.
+record cut short at the end of the file (a capture copied while it was written, or cut with
+`head -c`) ends the reading, as in Wireshark: the frames before it are analysed and
+`CaptureRecords.warnings` says where the file was cut; frames captured shorter than they were
+on the wire (a snap length) are counted there too.
 """
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +40,8 @@ class PcapError(ValueError):
 class CaptureRecords:
     """Every frame of a capture file as columns; frame bytes are slices of `data`."""
 
-    data: bytes
+    #: the file's bytes (a read-only memory map of it)
+    data: bytes | mmap.mmap
     #: where each frame's bytes start in `data`, and how many were captured
     offset: np.ndarray
     length: np.ndarray
@@ -43,6 +49,8 @@ class CaptureRecords:
     linktype: np.ndarray
     #: each frame's first HEAD_BYTES bytes; bytes past the frame's length are undefined
     head: np.ndarray
+    #: what could not be read: the file cut inside a record, frames cut by a snap length
+    warnings: tuple[str, ...] = ()
 
     @property
     def frames(self) -> int:
@@ -57,8 +65,10 @@ class CaptureRecords:
 def read_records(path: str | Path) -> CaptureRecords:
     """Read a pcap or pcapng file; raise PcapError if it is not one."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
+        with open(path, "rb") as file:  # mapped, not copied: frames are read where they lie
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(file.fileno()).st_size \
+                else b""
+    except (OSError, ValueError) as exc:
         raise PcapError(f"{path}: {exc}") from exc
     if len(data) >= 24 and data[:4] in _PCAP_MAGIC:
         order, nano = _PCAP_MAGIC[data[:4]]
@@ -158,8 +168,10 @@ def _read_pcap(data: bytes, order: str, nano: bool) -> CaptureRecords:
     items, offsets, _ = found.columns()
     ts_ns = items["sec"].astype(np.int64) * 1_000_000_000 + \
         items["frac"].astype(np.int64) * (1 if nano else 1000)
-    return CaptureRecords(data, offsets, items["caplen"].astype(np.int64), ts_ns,
-                          np.full(len(offsets), linktype, np.int64), items["head"])
+    caplen = items["caplen"].astype(np.int64)
+    warnings = _warnings(len(offsets), pos, end, caplen < items["wirelen"].astype(np.int64))
+    return CaptureRecords(data, offsets, caplen, ts_ns, np.full(len(offsets), linktype, np.int64),
+                          items["head"], warnings)
 
 
 @dataclass
@@ -230,7 +242,22 @@ def _read_pcapng(data: bytes) -> CaptureRecords:
     ts_ns = _to_ns(units, iface, interfaces)
     if simple.any():  # no timestamp: the previous frame's
         ts_ns = ts_ns[np.maximum.accumulate(np.where(simple, 0, np.arange(len(ts_ns))))]
-    return CaptureRecords(data, offsets, np.maximum(caplen, 0), ts_ns, linktypes, fields["head"])
+    wirelen = np.where(simple, fields["iface"].astype(np.int64), fields["wirelen"].astype(np.int64))
+    caplen = np.maximum(caplen, 0)
+    warnings = _warnings(len(offsets), pos, end, caplen < wirelen)
+    return CaptureRecords(data, offsets, caplen, ts_ns, linktypes, fields["head"], warnings)
+
+
+def _warnings(frames: int, pos: int, end: int, snapped: np.ndarray) -> tuple[str, ...]:
+    """What the reader could not take: bytes after the last whole record, short frames."""
+    found = []
+    if pos < end:
+        found.append(f"the file is cut short: {end - pos} bytes at its end (from byte {pos}) are "
+                     f"an incomplete record; analysed the {frames} frames before it")
+    if snapped.any():
+        found.append(f"{int(snapped.sum())} frames were captured shorter than they were on the "
+                     f"wire (a snap length); what they lost is not analysed")
+    return tuple(found)
 
 
 def _interface(data: bytes, pos: int, blocklen: int, order: str) -> _Interface:

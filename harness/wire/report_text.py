@@ -17,8 +17,8 @@ import numpy as np
 from harness.media.g711 import DECODERS
 from harness.sip.message import SipRequest
 from harness.wire.analysis import WireAnalysis
-from harness.wire.audio import (SAMPLE_RATE, AudioSegment, DtmfEvent, PromptMatcher, dtmf_events,
-                                label_packets, segments)
+from harness.wire.audio import (SAMPLE_RATE, AudioSegment, DtmfEvent, PromptMatcher, content_segments,
+                                dtmf_events, label_packets)
 from harness.wire.packets import Address
 from harness.wire.rtp_streams import RtpStream
 from harness.wire.sdp import parse_sdp_audio
@@ -27,8 +27,6 @@ from harness.wire.sip_ladder import has_sdp
 TSHARK_HEADER = ("   Start time      End time     Src IP addr  Port    Dest IP addr  Port       SSRC"
                  "          Payload  Pkts         Lost   Min Delta(ms)  Mean Delta(ms)   Max Delta(ms)"
                  "  Min Jitter(ms) Mean Jitter(ms)  Max Jitter(ms) Problems?")
-#: silences shorter than this between two stretches of sound are shown as part of them
-PAUSE_MS = 500.0
 #: segments listed per stream before the rest is summarised in one line
 MAX_SEGMENTS = 40
 
@@ -117,7 +115,7 @@ def _audio(analysis: WireAnalysis, roles: dict[Address, str], prompts) -> str:
         matcher = None
         if prompts:
             matcher = matchers.setdefault(codecs[0], PromptMatcher(prompts, codecs[0]))
-        shown = _with_pauses_merged(segments(label_packets(stream, matcher=matcher)))
+        shown = _shown(content_segments(label_packets(stream, matcher=matcher)))
         for start, end, label, packets in shown[:MAX_SEGMENTS]:
             lines.append(f"    {_relative(analysis, start):+10.3f} s .. "
                          f"{_relative(analysis, end):+10.3f} s  {label} ({packets} packets)")
@@ -128,30 +126,21 @@ def _audio(analysis: WireAnalysis, roles: dict[Address, str], prompts) -> str:
     return "\n".join(lines)
 
 
-def _with_pauses_merged(segs: list[AudioSegment]) -> list[tuple[int, int, str, int]]:
-    """(start, end, label, packets) per segment; stretches of "other" sound with silences
-    shorter than PAUSE_MS between them are one "speech/other" segment."""
-    out: list[list] = []
-    for i, seg in enumerate(segs):
-        kind = seg.kind
-        if kind == "silence" and seg.duration_ms < PAUSE_MS and 0 < i < len(segs) - 1 \
-                and segs[i - 1].kind == segs[i + 1].kind == "other":
-            kind = "other"
-        if kind == "other" and out and out[-1][2] == "speech/other":
-            out[-1][1] = seg.end_ts_ns
-            out[-1][3] += seg.packets
-            continue
-        if kind == "other":
-            label = "speech/other"
-        elif kind == "tone":
+def _shown(segs: list[AudioSegment]) -> list[tuple[int, int, str, int]]:
+    """(start, end, label, packets) per content segment."""
+    out = []
+    for seg in segs:
+        if seg.kind == "tone":
             label = f"tone {seg.frequency_hz:.0f} Hz"
-        elif kind == "prompt":
+        elif seg.kind == "prompt":
             label = (f"prompt {seg.prompt} from {seg.first_offset / SAMPLE_RATE:.3f} s "
                      f"to {seg.last_offset / SAMPLE_RATE:.3f} s of it")
+        elif seg.kind == "other":
+            label = "other sound"
         else:
-            label = kind
-        out.append([seg.start_ts_ns, seg.end_ts_ns, label, seg.packets])
-    return [tuple(item) for item in out]
+            label = seg.kind
+        out.append((seg.start_ts_ns, seg.end_ts_ns, label, seg.packets))
+    return out
 
 
 def _dtmf(analysis: WireAnalysis, roles: dict[Address, str]) -> str:

@@ -1,7 +1,7 @@
 """RTP stream statistics computed exactly as Wireshark 4.0 (`tshark -z rtp,streams`) does.
 
 The rules (measured against tshark 4.0.17, see tests/test_wire_tshark.py):
-- Times are the capture times relative to the first frame of the file, in ms.
+- Times are the capture times relative to the first frame of the file, in ms (`relative_ms`).
 - Jitter is RFC 3550's J += (|D| - J) / 16, where the expected arrival of a packet is the
   previous packet's arrival plus the RTP-timestamp advance since the last packet that has a
   clock rate. Packets without a clock rate (telephone-event, unknown dynamic payload types)
@@ -30,6 +30,14 @@ STATIC_CLOCK_RATES = {0: 8000, 1: 8000, 2: 8000, 3: 8000, 4: 8000, 5: 8000, 6: 1
 #: Clock rates Wireshark knows by encoding name for dynamic payload types.
 NAMED_CLOCK_RATES = {"amr": 8000, "amr-wb": 16000, "evs": 16000, "g7221": 16000,
                      "opus": 48000, "red": 1000, "t140": 1000, "h264": 90000}
+
+
+def relative_ms(ts_ns: np.ndarray, start_ns: int) -> np.ndarray:
+    """Capture times relative to `start_ns` in ms, rounded as Wireshark's nstime_to_msec does
+    (seconds * 1000 + nanoseconds / 1e6), so that a delta on a rounding boundary of the three
+    decimals tshark prints comes out the same."""
+    secs, nsecs = np.divmod(np.asarray(ts_ns, np.int64) - start_ns, 1_000_000_000)
+    return secs.astype(np.float64) * 1000 + nsecs.astype(np.float64) / 1_000_000
 
 
 def clock_rate(payload_type: int, encoding: tuple[str, int] | None) -> int:
@@ -80,19 +88,11 @@ def stream_stats(time_ms: np.ndarray, seq: np.ndarray, ts: np.ndarray, pt: np.nd
     if n == 0:
         return RtpStats(0, 0, 0, 0, None, 0.0, 0.0, None, 0.0, 0.0, False)
     seq = seq.astype(np.int64)
-    rel_ts = (ts.astype(np.int64) - int(ts[0])) & 0xFFFFFFFF
-    wrong_ts = rel_ts >= 0x80000000
-    in_time = ~wrong_ts
-    last_in_time = np.maximum.accumulate(np.where(in_time, np.arange(n), 0))
-    arrival = time_ms[np.concatenate(([0], last_in_time[:-1]))]  # previous in-time packet's
+    in_time, arrival, updates, deviation = _timing(time_ms, ts, rate)
+    wrong_ts = ~in_time
     cn = np.isin(pt, _CN)
     counted = ~(marker | wrong_ts | cn | np.concatenate(([True], cn[:-1])))
     counted[0] = False
-    updates = np.flatnonzero(in_time & (rate > 0))
-    updates = updates[updates > 0]
-    nominal = rel_ts[updates] / (rate[updates] // 1000)
-    expected = arrival[updates] + (nominal - np.concatenate(([0.0], nominal[:-1])))
-    deviation = np.abs(time_ms[updates] - expected)
     at = np.flatnonzero(counted)
     delta = time_ms[at] - arrival[at]
     with_rate = at[rate[at] > 0]
@@ -106,6 +106,33 @@ def stream_stats(time_ms: np.ndarray, seq: np.ndarray, ts: np.ndarray, pt: np.nd
         float(delta.min()) if len(at) else None, mean_delta,
         max(0.0, float(delta.max())) if len(at) else 0.0, min_jitter, mean_jitter, max_jitter,
         bool(wrong_ts.any()) or errors > 0)
+
+
+def packet_series(time_ms: np.ndarray, ts: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet, as Wireshark's RTP Stream Analysis lists them: the delta (ms since the
+    previous in-time packet's arrival; 0 for the first) and the jitter after it (ms)."""
+    n = len(ts)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    _, arrival, updates, deviation = _timing(time_ms, ts, rate)
+    delta = time_ms - arrival
+    delta[0] = 0.0
+    jitter = np.concatenate(([0.0], _jitter_scan(deviation)))
+    return delta, jitter[np.searchsorted(updates, np.arange(n), side="right")]
+
+
+def _timing(time_ms: np.ndarray, ts: np.ndarray, rate: np.ndarray):
+    """(in time, previous in-time arrival, packets that update the jitter, their |D|)."""
+    n = len(ts)
+    rel_ts = (ts.astype(np.int64) - int(ts[0])) & 0xFFFFFFFF
+    in_time = rel_ts < 0x80000000
+    last_in_time = np.maximum.accumulate(np.where(in_time, np.arange(n), 0))
+    arrival = time_ms[np.concatenate(([0], last_in_time[:-1]))]  # previous in-time packet's
+    updates = np.flatnonzero(in_time & (rate > 0))
+    updates = updates[updates > 0]
+    nominal = rel_ts[updates] / (rate[updates] // 1000)
+    expected = arrival[updates] + (nominal - np.concatenate(([0.0], nominal[:-1])))
+    return in_time, arrival, updates, np.abs(time_ms[updates] - expected)
 
 
 _EPS = float(np.finfo(np.float64).eps)

@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.wire.datagrams import Datagrams
 from harness.wire.packets import Address
-from harness.wire.rtp_stats import RtpStats, clock_rate, stream_stats
+from harness.wire.rtp_stats import RtpStats, clock_rate, packet_series, relative_ms, stream_stats
 from harness.wire.sdp import STATIC_PAYLOAD_TYPES, parse_sdp_audio
 from harness.wire.sip_ladder import SipOnWire, has_sdp
 
@@ -108,6 +108,16 @@ class RtpStream:
     #: the frame whose SDP announced the endpoint, and that message's Call-ID
     setup_number: int | None = None
     call_id: str | None = None
+    #: payload type -> the clock rate its statistics used (0: none, as for events)
+    clock_rates: dict[int, int] = field(default_factory=dict)
+
+    def series(self, start_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per packet: capture time (s since `start_ns`), delta and jitter (ms), as in
+        Wireshark's RTP Stream Analysis."""
+        rates = np.array([self.clock_rates.get(pt, 0) for pt in range(128)], np.int64)
+        time_ms = relative_ms(self.packets.ts_ns, start_ns)
+        delta, jitter = packet_series(time_ms, self.packets.timestamp, rates[self.packets.payload_type])
+        return time_ms / 1000, delta, jitter
 
     @property
     def payload_types(self) -> tuple[int, ...]:
@@ -262,13 +272,14 @@ def _from_sdp(dg: Datagrams, rtp: RtpHeaders, announced, start_ns) -> list[RtpSt
     order, group_of = order[kept], group_of[kept]
     starts = np.flatnonzero(np.concatenate(([True], group_of[1:] != group_of[:-1])))[:len(order)]
     streams = []
+    grouped = _frames(dg, rtp, order)  # every stream's columns at once; each stream a slice
     for begin, end in zip(starts.tolist(), np.append(starts[1:], len(order)).tolist()):
-        rows = order[begin:end]
-        src_addr, dst_addr = dg.endpoint(int(src[rows[0]])), dg.endpoint(int(dst[rows[0]]))
-        setups = _setups(announced, src_addr, dst_addr, int(number[rows[0]]))
-        frames = _frames(dg, rtp, rows)
+        first = order[begin]
+        src_addr, dst_addr = dg.endpoint(int(src[first])), dg.endpoint(int(dst[first]))
+        setups = _setups(announced, src_addr, dst_addr, int(number[first]))
+        frames = grouped.select(slice(begin, end))
         pts = _in_order_of_appearance(frames.payload_type)
-        streams.append(_stream(src_addr, dst_addr, int(rtp.ssrc[rows[0]]), frames,
+        streams.append(_stream(src_addr, dst_addr, int(rtp.ssrc[first]), frames,
                                _encodings(pts, setups[:1]), start_ns, "sdp", setups[0].number,
                                setups[0].call_id, _encodings(pts, setups)))
     return sorted(streams, key=lambda s: int(s.packets.number[0]))
@@ -331,7 +342,8 @@ def _stream(src, dst, ssrc, frames: RtpFrames, encodings, start_ns, found_by, se
     rates = np.zeros(128, np.int64)
     for pt in np.unique(frames.payload_type).tolist():
         rates[pt] = clock_rate(pt, encodings.get(pt))
-    stats = stream_stats((frames.ts_ns - start_ns) / 1e6, frames.sequence, frames.timestamp,
+    stats = stream_stats(relative_ms(frames.ts_ns, start_ns), frames.sequence, frames.timestamp,
                          frames.payload_type, frames.marker, rates[frames.payload_type])
+    used = {pt: int(rates[pt]) for pt in np.unique(frames.payload_type).tolist()}
     return RtpStream(src, dst, ssrc, frames, stats, encodings if names is None else names,
-                     found_by, setup_number, call_id)
+                     found_by, setup_number, call_id, used)

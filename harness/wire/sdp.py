@@ -23,6 +23,10 @@ class SdpAudio:
     #: payload type -> (encoding name, clock rate), from a=rtpmap or the static table.
     rtpmap: dict[int, tuple[str, int]]
     direction: str
+    #: where RTCP goes: the port after the RTP port unless a=rtcp names one (RFC 3605), or
+    #: the RTP port itself with a=rtcp-mux (RFC 5761)
+    rtcp_port: int = 0
+    rtcp_mux: bool = False
 
 
 def parse_sdp_audio(body: bytes) -> SdpAudio | None:
@@ -35,6 +39,7 @@ def parse_sdp_audio(body: bytes) -> SdpAudio | None:
     port, pts, in_audio, seen_audio = 0, (), False, False
     rtpmap: dict[int, tuple[str, int]] = {}
     direction = session_dir = "sendrecv"
+    rtcp_port, rtcp_mux = 0, False
     for line in text.splitlines():
         key, _, value = line.strip().partition("=")
         if key == "m":
@@ -62,6 +67,10 @@ def parse_sdp_audio(body: bytes) -> SdpAudio | None:
                 enc_name, _, rate = enc.strip().partition("/")
                 if pt.isdigit():
                     rtpmap[int(pt)] = (enc_name, int(rate.split("/")[0]) if rate[:1].isdigit() else 8000)
+            elif name == "rtcp" and in_audio and arg.split(" ")[0].isdigit():
+                rtcp_port = int(arg.split(" ")[0])
+            elif name == "rtcp-mux" and in_audio:
+                rtcp_mux = True
             elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
                 if in_audio:
                     direction = name
@@ -73,4 +82,5 @@ def parse_sdp_audio(body: bytes) -> SdpAudio | None:
     full = {pt: rtpmap.get(pt) or STATIC_PAYLOAD_TYPES[pt]
             for pt in pts if pt in rtpmap or pt in STATIC_PAYLOAD_TYPES}
     return SdpAudio(address=address, port=port, payload_types=pts, rtpmap=full,
-                    direction=direction)
+                    direction=direction, rtcp_port=port if rtcp_mux else rtcp_port or port + 1,
+                    rtcp_mux=rtcp_mux)

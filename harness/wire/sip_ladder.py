@@ -23,6 +23,8 @@ class SipOnWire:
     message: SipMessage
     #: the frame that completed the message (for TCP, the last segment), as Wireshark counts it
     last_number: int
+    #: the message as it crossed the wire
+    raw: bytes = b""
 
     @property
     def time(self) -> float:
@@ -63,7 +65,8 @@ def sip_from_udp(packets: Iterable[Packet]) -> list[SipOnWire]:
             msg = parse_message(pkt.payload)
         except SipParseError:
             continue
-        found.append(SipOnWire(pkt.number, pkt.ts_ns, pkt.src, pkt.dst, "udp", msg, pkt.number))
+        found.append(SipOnWire(pkt.number, pkt.ts_ns, pkt.src, pkt.dst, "udp", msg, pkt.number,
+                               pkt.payload))
     return found
 
 
@@ -78,7 +81,7 @@ def sip_from_tcp(messages: Iterable[TextMessage]) -> list[SipOnWire]:
         except SipParseError:
             continue
         found.append(SipOnWire(tm.first_packet.number, tm.first_packet.ts_ns, tm.src, tm.dst,
-                               "tcp", msg, tm.last_packet.number))
+                               "tcp", msg, tm.last_packet.number, tm.raw))
     return found
 
 
