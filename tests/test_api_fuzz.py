@@ -86,3 +86,20 @@ def test_fuzz(case, live_api):
         excluded.append(schemathesis.checks.positive_data_acceptance)
     case.call_and_validate(base_url=live_api.url, timeout=10,
                            excluded_checks=excluded)
+
+
+@pytest.mark.parametrize("name", ["X-Caller", "x-a.b!c%d*e_f+g`h'i~j", "User-to-User", "DIVERSION",
+                                  "X-", "X-amznfoo", "x-amzn", "X-Amzn-Trace", "x-vc-id", "X-Voice",
+                                  "Foo", "User-to-User2", "X-a b", "µ¹5", ""])
+def test_the_documents_sip_header_names_are_the_checks(name):
+    """The document states the service's SipHeaders rules, as the API checks them."""
+    import re
+    from harness.sma.sip_headers import InvalidSipHeaders, check_sip_headers
+    schema = openapi_document()["components"]["schemas"]["CreateSipMediaApplicationCallRequest"]
+    pattern = schema["properties"]["SipHeaders"]["propertyNames"]["pattern"]
+    try:
+        check_sip_headers({name: "value"})
+        accepted = True
+    except InvalidSipHeaders:
+        accepted = False
+    assert bool(re.search(pattern, name)) == accepted

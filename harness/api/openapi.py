@@ -13,6 +13,7 @@ import functools
 import botocore.session
 from botocore.model import OperationModel, Shape
 
+from ..sma.sip_headers import MAX_VALUE_CHARS, NAME_PATTERN, VALUE_PATTERN
 from .errors import ERRORS
 from .operations import ROUTES
 
@@ -42,6 +43,10 @@ def _schema(shape: Shape, components: dict) -> dict:
     elif shape.type_name == "map":
         schema = {"type": "object", "additionalProperties": _schema(shape.value, components)}
         _bounds(schema, shape, "minProperties", "maxProperties")
+        if shape.name == "SipHeadersMap":  # the service's rules, which the model leaves out
+            schema["propertyNames"] = {"pattern": NAME_PATTERN}
+            schema["additionalProperties"] = {"type": "string", "maxLength": MAX_VALUE_CHARS,
+                                              "pattern": VALUE_PATTERN}
     elif shape.type_name == "timestamp":
         schema = {"type": "string", "format": "date-time"}
     else:

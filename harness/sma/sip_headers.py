@@ -16,7 +16,8 @@ MAX_HEADERS = 20
 MAX_VALUE_CHARS = 2048
 ALLOWED_NAMES = ("user-to-user", "diversion")
 INTERNAL_PREFIXES = ("x-amzn", "x-vine", "x-vc", "x-canary", "x-voice")
-_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+_TOKEN_CHARS = r"A-Za-z0-9.!%*_+`'~-"
+_TOKEN = re.compile(f"[{_TOKEN_CHARS}]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every CTL but HTAB
 
 
@@ -29,6 +30,17 @@ class InvalidSipHeaders(ValueError):
         self.message = message or ("Invalid SIP header(s) provided: "
                                    + ", ".join(_printable(n) for n in names))
         super().__init__(self.message)
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+#: The rules above as JSON-schema patterns, for the API's OpenAPI document.
+NAME_PATTERN = ("^(?!" + "|".join(_any_case(p) + "(?:-|$)" for p in INTERNAL_PREFIXES) + ")"
+                "(?:" + _any_case("x-") + "|" + "|".join(_any_case(n) + "$" for n in ALLOWED_NAMES)
+                + f")[{_TOKEN_CHARS}]*$")
+VALUE_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 
 
 def _printable(name: str) -> str:
