@@ -129,7 +129,7 @@ def _document() -> dict:
             "type": "object", "properties": {"status": {"type": "string"}}}}}},
         **_error_responses(["ServiceUnavailableException"])}}}
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "sip-harness chime-sdk-voice stub", "version": model.api_version},
         "servers": [{"url": "http://127.0.0.1"}],
         "paths": paths,
