@@ -1,4 +1,4 @@
-"""An OpenAPI 3.0 document of the stub's API, generated from botocore's chime-sdk-voice model.
+"""An OpenAPI 3.1 document of the stub's API, generated from botocore's chime-sdk-voice model.
 
 Paths, parameters, constraints (`pattern`, `min`/`max`) and output shapes are the model's own,
 so the document cannot drift from what SDKs send and expect. Error responses are those of the
