@@ -113,6 +113,7 @@ class StubConfig:
     impairment: NetworkImpairment | None = None
     journal_max_bytes: int = DEFAULT_MAX_BYTES  # the newest entries kept in memory
     journal_path: Path | None = None  # also append each entry to this JSON-lines file
+    worker_index: int | None = None  # in a cluster: carried in every TransactionId (model.new_id)
     aws: LocalAwsConfig | None = None
     #: SIP over TLS as well as UDP and TCP (None: no TLS listener)
     tls: TlsSettings | None = None
@@ -249,7 +250,8 @@ class Stub:
     async def _load_applications(self, cfg: StubConfig) -> None:
         """A fresh service model with the SMAs, rules and handlers of `cfg`, and its local AWS
         services. Handlers reach those and this stub's API through their endpoint variables."""
-        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
+        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000),
+                                  cfg.worker_index)
         if cfg.aws is not None:
             log_path = None
             if cfg.run_dir is not None:
