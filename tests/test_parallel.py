@@ -76,3 +76,13 @@ def test_merged_shards_are_one_run(tmp_path):
     assert junit.get("tests") == "4" and junit.get("failures") == "0"
     with pytest.raises(MergeError, match="two of the folders"):
         merge_runs([tmp_path / "shard-1", tmp_path / "shard-1"], tmp_path / "again")
+
+
+def test_pytest_xdist_runs_profile_items_in_parallel(tmp_path):
+    """`pytest -n 2` over profiles: each xdist worker runs its items in its own port lane."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                           "--sip-artifacts", str(tmp_path / "artifacts"),
+                           *(str(PROFILES / name) for name in QUICK[:2])],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
