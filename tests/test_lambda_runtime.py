@@ -149,6 +149,34 @@ def test_node_console_lines_carry_the_request_id(tmp_path):
     assert lines[-2] == f"END RequestId: {rid}" and lines[-1].startswith(f"REPORT RequestId: {rid}\t")
 
 
+def test_node_errors_are_logged_as_lambdas_node_runtime_logs_them(tmp_path):
+    """A handler that throws: `Invoke Error` with the error as JSON on its request's line; one
+    that throws while it loads: `Uncaught Exception` on a line whose RequestId is `undefined`
+    (there is no request during init). Both reach the invocation result with their own words."""
+    require_tool("node")
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    (result,) = invoke(JS, [{"kind": "raise"}], tmp_path)
+    assert result.failed and result.errors[0]["errorType"] == "TypeError"
+    rid = result.requests[0]["request_id"]
+    line = next(l for l in blocks((tmp_path / "handler.log").read_text())[rid] if "Invoke Error" in l)
+    head, _, error = line.partition("Invoke Error \t")
+    assert re.fullmatch(rf"{stamp}\t{rid}\tERROR\t", head), line
+    error = json.loads(error)
+    assert (error["errorType"], error["errorMessage"]) == ("TypeError", "boom")
+    assert error["stack"][0] == "TypeError: boom" and "introspect.js:" in error["stack"][1]
+
+    broken = tmp_path / "broken.js"
+    broken.write_text('throw new RangeError("init failed");\nexports.handler = async () => ({});\n')
+    (tmp_path / "init").mkdir()
+    (result,) = invoke(str(broken), [{"kind": "log"}], tmp_path / "init")
+    assert result.failed and result.errors[0]["errorMessage"] == "init failed"
+    text = (tmp_path / "init" / "handler.log").read_text()
+    line = next(l for l in text.splitlines() if "Uncaught Exception" in l)
+    head, _, error = line.partition("Uncaught Exception \t")
+    assert re.fullmatch(rf"{stamp}\tundefined\tERROR\t", head), line
+    assert json.loads(error)["errorType"] == "RangeError"
+
+
 @pytest.mark.parametrize("name", ["python3.11", "python3.12", "python3.13"])
 def test_each_python_runtime_runs_under_its_own_interpreter(name, tmp_path):
     (result,) = invoke(PY, [{"kind": "env"}], tmp_path, runtime=name)
