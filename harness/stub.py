@@ -45,6 +45,7 @@ from .sma import commands as cmd
 from .sma.buckets import valid_bucket_name
 from .sma.engine import CallTransaction
 from .control import ControlSettings, add_control_routes
+from . import journal_entries as je
 from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
 from .local_aws import LocalAws, LocalAwsConfig
 from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
@@ -317,7 +318,7 @@ class Stub:
             call.transport.endpoint.hangup(call.sip_call_id, now)
         for transport in self._transports:
             transport.flush()
-        self._note("draining", None, calls=len(calls))
+        self._note(je.Draining(calls=len(calls)))
         deadline = now + timeout_s
         while (self._calls or self.service.transactions or self._tasks) \
                 and self._loop.time() < deadline:
@@ -342,9 +343,9 @@ class Stub:
         await self._unload_applications()
         if self.config.impairment is not None:
             for record in self.config.impairment.records:
-                self._note("impairment", None, packet=record.to_json())
+                self._note(je.Impairment(packet=record))
         if self.malformed.total:
-            self._note("sip_malformed_summary", None, **self.malformed.to_json())
+            self._note(je.SipMalformedSummary(**self.malformed.to_json()))
         self.journal.close()
 
     def start(self) -> "Stub":
@@ -440,7 +441,7 @@ class Stub:
         tx = self.service.find_transaction(sma_id, transaction_id)
         if tx.invocations_exhausted:
             raise ResourceLimitExceeded(f"Transaction {transaction_id} has used its 1000 invocations")
-        self._note("update_requested", tx.transaction_id, arguments=arguments)
+        self._note(je.UpdateRequested(transaction_id=tx.transaction_id, arguments=arguments))
         tx.update_requested(arguments)
         self._dispatch(tx)
         return tx.transaction_id
@@ -460,12 +461,13 @@ class Stub:
             self._prepared[leg.call_id] = self._outbound_leg(tx, leg, to_number, None)
         except SetupFailed as exc:
             self.service.drop(tx.transaction_id)
-            self._note("place_failed", tx.transaction_id, call_id=leg.call_id, reason=exc.reason)
+            self._note(je.PlaceFailed(transaction_id=tx.transaction_id, call_id=leg.call_id,
+                                      reason=exc.reason))
             if exc.status == 503:
                 raise ServiceUnavailable(exc.reason) from None
             raise BadRequest(exc.reason) from None
-        self._note("call_created", tx.transaction_id, call_id=leg.call_id, to=to_number,
-                   from_=from_number, arguments=arguments)
+        self._note(je.CallCreated(transaction_id=tx.transaction_id, call_id=leg.call_id, to=to_number,
+                                  from_=from_number, arguments=arguments))
         tx.outbound_call(leg, arguments, sip_headers)
         self._dispatch(tx)
         return tx.transaction_id
@@ -487,25 +489,27 @@ class Stub:
         if isinstance(event, sip_events.MalformedMessage):
             if self.malformed.count(event.kind, event.source[0], event.answered):
                 # only the first of each reason: junk must not flood the journal
-                self._note("sip_malformed", None, source=list(event.source),
-                           reason=event.kind, example=event.reason, answered=event.answered)
+                self._note(je.SipMalformed(source=list(event.source),
+                                           reason=event.kind, example=event.reason, answered=event.answered))
             return
         call = self._calls.get(event.call_id)
         if call is None:
             return
         tx = call.transaction
         if isinstance(event, sip_events.CallConfirmed):
-            self._note("sip_confirmed", tx.transaction_id, sip_call_id=event.call_id)
+            self._note(je.SipConfirmed(transaction_id=tx.transaction_id, sip_call_id=event.call_id))
         elif isinstance(event, sip_events.CallProgress):
             tx.leg_ringing(call.leg.call_id)
         elif isinstance(event, sip_events.CallAnswered):
             call.audio, call.answered = event.audio, True
             call.media.start((event.audio.remote_host, event.audio.remote_port))
-            self._note("answered", tx.transaction_id, call_id=call.leg.call_id, sip_call_id=event.call_id)
+            self._note(je.Answered(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                   sip_call_id=event.call_id))
             tx.leg_answered(call.leg.call_id)
         elif isinstance(event, sip_events.MediaUpdated):
             (call.media.pause if event.held else call.media.resume)()
-            self._note("held" if event.held else "resumed", tx.transaction_id, call_id=call.leg.call_id)
+            self._note((je.Held if event.held else je.Resumed)(transaction_id=tx.transaction_id,
+                                                               call_id=call.leg.call_id))
         elif isinstance(event, sip_events.DtmfInfo):
             self._digit(call, DigitReceived(event.digit, event.duration_ms, SOURCE_SIP_INFO))
         elif isinstance(event, sip_events.CallEnded):
@@ -523,11 +527,12 @@ class Stub:
             self._refuse(transport, event.call_id, exc.status, exc.reason, exc.headers + retry)
             return
         tx, leg = call.transaction, call.leg
-        self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
-                   sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
-                   from_=leg.from_, rtp_port=call.media.local_port,
-                   transport=transport.endpoint.transport.lower(),
-                   srtp=call.audio.remote_crypto is not None)
+        self._note(je.CallArrived(transaction_id=tx.transaction_id, sip_call_id=event.call_id,
+                                  call_id=leg.call_id,
+                                  sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
+                                  from_=leg.from_, rtp_port=call.media.local_port,
+                                  transport=transport.endpoint.transport.lower(),
+                                  srtp=call.audio.remote_crypto is not None))
         tx.inbound_call(leg)
         self._dispatch(tx)
 
@@ -539,7 +544,7 @@ class Stub:
         if self._challenger is not None:
             why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
             if why is not None:
-                self._note("sip_challenged", None, sip_call_id=event.call_id, reason=why)
+                self._note(je.SipChallenged(sip_call_id=event.call_id, reason=why))
                 raise SetupFailed(CHALLENGE_STATUS, why, [self._challenger.challenge()])
         try:
             offer = parse_sdp(req.body)
@@ -601,13 +606,13 @@ class Stub:
                 raise SetupFailed(503, f"no media resources: {exc}") from None
             except Exception as exc:
                 log.exception("call set-up failed")
-                self._note("internal_error", None, error=repr(exc))
+                self._note(je.InternalError(error=repr(exc)))
                 raise SetupFailed(500, f"call set-up failed: {type(exc).__name__}") from None
             undo.pop_all()  # set up: keep everything
 
     def _refuse(self, transport, call_id: str, status: int, reason: str,
                 headers: list[tuple[str, str]] = ()) -> None:
-        self._note("sip_rejected", None, sip_call_id=call_id, status=status, reason=reason)
+        self._note(je.SipRejected(sip_call_id=call_id, status=status, reason=reason))
         transport.endpoint.reject(call_id, status, self._loop.time(), headers)
         transport.flush()
 
@@ -623,10 +628,10 @@ class Stub:
             call.media.close()
         except Exception as exc:  # a recording that cannot be written: the leg still ends
             log.error("releasing the media of %s failed", call.sip_call_id, exc_info=exc)
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
-                       reason=f"closing the media failed: {exc}")
-        self._note("sip_ended", tx.transaction_id, sip_call_id=event.call_id, by=event.by,
-                   reason=event.reason, status=event.status)
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                      reason=f"closing the media failed: {exc}"))
+        self._note(je.SipEnded(transaction_id=tx.transaction_id, sip_call_id=event.call_id, by=event.by,
+                               reason=event.reason, status=event.status))
         if call.outbound and not call.answered:
             tx.leg_failed(call.leg.call_id, event.status)
         else:
@@ -660,8 +665,8 @@ class Stub:
 
     def _digit(self, call: _SipCall, digit: DigitReceived) -> None:
         tx = call.transaction
-        self._note("dtmf_received", tx.transaction_id, call_id=call.leg.call_id, digit=digit.digit,
-                   duration_ms=digit.duration_ms, source=digit.source)
+        self._note(je.DtmfReceived(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                   digit=digit.digit, duration_ms=digit.duration_ms, source=digit.source))
         tx.digit_received(call.leg.call_id, digit.digit)
         self._dispatch(tx)
 
@@ -686,7 +691,8 @@ class Stub:
 
     def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
         log.error("engine command %s failed", type(c).__name__, exc_info=exc)
-        self._note("internal_error", tx.transaction_id, command=type(c).__name__, error=f"{type(exc).__name__}: {exc}")
+        self._note(je.InternalError(transaction_id=tx.transaction_id, command=type(c).__name__,
+                                    error=f"{type(exc).__name__}: {exc}"))
         token = getattr(c, "token", None)
         if isinstance(token, int) and token > 0:
             tx.media_done(token, SYSTEM_ERROR)
@@ -697,7 +703,7 @@ class Stub:
             return
         if isinstance(c, cmd.TransactionEnded):
             self.service.drop(c.transaction_id)
-            self._note("transaction_ended", c.transaction_id)
+            self._note(je.TransactionEnded(transaction_id=c.transaction_id))
             return
         if isinstance(c, cmd.PlaceCall):
             self._spawn(self._place_call(tx, c))
@@ -716,24 +722,25 @@ class Stub:
                 endpoint.answer(call.sip_call_id, call.sdp, now)
                 call.answered = True
                 session.start((call.audio.remote_host, call.audio.remote_port))
-                self._note("answered", tx.transaction_id, call_id=c.call_id)
+                self._note(je.Answered(transaction_id=tx.transaction_id, call_id=c.call_id,
+                                       sip_call_id=call.sip_call_id))
         elif isinstance(c, cmd.PlayAudio):
             self._play_audio(tx, call, c)
         elif isinstance(c, cmd.PlaySilence):
             frames = [bytes([SILENCE_BYTE[call.audio.codec]]) * FRAME_SAMPLES] * max(
                 1, round(c.duration_ms * RATE / 1000 / FRAME_SAMPLES))
             session.sender.play(frames, c.token)
-            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                       media="silence", duration_ms=c.duration_ms)
+            self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                       media="silence", duration_ms=c.duration_ms))
         elif isinstance(c, cmd.Speak):
             self._spawn(self._speak(tx, call, c))
         elif isinstance(c, cmd.SendDigits):
             session.send_digits(c.digits, c.tone_ms, c.token)
-            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                       media="digits", digits=c.digits)
+            self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                       media="digits", digits=c.digits))
         elif isinstance(c, cmd.StopMedia):
             token = session.sender.stop()
-            self._note("media_stopped", tx.transaction_id, call_id=c.call_id, token=token)
+            self._note(je.MediaStopped(transaction_id=tx.transaction_id, call_id=c.call_id, token=token))
         elif isinstance(c, cmd.StartRecordAudio):
             self._start_recording(tx, call, c.token, c.bucket, c.key, "INCOMING", c.token)
         elif isinstance(c, cmd.StopRecordAudio):
@@ -744,7 +751,7 @@ class Stub:
             endpoint.hangup(call.sip_call_id, now)
         elif isinstance(c, cmd.HangupLeg):
             call.hangup_code = c.sip_code
-            self._note("hangup", tx.transaction_id, call_id=c.call_id, sip_code=c.sip_code)
+            self._note(je.Hangup(transaction_id=tx.transaction_id, call_id=c.call_id, sip_code=c.sip_code))
             if call.answered or call.outbound:
                 endpoint.hangup(call.sip_call_id, now)
             else:
@@ -754,12 +761,12 @@ class Stub:
         try:
             frames = wav_frames(self.config.read_path(c.bucket, c.key), call.audio.codec)
         except InvalidAudioSource as exc:
-            self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=str(exc)))
             tx.media_done(c.token, ("InvalidAudioSource", "Audio Source parameter value is invalid."))
             return
         call.media.sender.play(frames, c.token, c.repeat)
-        self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                   media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat)
+        self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                   media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat))
 
     async def _speak(self, tx: CallTransaction, call: _SipCall, c: cmd.Speak) -> None:
         s = c.speech
@@ -767,12 +774,12 @@ class Stub:
             frames = await speech_frames(s["text"], call.audio.codec, s["voice"], s["language"],
                                          s["text_type"])
         except SpeechError as exc:
-            self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=str(exc)))
             tx.media_done(c.token, SYSTEM_ERROR)
         else:
             call.media.sender.play(frames, c.token)
-            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                       media="speech", text=s["text"], voice=s["voice"])
+            self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                       media="speech", text=s["text"], voice=s["voice"]))
         self._dispatch(tx)
 
     def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
@@ -786,13 +793,14 @@ class Stub:
             path.parent.mkdir(parents=True, exist_ok=True)
             call.recordings[key] = call.media.start_recording(path, track)
         except (InvalidAudioSource, OSError) as exc:
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=str(exc))
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                      reason=str(exc)))
             parameter = "Destination" if key == "call" else "RecordingDestination"
             tx.media_done(token, ("InvalidActionParameter", f"{parameter} parameter value is invalid.")
                           if isinstance(exc, InvalidAudioSource) else SYSTEM_ERROR)
             return
-        self._note("recording_started", tx.transaction_id, call_id=call.leg.call_id,
-                   bucket=bucket, key=object_key, track=track)
+        self._note(je.RecordingStarted(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                       bucket=bucket, key=object_key, track=track))
         if key == "call":
             tx.media_done(token)
 
@@ -804,8 +812,8 @@ class Stub:
             return
         del call.recordings[key]
         tx = call.transaction
-        self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
-                   reason=f"recording {recording.path}: {exc}")
+        self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                  reason=f"recording {recording.path}: {exc}"))
         if isinstance(key, int):  # RecordAudio's token
             tx.media_done(key, SYSTEM_ERROR)
         self._dispatch(tx)
@@ -817,10 +825,11 @@ class Stub:
         try:
             path = call.media.stop_recording(recording)
         except OSError as exc:  # the WAV stays true: a header for no samples
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
-                       reason=f"writing {recording.path}: {exc}")
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                      reason=f"writing {recording.path}: {exc}"))
             return
-        self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
+        self._note(je.RecordingStopped(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                       path=str(path)))
 
     def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
         if c.operation == "start":
@@ -829,7 +838,8 @@ class Stub:
             self._stop_recording(tx, call, "call")
         elif "call" in call.recordings:
             call.recordings["call"].pause(c.operation == "pause")
-            self._note(f"recording_{c.operation}d", tx.transaction_id, call_id=c.call_id)
+            entry = je.RecordingPaused if c.operation == "pause" else je.RecordingResumed
+            self._note(entry(transaction_id=tx.transaction_id, call_id=c.call_id))
 
     def _route(self, number: str, arn: str | None) -> str | None:
         """The SIP URI for a leg the SMA places, from the routes (None: no route);
@@ -856,12 +866,13 @@ class Stub:
                     headers=list(c.sip_headers.items()))
                 self._track(call, undo)
         except SetupFailed as exc:
-            self._note("place_failed", tx.transaction_id, call_id=c.call_id, reason=exc.reason)
+            self._note(je.PlaceFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=exc.reason))
             tx.leg_failed(c.call_id, exc.status)
             self._dispatch(tx)
             return
-        self._note("call_placed", tx.transaction_id, call_id=c.call_id, sip_call_id=call.sip_call_id,
-                   target=call.target, rtp_port=call.media.local_port)
+        self._note(je.CallPlaced(transaction_id=tx.transaction_id, call_id=c.call_id,
+                                 sip_call_id=call.sip_call_id, target=call.target,
+                                 rtp_port=call.media.local_port))
         self._dispatch(tx)
 
     def _codec_for(self, tx: CallTransaction) -> str:
@@ -875,24 +886,26 @@ class Stub:
             return
         a.media.hear(b.media)
         b.media.hear(a.media)
-        self._note("bridged", tx.transaction_id, call_id_a=c.call_id_a, call_id_b=c.call_id_b)
+        self._note(je.Bridged(transaction_id=tx.transaction_id, call_id_a=c.call_id_a, call_id_b=c.call_id_b))
 
     async def _invoke(self, tx: CallTransaction, c: cmd.Invoke) -> None:
         handler = self._handlers[tx.sma.sip_media_application_id]
-        self._note("invocation", tx.transaction_id, sequence=c.sequence, event=c.event,
-                   ignore_response=c.ignore_response)
+        self._note(je.HandlerInvoked(transaction_id=tx.transaction_id, sequence=c.sequence, event=c.event,
+                                     ignore_response=c.ignore_response))
         try:
             result: InvocationResult = await handler.invoke(c.event)
         except Exception as exc:  # the runner itself failed (no worker could start): the
             log.error("invoking the handler failed", exc_info=exc)  # invocation failed
-            self._note("internal_error", tx.transaction_id, sequence=c.sequence, error=repr(exc))
+            self._note(je.InternalError(transaction_id=tx.transaction_id, sequence=c.sequence,
+                                        error=repr(exc)))
             tx.handler_result(c.sequence, None, f"handler failed: {type(exc).__name__}")
             self._dispatch(tx)
             return
-        self._note("response", tx.transaction_id, sequence=c.sequence, response=result.response,
-                   failed=result.failed, attempts=result.attempts, errors=result.errors,
-                   duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
-                   requests=result.requests)
+        self._note(je.HandlerResponded(
+            transaction_id=tx.transaction_id, sequence=c.sequence, response=result.response,
+            failed=result.failed, attempts=result.attempts, errors=result.errors,
+            duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
+            requests=result.requests))
         response = result.response if result.invalid_json is None else result.invalid_json
         tx.handler_result(c.sequence, response, "handler failed" if result.failed else None)
         self._dispatch(tx)
@@ -919,20 +932,20 @@ class Stub:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("stub task failed", exc_info=task.exception())
-            self._note("internal_error", None, error=f"{type(task.exception()).__name__}: {task.exception()}")
+            self._note(je.InternalError(error=f"{type(task.exception()).__name__}: {task.exception()}"))
 
     def watch(self, callback: Callable[[dict], None]) -> None:
         """Call `callback` with each journal entry (as JSON) when it is noted, on the stub's
         loop (`sip-harness serve` logs and files transactions this way)."""
         self._watchers.append(callback)
 
-    def _note(self, kind: str, transaction_id: str | None, **data) -> None:
-        entry = self.journal.note(kind, transaction_id, **data)
+    def _note(self, entry: je.Entry) -> None:
+        data = self.journal.note(entry)
         for watcher in self._watchers:
             try:
-                watcher(entry)
+                watcher(data)
             except Exception:  # an observer's fault never reaches a call
-                log.exception("journal watcher failed on %s", kind)
+                log.exception("journal watcher failed on %s", entry.kind)
 
     def journal_since(self, count: int) -> tuple[list[dict], int]:
         """The entries noted after the first `count` (those still kept), and the new count."""

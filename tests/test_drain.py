@@ -3,7 +3,6 @@ transaction's HANGUP is invoked, recordings are finished and the journal, writte
 lines while the stub runs, is complete on disk."""
 from __future__ import annotations
 
-import json
 import signal
 import struct
 import subprocess
@@ -14,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from conftest import PROFILES, ROOT, SippCall, wait_until
+from harness.journal_entries import Draining, RecordingStarted, TransactionEnded
+from harness.journal_view import JournalView
 from webclient import free_port, wait_ready
 
 BIN = Path(sys.executable).parent
 CALLS = 3
 
 
-def journal(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def journal(path: Path) -> JournalView:
+    return JournalView.read(path) if path.is_file() else JournalView()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -46,8 +45,8 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
         wait_ready(port, proc)
         callers = [SippCall(f"127.0.0.1:{sip_port}", 0, "+14345550123", until_bye=True)
                    for _ in range(CALLS)]
-        recording = lambda: [e for e in journal(out / "journal.jsonl") if e["kind"] == "recording_started"]
-        assert wait_until(lambda: len(recording()) == CALLS, 15), journal(out / "journal.jsonl")
+        recording = lambda: journal(out / "journal.jsonl").of(RecordingStarted)
+        assert wait_until(lambda: len(recording()) == CALLS, 15), journal(out / "journal.jsonl").typed
         time.sleep(1.0)  # a second of audio in each recording
         started = time.monotonic()
         proc.send_signal(sig)
@@ -61,14 +60,12 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
     assert [c.wait(10) for c in callers] == [0] * CALLS  # each got the stub's BYE and answered it
     assert f"drained {CALLS} calls" in text and drained_in < 15, text
     entries = journal(out / "journal.jsonl")
-    hangups = [e for e in entries if e["kind"] == "invocation"
-               and e["event"]["InvocationEventType"] == "HANGUP"]
-    answered = {e["sequence"] for e in entries if e["kind"] == "response"}
-    ended = [e for e in entries if e["kind"] == "transaction_ended"]
-    assert len(hangups) == CALLS and all(h["sequence"] in answered for h in hangups)
-    assert len(ended) == CALLS and {e["transaction_id"] for e in ended} == \
-        {e["transaction_id"] for e in recording_entries(entries)}
-    assert [e["kind"] for e in entries if e["kind"] == "draining"] == ["draining"]
+    hangups = entries.invocations("HANGUP")
+    ended = entries.of(TransactionEnded)
+    assert len(hangups) == CALLS and all(h.response is not None for h in hangups)
+    assert len(ended) == CALLS and {e.transaction_id for e in ended} == \
+        {e.transaction_id for e in entries.of(RecordingStarted)}
+    assert len(entries.of(Draining)) == 1
     wavs = sorted((out / "s3" / "recordings").glob("long-*.wav"))
     assert len(wavs) == CALLS
     for wav in wavs:
@@ -76,6 +73,3 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
         assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
         assert struct.unpack("<I", data[40:44])[0] == len(data) - 44 >= 8000  # >= 0.5 s of audio
 
-
-def recording_entries(entries: list[dict]) -> list[dict]:
-    return [e for e in entries if e["kind"] == "recording_started"]

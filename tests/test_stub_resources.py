@@ -14,6 +14,8 @@ import pytest
 from conftest import stub_config, wait_until
 from harness.control import ControlSettings
 from harness.journal import Journal, MalformedTally
+from harness.journal_entries import SipMalformed, UpdateRequested
+from harness.journal_view import JournalView
 from harness.runner import rtp_block
 from harness.stub import Stub
 from test_fuzz_sip import BASE, message, sdp
@@ -110,7 +112,7 @@ def test_junk_sip_is_counted_per_reason_and_source_not_journaled(stub):
     assert wait_until(lambda: stub.malformed.total >= 1800, 10), stub.malformed.to_json()
     tally = stub.malformed.to_json()
     assert set(tally["by_source"]) == {HOST} and len(tally["by_reason"]) <= 3
-    noted = [e for e in stub.journal_json() if e["kind"] == "sip_malformed"]
+    noted = JournalView(stub.journal_json()).of(SipMalformed)
     assert len(noted) == len(tally["by_reason"])  # the first of each reason only
 
 
@@ -125,14 +127,15 @@ def test_the_malformed_tally_keeps_a_bounded_number_of_sources():
 def test_the_journal_is_bounded_in_bytes_and_pages_on(tmp_path):
     journal = Journal(max_bytes=50_000, path=tmp_path / "journal.jsonl")
     for n in range(2000):
-        journal.note("probe", None, n=n, pad="x" * 100)
+        journal.note(UpdateRequested(arguments={"n": str(n), "pad": "x" * 100}))
     assert journal.kept_bytes <= 50_000 and journal.total == 2000 and journal.first > 1500
     lines, following = journal.page(0, 10)
-    assert json.loads(lines[0])["n"] == journal.first and following == journal.first + 10
+    assert json.loads(lines[0])["arguments"]["n"] == str(journal.first)
+    assert following == journal.first + 10
     assert journal.page(journal.total)[0] == []
     journal.close()
     on_disk = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
-    assert [e["n"] for e in on_disk] == list(range(2000))  # the file keeps every entry
+    assert [e["arguments"]["n"] for e in on_disk] == [str(n) for n in range(2000)]  # every entry
 
 
 def test_serving_a_big_journal_does_not_stall_the_stubs_loop(tmp_path):
@@ -140,7 +143,7 @@ def test_serving_a_big_journal_does_not_stall_the_stubs_loop(tmp_path):
     with Stub(config) as stub:
         def fill():
             for n in range(120_000):  # ~50 MB, what 150,000 junk datagrams once made
-                stub._note("probe", None, n=n, pad="y" * 300)
+                stub._note(UpdateRequested(arguments={"n": str(n), "pad": "y" * 300}))
         stub.run_in_loop(fill, timeout=120)
         gaps = []
 
