@@ -49,8 +49,8 @@ from . import journal_entries as je
 from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
 from .local_aws import LocalAws, LocalAwsConfig
 from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
-from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
-from .sma.lambda_env import Endpoints
+from .lambdas.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
+from .lambdas.lambda_env import Endpoints
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 import yaml
 
 from ..sma.actions import KNOWN_ACTIONS
-from ..sma.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
+from ..lambdas.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
 from ..sma.model import DEFAULT_INTERRUPTIBLE
-from ..sma.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
+from ..lambdas.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
 from .strict import Invalid, ProfileError, load, problem
 
 CallState = Literal["CALLING", "EARLY", "CONNECTING", "CONFIRMED", "DISCONNECTED"]
