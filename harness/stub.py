@@ -26,11 +26,10 @@ from .api import access as api_access
 from .api.server import ApiSettings, build_app
 from .api.serving import ApiRunner
 from .media.dtmf import SOURCE_SIP_INFO, DigitReceived
-from .media.engine import MediaEngine, MediaSession
-from .media.g711 import SILENCE_BYTE
+from .media.transport import MediaEngine, MediaSession
 from .media.recording import Recording
-from .media.sources import FRAME_SAMPLES, RATE, InvalidAudioSource, wav_frames
-from .media.speech import SpeechError, speech_frames
+from .media.sources import InvalidAudioSource
+from .media.speech import SpeechError
 from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
@@ -727,9 +726,7 @@ class Stub:
         elif isinstance(c, cmd.PlayAudio):
             self._play_audio(tx, call, c)
         elif isinstance(c, cmd.PlaySilence):
-            frames = [bytes([SILENCE_BYTE[call.audio.codec]]) * FRAME_SAMPLES] * max(
-                1, round(c.duration_ms * RATE / 1000 / FRAME_SAMPLES))
-            session.sender.play(frames, c.token)
+            session.play_silence(c.duration_ms, c.token)
             self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
                                        media="silence", duration_ms=c.duration_ms))
         elif isinstance(c, cmd.Speak):
@@ -739,7 +736,7 @@ class Stub:
             self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
                                        media="digits", digits=c.digits))
         elif isinstance(c, cmd.StopMedia):
-            token = session.sender.stop()
+            token = session.stop_playing()
             self._note(je.MediaStopped(transaction_id=tx.transaction_id, call_id=c.call_id, token=token))
         elif isinstance(c, cmd.StartRecordAudio):
             self._start_recording(tx, call, c.token, c.bucket, c.key, "INCOMING", c.token)
@@ -759,25 +756,22 @@ class Stub:
 
     def _play_audio(self, tx: CallTransaction, call: _SipCall, c: cmd.PlayAudio) -> None:
         try:
-            frames = wav_frames(self.config.read_path(c.bucket, c.key), call.audio.codec)
+            call.media.play_file(self.config.read_path(c.bucket, c.key), c.token, c.repeat)
         except InvalidAudioSource as exc:
             self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=str(exc)))
             tx.media_done(c.token, ("InvalidAudioSource", "Audio Source parameter value is invalid."))
             return
-        call.media.sender.play(frames, c.token, c.repeat)
         self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
                                    media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat))
 
     async def _speak(self, tx: CallTransaction, call: _SipCall, c: cmd.Speak) -> None:
         s = c.speech
         try:
-            frames = await speech_frames(s["text"], call.audio.codec, s["voice"], s["language"],
-                                         s["text_type"])
+            await call.media.play_speech(s["text"], s["voice"], s["language"], s["text_type"], c.token)
         except SpeechError as exc:
             self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=str(exc)))
             tx.media_done(c.token, SYSTEM_ERROR)
         else:
-            call.media.sender.play(frames, c.token)
             self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
                                        media="speech", text=s["text"], voice=s["voice"]))
         self._dispatch(tx)

@@ -14,7 +14,7 @@ import harness.stub as stub_module
 from conftest import require_capture, require_tool, stub_config, wait_until
 from harness.journal_entries import Entry, SipConfirmed, SipEnded
 from harness.journal_view import JournalView
-from harness.media.engine import MediaEngine
+from harness.media.transport import MediaEngine
 from harness.netem import INCOMING, OUTGOING, RTP, SIP, Impairment, NetworkImpairment
 from harness.sip.transport import UdpSipTransport
 from harness.stub import Stub, StubConfig
