@@ -140,6 +140,13 @@ def test_play_audio_stops_at_a_playback_terminator():
     ({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+15550100", "Endpoints": [
         {"BridgeEndpointType": "AWS", "Uri": "5550100", "Arn": "arn:vc"}], "SipHeaders": {"X-AMZN-X": "1"}}},
      "InvalidActionParameter", "Invalid SIP header(s) provided: X-AMZN-X"),
+    # the API's E164PhoneNumber: no trailing newline, ASCII digits only
+    ({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+14255550199\n", "Endpoints": [
+        {"BridgeEndpointType": "PSTN", "Uri": "+15555550100"}]}},
+     "InvalidActionParameter", "CallerIdNumber parameter value is invalid."),
+    ({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+14255550199", "Endpoints": [
+        {"BridgeEndpointType": "PSTN", "Uri": "+1555555\u0661\u0662"}]}},
+     "InvalidActionParameter", "Endpoints parameter value is invalid."),
     ({"Type": "ModifyChimeMeetingAttendees", "Parameters": {"Operation": "Mute", "MeetingId": "m",
                                                            "AttendeeList": ["a"]}},
      "InvalidActionParameter", "Call is not connected to Chime Meeting."),

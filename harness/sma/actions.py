@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from .buckets import safe_key, valid_bucket_name
+from .phone_numbers import is_e164
 from .sip_headers import InvalidSipHeaders, check_sip_headers
 
 #: Every action type the service documents (sma-reference §3.0), plus the undocumented Answer.
@@ -94,7 +95,6 @@ CALL_ID_ACTIONS = frozenset({"SendDigits", "Speak", "SpeakAndGetDigits", "VoiceF
 HANGUP_CODES = (0, 480, 486)
 DTMF_DIGITS = "0123456789*#"
 SEND_DIGITS = re.compile(r"^[0-9*#A-Da-d,]{1,50}$")
-E164 = re.compile(r"^\+?[1-9]\d{1,14}$")
 AWS_URI = re.compile(r"[A-Za-z0-9&=+$/%_!~*().-]{1,30}")  # an AWS endpoint's Uri (§3.10)
 RECORDING_TERMINATORS = "123456789*0#"
 MAX_SPEAK_CHARS = 1000
@@ -314,7 +314,7 @@ def parse_action(action: dict) -> ParsedAction:
     elif kind == "CallAndBridge":
         v["timeout_s"] = as_int(params, "CallTimeoutSeconds", 30, maximum=120)
         caller_id = as_str(params, "CallerIdNumber")
-        if not E164.match(caller_id):
+        if not is_e164(caller_id):
             raise invalid("CallerIdNumber")
         endpoints = params.get("Endpoints")
         if not isinstance(endpoints, list) or not endpoints or not isinstance(endpoints[0], dict):
@@ -324,7 +324,7 @@ def parse_action(action: dict) -> ParsedAction:
         uri = ep.get("Uri")
         if kind_ep not in ("PSTN", "AWS") or not isinstance(uri, str) or not uri:
             raise invalid("Endpoints")
-        if kind_ep == "PSTN" and not E164.match(uri):
+        if kind_ep == "PSTN" and not is_e164(uri):
             raise invalid("Endpoints")
         if kind_ep == "AWS" and (not ep.get("Arn") or not AWS_URI.fullmatch(uri)):
             raise invalid("Endpoints")
