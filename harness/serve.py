@@ -162,8 +162,8 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
         loop.add_signal_handler(sig, stop.set)
     out = options.out.resolve()
     check_folder(out)
+    config, profile, token_file = served_config(options)  # bad options fail whatever the ports
     check_ports(options.host, options.sip_port, options.api_port)
-    config, profile, token_file = served_config(options)
     stub = Stub(config, configurator=lambda path: session_config(Path(path), out))
     log = ServeLog(stream, options.log_format)
     stub.watch(log)
