@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .api.errors import ERRORS
 from .sma import engine
-from .sma.actions import ERROR_TYPES, KNOWN_ACTIONS, LOCAL_BEHAVIOUR, PARAMETERS
+from .sma.actions import ACTIONS, ERROR_TYPES
 
 PATH = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
 EVENT_WHEN = {
@@ -55,8 +55,8 @@ def render() -> str:
            "", "## Invocation events", "", "| InvocationEventType | emulated | sent when |", "|---|---|---|"]
     out += [f"| `{name}` | yes | {when} |" for name, when in EVENT_WHEN.items()]
     out += ["", "## Actions", "", "| action | emulated | parameters | local behaviour |", "|---|---|---|---|"]
-    out += [f"| `{a}` | yes | {', '.join(f'`{p}`' for p in PARAMETERS[a])} | {LOCAL_BEHAVIOUR.get(a, '')} |"
-            for a in KNOWN_ACTIONS]
+    out += [f"| `{t}` | yes | {', '.join(f'`{p}`' for p in a.PARAMETERS)} | {a.EMULATION} |"
+            for t, a in ACTIONS.items()]
     out += ["", "## ACTION_FAILED error types", "", "| ErrorType | produced | cause here |", "|---|---|---|"]
     out += [f"| `{t}` | {'yes' if cause else 'no'} | {cause or 'no local cause (no IAM)'} |"
             for t, cause in ERROR_TYPES.items()]

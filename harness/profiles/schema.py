@@ -13,9 +13,8 @@ from typing import Any, Literal
 
 import yaml
 
-from ..sma.actions import KNOWN_ACTIONS
+from ..sma.actions import ACTIONS, DEFAULT_INTERRUPTIBLE
 from ..lambdas.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
-from ..sma.model import DEFAULT_INTERRUPTIBLE
 from ..lambdas.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
 from .strict import Invalid, ProfileError, load, problem
 
@@ -189,7 +188,7 @@ class StubSpec:
     sip: StubSipSpec = field(default_factory=StubSipSpec)
 
     def validate(self) -> str | Invalid | None:
-        unknown = [a for a in self.interruptible if a not in KNOWN_ACTIONS]
+        unknown = [a for a in self.interruptible if a not in ACTIONS]
         if unknown:
             return f"interruptible: unknown action {unknown[0]!r}"
         if self.handler_env is not None:  # the alias: folded into `environment`
