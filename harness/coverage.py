@@ -8,34 +8,10 @@ import sys
 from pathlib import Path
 
 from .api.errors import ERRORS
-from .sma import engine
+from .sma import events, responses
 from .sma.actions import ACTIONS, ERROR_TYPES
 
 PATH = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
-EVENT_WHEN = {
-    engine.NEW_INBOUND_CALL: "an INVITE matched a SIP rule",
-    engine.NEW_OUTBOUND_CALL: "CreateSipMediaApplicationCall placed LEG-A",
-    engine.RINGING: "the outbound LEG-A rings (response ignored, attributes kept)",
-    engine.CALL_ANSWERED: "the outbound LEG-A answered",
-    engine.ACTION_SUCCESSFUL: "an action list completed (carries the last action)",
-    engine.ACTION_FAILED: "an action failed (the rest of its list is cleared)",
-    engine.ACTION_INTERRUPTED: "an update's actions stopped an interruptible action (response ignored)",
-    engine.HANGUP: "a leg ended (response used only while another leg is connected)",
-    engine.INVALID_LAMBDA_RESPONSE: "the previous response could not be used",
-    engine.DIGITS_RECEIVED: "a ReceiveDigits listener matched its regex",
-    engine.CALL_UPDATE_REQUESTED: "UpdateSipMediaApplicationCall was accepted",
-}
-INVALID_RESPONSE_TYPES = {
-    "InvalidResponse": "the response is not a JSON object",
-    "SchemaVersionMismatch": "SchemaVersion is missing or not \"1.0\" (the ErrorType the service sends: click-to-call issue 125)",
-    "InvalidActions": "Actions is not a list",
-    "TooManyActions": f"more than {engine.MAX_ACTIONS} actions",
-    "InvalidActionType": "an action Type the service does not have",
-    "InvalidActionParameters": "Parameters is not an object",
-    "TransactionAttributesInvalidType": "attributes are not a string-to-string map",
-    "TransactionAttributesInvalidMapSize": f"more than {engine.MAX_ATTRIBUTES} attributes",
-    "TransactionAttributesInvalidSize": "attributes larger than 20 KB",
-}
 API_CAUSES = {
     "BadRequest": "validation: blank ids, more than 20 arguments, non-string values, bad JSON",
     "NotFound": "unknown SMA, unknown or ended transaction",
@@ -53,7 +29,7 @@ def render() -> str:
     out = ["# Coverage", "",
            "Generated from the code by `python -m harness.coverage --write`; a test fails when it is stale.",
            "", "## Invocation events", "", "| InvocationEventType | emulated | sent when |", "|---|---|---|"]
-    out += [f"| `{name}` | yes | {when} |" for name, when in EVENT_WHEN.items()]
+    out += [f"| `{name}` | yes | {rules.when} |" for name, rules in events.EVENT_TYPES.items()]
     out += ["", "## Actions", "", "| action | emulated | parameters | local behaviour |", "|---|---|---|---|"]
     out += [f"| `{t}` | yes | {', '.join(f'`{p}`' for p in a.PARAMETERS)} | {a.EMULATION} |"
             for t, a in ACTIONS.items()]
@@ -61,7 +37,7 @@ def render() -> str:
     out += [f"| `{t}` | {'yes' if cause else 'no'} | {cause or 'no local cause (no IAM)'} |"
             for t, cause in ERROR_TYPES.items()]
     out += ["", "## INVALID_LAMBDA_RESPONSE error types", "", "| ErrorType | cause |", "|---|---|"]
-    out += [f"| `{t}` | {cause} |" for t, cause in INVALID_RESPONSE_TYPES.items()]
+    out += [f"| `{t}` | {cause} |" for t, cause in responses.ERROR_TYPES.items()]
     out += ["", "## API errors (restJson1, `x-amzn-ErrorType`)", "", "| shape | HTTP | Code | cause |",
             "|---|---|---|---|"]
     out += [f"| `{shape}` | {status} | `{code}` | {API_CAUSES[code]} |"

@@ -1,5 +1,6 @@
 """docs/coverage.md is generated from the code and must not go stale."""
 from harness import coverage
+from harness.sma.events import EVENT_TYPES
 from harness.sma.actions import ACTIONS
 
 
@@ -11,4 +12,4 @@ def test_coverage_page_is_current():
 def test_every_event_and_action_is_listed():
     text = coverage.render()
     assert all(f"| `{a}` | yes |" in text for a in ACTIONS)
-    assert len(coverage.EVENT_WHEN) == 11
+    assert len(EVENT_TYPES) == 11

@@ -14,14 +14,12 @@ from typing import Any, Literal
 import yaml
 
 from ..sma.actions import ACTIONS, DEFAULT_INTERRUPTIBLE
+from ..sma.events import EVENT_TYPES
 from ..lambdas.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
 from ..lambdas.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
 from .strict import Invalid, ProfileError, load, problem
 
 CallState = Literal["CALLING", "EARLY", "CONNECTING", "CONFIRMED", "DISCONNECTED"]
-EVENT_TYPES = ("NEW_INBOUND_CALL", "NEW_OUTBOUND_CALL", "RINGING", "CALL_ANSWERED",
-               "ACTION_SUCCESSFUL", "ACTION_FAILED", "ACTION_INTERRUPTED", "HANGUP",
-               "INVALID_LAMBDA_RESPONSE", "DIGITS_RECEIVED", "CALL_UPDATE_REQUESTED")
 
 
 @dataclass

@@ -9,34 +9,19 @@ leg answered or hung up, an update was requested, time passed) and emits command
 from __future__ import annotations
 
 import functools
-import json
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import commands as cmd
-from .actions import ACTIONS, DEFAULT_INTERRUPTIBLE, Action, ActionFailure, Done, Failed, Run, parse_action
+from . import events as ev
+from . import responses
+from .actions import DEFAULT_INTERRUPTIBLE, Action, ActionFailure, Failed, Run, parse_action
 from .actions.base import DROPPED, Outcome
 from .actions.digits import DigitListener
 from .model import Leg, Meeting, SipMediaApplication
 
-MAX_ACTIONS = 10
 MAX_INVOCATIONS = 1000
-MAX_ATTRIBUTES = 100
-MAX_ATTRIBUTES_BYTES = 20 * 1024
 NO_ACTIONS_TIMEOUT_S = 30.0
-
-NEW_INBOUND_CALL = "NEW_INBOUND_CALL"
-NEW_OUTBOUND_CALL = "NEW_OUTBOUND_CALL"
-RINGING = "RINGING"
-CALL_ANSWERED = "CALL_ANSWERED"
-ACTION_SUCCESSFUL = "ACTION_SUCCESSFUL"
-ACTION_FAILED = "ACTION_FAILED"
-ACTION_INTERRUPTED = "ACTION_INTERRUPTED"
-HANGUP = "HANGUP"
-INVALID_LAMBDA_RESPONSE = "INVALID_LAMBDA_RESPONSE"
-DIGITS_RECEIVED = "DIGITS_RECEIVED"
-CALL_UPDATE_REQUESTED = "CALL_UPDATE_REQUESTED"
 
 
 def _input(method):
@@ -47,22 +32,6 @@ def _input(method):
         self._settle()
         return result
     return wrapper
-
-
-class InvalidResponse(Exception):
-    """The handler's response cannot be used; becomes INVALID_LAMBDA_RESPONSE."""
-
-    def __init__(self, error_type: str, message: str):
-        super().__init__(message)
-        self.error_type, self.message = error_type, message
-
-
-@dataclass
-class _Pending:
-    event_type: str
-    action_data: dict | None
-    ignore: bool
-    extra: dict | None
 
 
 class CallTransaction:
@@ -92,8 +61,8 @@ class CallTransaction:
         self.recordings: dict[str, str] = {}  # CallId -> on, paused, stopped
         self.meeting: Meeting | None = None
         self._ringing_reported = False
-        self._queue: deque[_Pending] = deque()
-        self._outstanding: _Pending | None = None
+        self._queue: deque[ev.Event] = deque()
+        self._outstanding: ev.Event | None = None
         self._commands: list[object] = []
         self._no_actions_deadline: float | None = None
 
@@ -103,7 +72,7 @@ class CallTransaction:
         """A new inbound leg (LEG-A) arrived through a SIP rule."""
         self.legs.append(leg)
         self.emit(cmd.Ring(leg.call_id))
-        self._invoke(NEW_INBOUND_CALL)
+        self._invoke(ev.new_inbound_call())
 
     @_input
     def outbound_call(self, leg: Leg, arguments: dict[str, str], sip_headers: dict[str, str]) -> None:
@@ -111,16 +80,14 @@ class CallTransaction:
         self.legs.append(leg)
         self.emit(cmd.PlaceCall(leg.call_id, leg.to, leg.from_, "PSTN", leg.to,
                                  sip_headers=dict(sip_headers)))
-        data = {"Type": "CallCreateRequest", "Parameters": {"Arguments": dict(arguments)}} \
-            if arguments else None
-        self._invoke(NEW_OUTBOUND_CALL, data, ignore=True)
+        self._invoke(ev.new_outbound_call(arguments))
 
     @_input
     def leg_ringing(self, call_id: str) -> None:
         """An outbound leg is ringing (180/183)."""
         if self.legs and call_id == self.legs[0].call_id and not self._ringing_reported:
             self._ringing_reported = True
-            self._invoke(RINGING, ignore=True)
+            self._invoke(ev.ringing())
 
     @_input
     def leg_answered(self, call_id: str) -> None:
@@ -131,7 +98,7 @@ class CallTransaction:
             self._conclude(run, outcome)
         elif self.legs and call_id == self.legs[0].call_id and not self.legs[0].answered:
             self.legs[0].answered = True
-            self._invoke(CALL_ANSWERED)
+            self._invoke(ev.call_answered())
 
     @_input
     def leg_failed(self, call_id: str, sip_code: int) -> None:
@@ -167,9 +134,7 @@ class CallTransaction:
                 finished = outcome
         if not self._connected():
             self._pending_actions, self._list_running = [], False
-        self._invoke(HANGUP, {"Type": "Hangup", "Parameters": {
-            "SipResponseCode": sip_code, "CallId": leg.call_id,
-            "ParticipantTag": leg.participant_tag}}, ignore=True)
+        self._invoke(ev.hangup(leg, sip_code))
         if finished is not None:
             self._conclude(run, finished)
         self._check_end()
@@ -177,8 +142,7 @@ class CallTransaction:
     @_input
     def update_requested(self, arguments: dict[str, str]) -> None:
         """UpdateSipMediaApplicationCall was accepted for this transaction."""
-        self._invoke(CALL_UPDATE_REQUESTED, {"Type": "CallUpdateRequest",
-                                             "Parameters": {"Arguments": dict(arguments)}})
+        self._invoke(ev.call_update_requested(arguments))
 
     # ---- inputs: media and digits -----------------------------------------------------
     @_input
@@ -216,7 +180,7 @@ class CallTransaction:
         for listener in list(self._listeners.values()):
             digits = listener.expire(now)
             if digits:
-                self._invoke(DIGITS_RECEIVED, {**listener.action_data, "ReceivedDigits": digits})
+                self._invoke(ev.digits_received(listener.action_data, digits))
 
     def next_deadline(self) -> float | None:
         """The earliest time `handle_timers` has work to do, or None."""
@@ -241,13 +205,12 @@ class CallTransaction:
         return self.sequence >= MAX_INVOCATIONS
 
     # ---- invocations ------------------------------------------------------------------
-    def _invoke(self, event_type: str, action_data: dict | None = None, ignore: bool = False,
-                extra: dict | None = None) -> None:
+    def _invoke(self, event: ev.Event) -> None:
         """Queue an invocation. Once no leg is connected the transaction is over: only the
         HANGUP of its last leg is still made, nothing after it."""
-        if not self._connected() and event_type != HANGUP:
+        if not self._connected() and not event.rules.after_last_leg:
             return
-        self._queue.append(_Pending(event_type, action_data, ignore, extra))
+        self._queue.append(event)
         self._pump()
 
     def _pump(self) -> None:
@@ -259,126 +222,61 @@ class CallTransaction:
                 if leg.status == "Connected":
                     self.emit(cmd.HangupLeg(leg.call_id, 480))
             return
-        pending = self._queue.popleft()
+        event = self._queue.popleft()
         self.sequence += 1
-        self._outstanding = pending
-        self.emit(cmd.Invoke(self.transaction_id, self.sequence, self._event(pending),
-                              pending.ignore))
-
-    def _event(self, pending: _Pending) -> dict:
-        details = {"TransactionId": self.transaction_id}
-        if self.attributes:
-            details["TransactionAttributes"] = dict(self.attributes)
-        details["AwsAccountId"] = self.sma.aws_account_id
-        details["AwsRegion"] = self.sma.aws_region
-        if self.sip_rule_id:
-            details["SipRuleId"] = self.sip_rule_id
-        details["SipMediaApplicationId"] = self.sma.sip_media_application_id
-        details["Participants"] = [leg.to_event() for leg in self.legs]
-        event = {"SchemaVersion": "1.0", "Sequence": self.sequence,
-                 "InvocationEventType": pending.event_type}
-        if pending.action_data is not None:
-            event["ActionData"] = pending.action_data
-        event["CallDetails"] = details
-        if pending.extra:
-            event.update(pending.extra)
-        return event
+        self._outstanding = event
+        details = ev.call_details(self.transaction_id, self.attributes, self.sma, self.sip_rule_id, self.legs)
+        self.emit(cmd.Invoke(self.transaction_id, self.sequence, ev.render(event, self.sequence, details),
+                             event.rules.informational))
 
     @_input
     def handler_result(self, sequence: int, response: object, failed: str | None = None) -> None:
         """The handler answered invocation `sequence` (or failed after its retries: `failed`)."""
-        pending = self._outstanding
-        if pending is None or sequence != self.sequence:
+        event = self._outstanding
+        if event is None or sequence != self.sequence:
             return
         self._outstanding = None
         if failed is not None:
-            self._on_invocation_failed(pending)
-        elif not self._connected() or (pending.ignore and pending.event_type != HANGUP):
-            self._keep_attributes(response)  # informational, or the transaction is over
+            self._on_invocation_failed(event)
+        elif not self._connected() or not event.rules.runs_actions:
+            kept = responses.kept_attributes(response)  # informational, or the transaction is over
+            if kept is not None:
+                self.attributes = kept
         else:
             try:
-                self._apply_response(pending.event_type, response)
-            except InvalidResponse as exc:
-                self._invoke(INVALID_LAMBDA_RESPONSE,
-                             extra={"ErrorType": exc.error_type, "ErrorMessage": exc.message})
+                checked = responses.check(response)
+            except responses.InvalidResponse as exc:
+                self._invoke(ev.invalid_lambda_response(exc.error_type, exc.message))
+            else:
+                if checked.attributes is not None:
+                    self.attributes = checked.attributes
+                if checked.actions is not None:
+                    self._replace_actions(event.type, checked.actions)
         self._pump()
         self._check_end()
 
-    def _on_invocation_failed(self, pending: _Pending) -> None:
+    def _on_invocation_failed(self, event: ev.Event) -> None:
         """Retries ran out: the next SMA of the SIP rule, else the call ends with 480 (§5.1)."""
-        if pending.event_type == NEW_INBOUND_CALL and self.fallbacks:
+        if event.type == ev.NEW_INBOUND_CALL and self.fallbacks:
             self.sma = self.fallbacks.pop(0)
-            self._invoke(NEW_INBOUND_CALL)
+            self._invoke(ev.new_inbound_call())
             return
-        if pending.ignore:
+        if event.rules.informational:
             return
         for leg in self.legs:
             if leg.status == "Connected":
                 self.emit(cmd.HangupLeg(leg.call_id, 480))
-
-    def _keep_attributes(self, response: object) -> None:
-        """An ignored response still stores valid TransactionAttributes (click-to-call relies on it)."""
-        if isinstance(response, dict) and response.get("TransactionAttributes") is not None:
-            try:
-                self.attributes = self._check_attributes(response["TransactionAttributes"])
-            except InvalidResponse:
-                pass  # the response is ignored, and so is what is wrong with it
-
-    # ---- responses --------------------------------------------------------------------
-    def _apply_response(self, event_type: str, response: object) -> None:
-        if not isinstance(response, dict):
-            raise InvalidResponse("InvalidResponse",
-                                  f"The Lambda response is not a JSON object: {_kind(response)}")
-        if response.get("SchemaVersion") != "1.0":
-            raise InvalidResponse("SchemaVersionMismatch",
-                                  f"SchemaVersion {response.get('SchemaVersion')!r} is not supported; expected \"1.0\"")
-        actions = response.get("Actions")
-        if actions is not None:
-            self._check_actions(actions)
-        if response.get("TransactionAttributes") is not None:
-            self.attributes = self._check_attributes(response["TransactionAttributes"])
-        if actions is not None:
-            self._replace_actions(event_type, actions)
-
-    @staticmethod
-    def _check_actions(actions: object) -> None:
-        if not isinstance(actions, list):
-            raise InvalidResponse("InvalidActions", "Actions must be a list")
-        if len(actions) > MAX_ACTIONS:
-            raise InvalidResponse("TooManyActions",
-                                  f"Lambda response has {len(actions)} actions. Maximum number of actions is {MAX_ACTIONS}")
-        for action in actions:
-            if not isinstance(action, dict) or action.get("Type") not in ACTIONS:
-                kind = action.get("Type") if isinstance(action, dict) else action
-                raise InvalidResponse("InvalidActionType", f"Action type {kind!r} is not supported")
-            if action.get("Parameters") is not None and not isinstance(action["Parameters"], dict):
-                raise InvalidResponse("InvalidActionParameters",
-                                      f"Parameters of {action['Type']} must be an object")
-
-    @staticmethod
-    def _check_attributes(attributes: object) -> dict[str, str]:
-        if not isinstance(attributes, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
-            raise InvalidResponse("TransactionAttributesInvalidType",
-                                  "Transaction Attributes must be a map of string to string")
-        if len(attributes) > MAX_ATTRIBUTES:
-            raise InvalidResponse("TransactionAttributesInvalidMapSize",
-                                  f"Transaction Attributes has too many mappings. Maximum number of mappings is {MAX_ATTRIBUTES}")
-        if len(json.dumps(attributes).encode()) > MAX_ATTRIBUTES_BYTES:
-            raise InvalidResponse("TransactionAttributesInvalidSize",
-                                  "Transaction Attributes exceed the maximum payload size of 20 KB")
-        return dict(attributes)
 
     def _replace_actions(self, event_type: str, actions: list[dict]) -> None:
         """Replace every action after the current one; an update interrupts an interruptible one."""
         self._pending_actions = list(actions)
         self._list_running = bool(actions)
         run = self._run
-        if run is not None and event_type == CALL_UPDATE_REQUESTED and run.action.TYPE in self.interruptible:
+        if run is not None and event_type == ev.CALL_UPDATE_REQUESTED and run.action.TYPE in self.interruptible:
             self._run = None
             run.interrupt(self)
             self._run_actions()
-            self._invoke(ACTION_INTERRUPTED, run.action.action_data(run.result), ignore=True)
+            self._invoke(ev.action_interrupted(run.action.action_data(run.result)))
         elif run is None:
             self._run_actions()
 
@@ -417,7 +315,7 @@ class CallTransaction:
             last_done = self._done((action, started.result)) or last_done
         if self._run is None and last_done is not None and self._list_running and self._connected():
             self._list_running = False
-            self._invoke(ACTION_SUCCESSFUL, last_done)
+            self._invoke(ev.action_successful(last_done))
 
     def _done(self, completed: tuple[Action, dict] | None) -> dict | None:
         """An action succeeded: a reporting action that does not end a running list reports now
@@ -428,7 +326,7 @@ class CallTransaction:
         action, result = completed
         data = action.action_data(result)
         if action.REPORTS and (self._pending_actions or not self._list_running):
-            self._invoke(ACTION_SUCCESSFUL, data)
+            self._invoke(ev.action_successful(data))
             return None
         return data
 
@@ -446,7 +344,7 @@ class CallTransaction:
         """ACTION_FAILED for the action of `action_data`; the rest of its list is cleared
         (sma-reference §1.6)."""
         self._pending_actions, self._list_running = [], False
-        self._invoke(ACTION_FAILED, {**action_data, "ErrorType": error_type, "ErrorMessage": message})
+        self._invoke(ev.action_failed(action_data, error_type, message))
 
     def _target_leg(self, action: Action) -> Leg:
         """The leg an action addresses: CallId, else ParticipantTag, else LEG-A (or the leg left)."""
@@ -513,6 +411,3 @@ class CallTransaction:
             self.ended = True
             self.emit(cmd.TransactionEnded(self.transaction_id))
 
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
