@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import socket
@@ -39,22 +38,22 @@ from .sip.sdes import SdesCrypto
 from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
 from .media.srtp import SrtpContext
 from .sip.uri import SipUri, UriError
-from .routes import RouteError, expand
+from .sma.routes import RouteError
 from .sma import commands as cmd
-from .sma.buckets import valid_bucket_name
+from .sma import buckets
+from .sma.sip_headers import forwarded
 from .sma.engine import CallTransaction
 from .control import ControlSettings, add_control_routes
 from . import journal_entries as je
 from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
 from .local_aws import LocalAws, LocalAwsConfig
-from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
+from .sma.errors import BadRequest, ServiceUnavailable
 from .lambdas.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
 from .lambdas.lambda_env import Endpoints
-from .sma.model import Leg, SipMediaApplication, SipRule, new_id
+from .sma.model import Leg, SipMediaApplication, SipRule
 from .sma.service import SmaService
 
 log = logging.getLogger(__name__)
-FORWARDED_HEADERS = ("user-to-user", "diversion")
 OUTBOUND_DTMF_PT = 101
 SYSTEM_ERROR = ("SystemException", "System error while running action.")
 
@@ -127,11 +126,7 @@ class StubConfig:
 
     def read_path(self, bucket: str, key: str) -> Path:
         """The file standing for s3://bucket/key: written by this stub, else in the bucket folder."""
-        if self.written_dir is not None:
-            written = _bucket_path(self.written_dir, bucket, key, must_exist=False)
-            if written.is_file():
-                return written
-        return _bucket_path(self.bucket_dir, bucket, key)
+        return buckets.read_path(self.bucket_dir, self.written_dir, bucket, key)
 
 
 @dataclass
@@ -180,7 +175,6 @@ class Stub:
         self.malformed = MalformedTally()
         self._watchers: list[Callable[[dict], None]] = []
         self.sessions = None  # a served stub's SessionManager (remote runs), see sessions.py
-        self.draining = False
         self._prepared: dict[str, _SipCall] = {}  # placed legs set up before their PlaceCall
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -195,7 +189,9 @@ class Stub:
         self.media: MediaEngine | None = None
         t = config.termination
         self._challenger = DigestChallenger(t.realm, t.username, t.password) if t else None
-        self.service: SmaService | None = None
+        #: the API's backend; this stub is its driver (open_leg, updated, created)
+        self.service = SmaService(lambda: self._loop.time(), lambda: int(time.time() * 1000),
+                                  driver=self, routes=config.routes)
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
         self.local_aws: LocalAws | None = None
@@ -218,7 +214,7 @@ class Stub:
                 self.tls = await TlsSipTransport.listen_tls(
                     cfg.host, cfg.tls.port, self._on_tls,
                     server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
-            app = build_app(self, cfg.api)
+            app = build_app(self.service, cfg.api)
             if cfg.control is not None:
                 if cfg.control.token is None and not cfg.api.credentials:
                     raise ValueError("the control routes need a token or API credentials")
@@ -249,7 +245,7 @@ class Stub:
     async def _load_applications(self, cfg: StubConfig) -> None:
         """A fresh service model with the SMAs, rules and handlers of `cfg`, and its local AWS
         services. Handlers reach those and this stub's API through their endpoint variables."""
-        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
+        self.service.load(cfg.applications, cfg.rules)
         if cfg.aws is not None:
             log_path = None
             if cfg.run_dir is not None:
@@ -259,15 +255,12 @@ class Stub:
         endpoints = Endpoints(self.local_aws.endpoint if self.local_aws else None,
                               self.handler_api_url)
         for sma in cfg.applications:
-            self.service.add_application(sma)
             log_path = cfg.run_dir / f"handler-{sma.name}.log" if cfg.run_dir else None
             self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
                 sma.handler, function_name=sma.name, env=sma.environment, runtime=sma.runtime,
                 memory_mb=sma.memory_mb, layers=sma.layers, endpoints=endpoints,
                 timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
-        for rule in cfg.rules:
-            self.service.add_rule(rule)
 
     async def _unload_applications(self) -> None:
         """Stop the handlers' workers and the local AWS services (each one even when another
@@ -297,7 +290,8 @@ class Stub:
         new = self.configurator(profile)
         await self._unload_applications()
         self.config.applications, self.config.rules = new.applications, new.rules
-        self.config.bucket_dir, self.config.routes = new.bucket_dir, {}
+        self.config.bucket_dir = new.bucket_dir
+        self.service.routes.clear()
         self.config.handler_timeout_s = new.handler_timeout_s
         self.config.handler_retries = new.handler_retries
         self.config.aws = new.aws
@@ -310,7 +304,7 @@ class Stub:
         BYE (480 or CANCEL before an answer), so that each transaction's HANGUP is invoked.
         Waits until the transactions and invocations are over, at most `timeout_s`; returns
         how many calls were up."""
-        self.draining = True
+        self.service.draining = True
         calls = list(self._calls.values())
         now = self._loop.time()
         for call in calls:
@@ -327,7 +321,7 @@ class Stub:
     async def stop_async(self) -> None:
         """Drain (the API answers 503), then release everything: sockets, workers, tasks.
         Every release runs even when another fails (each failure is logged)."""
-        self.draining = True
+        self.service.draining = True
         for handle in self._timers.values():
             handle.cancel()
         for task in list(self._tasks):
@@ -434,42 +428,32 @@ class Stub:
                  "legs": [{**leg.to_event(), "SipCallId": sip_ids.get(leg.call_id)} for leg in tx.legs]}
                 for tx in self.service.transactions.values() if not tx.ended]
 
-    # ---- the API backend ------------------------------------------------------------------
-    def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:
-        """UpdateSipMediaApplicationCall: queue CALL_UPDATE_REQUESTED, answer at once."""
-        tx = self.service.find_transaction(sma_id, transaction_id)
-        if tx.invocations_exhausted:
-            raise ResourceLimitExceeded(f"Transaction {transaction_id} has used its 1000 invocations")
-        self._note(je.UpdateRequested(transaction_id=tx.transaction_id, arguments=arguments))
-        tx.update_requested(arguments)
-        self._dispatch(tx)
-        return tx.transaction_id
+    @property
+    def draining(self) -> bool:
+        """Shutting down: INVITEs get 503, the API answers 503."""
+        return self.service.draining
 
-    def create_call(self, sma_id: str, from_number: str, to_number: str,
-                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str:
-        """CreateSipMediaApplicationCall: a new transaction whose LEG-A we place. The leg is
-        set up (route, RTP ports) before the API answers, so a failure is the API's error."""
-        sma = self.service.applications.get(sma_id)
-        if sma is None:
-            raise NotFound(f"SIP media application {sma_id} not found")
-        if self.draining:
-            raise ServiceUnavailable("The service is shutting down")
-        tx = self.service.new_transaction(sma, None)
-        leg = Leg(new_id(), "LEG-A", to_number, from_number, "Outbound", int(time.time() * 1000))
+    # ---- driving the service (sma.service.Driver) ----------------------------------------
+    def open_leg(self, tx: CallTransaction, leg: Leg) -> None:
+        """The LEG-A of a created call is set up (route, RTP ports) before the API answers,
+        so a failure is the API's error."""
         try:
-            self._prepared[leg.call_id] = self._outbound_leg(tx, leg, to_number, None)
+            self._prepared[leg.call_id] = self._outbound_leg(tx, leg, leg.to, None)
         except SetupFailed as exc:
-            self.service.drop(tx.transaction_id)
             self._note(je.PlaceFailed(transaction_id=tx.transaction_id, call_id=leg.call_id,
                                       reason=exc.reason))
             if exc.status == 503:
                 raise ServiceUnavailable(exc.reason) from None
             raise BadRequest(exc.reason) from None
-        self._note(je.CallCreated(transaction_id=tx.transaction_id, call_id=leg.call_id, to=to_number,
-                                  from_=from_number, arguments=arguments))
-        tx.outbound_call(leg, arguments, sip_headers)
+
+    def updated(self, tx: CallTransaction, arguments: dict[str, str]) -> None:
+        self._note(je.UpdateRequested(transaction_id=tx.transaction_id, arguments=arguments))
         self._dispatch(tx)
-        return tx.transaction_id
+
+    def created(self, tx: CallTransaction, leg: Leg, arguments: dict[str, str]) -> None:
+        self._note(je.CallCreated(transaction_id=tx.transaction_id, call_id=leg.call_id, to=leg.to,
+                                  from_=leg.from_, arguments=arguments))
+        self._dispatch(tx)
 
     # ---- SIP events -------------------------------------------------------------------------
     def _on_udp(self, event: object) -> None:
@@ -556,15 +540,12 @@ class Stub:
         to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
         caller = _sip_uri(uri_of(req.headers.get("from")))
         to_user = to.user if to else ""
-        targets = self.service.route(to_user, request_uri.host if request_uri else "")
-        if not targets:
+        arrived = self.service.inbound_call(to_user, request_uri.host if request_uri else "",
+                                            caller.user if caller else "", forwarded(req.headers))
+        if arrived is None:
             raise SetupFailed(404, f"no SIP rule matches {to_user}")
-        sma, rule = targets[0]
-        leg = Leg(call_id=new_id(), participant_tag="LEG-A", to=to_user,
-                  from_=caller.user if caller else "", direction="Inbound",
-                  start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
+        tx, leg = arrived
         with self._set_up() as undo:
-            tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
             undo.callback(self.service.drop, tx.transaction_id)
             call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
             crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
@@ -577,7 +558,7 @@ class Stub:
     def _outbound_leg(self, tx: CallTransaction, leg: Leg, number: str, arn: str | None) -> _SipCall:
         """A leg the SMA places, routed and with its media open; SetupFailed otherwise."""
         try:
-            target = self._route(number, arn)
+            target = self.service.route_outbound(number, arn)
         except RouteError as exc:
             raise SetupFailed(404, str(exc)) from None
         if target is None:
@@ -783,7 +764,7 @@ class Stub:
         try:
             if self.config.written_dir is None:
                 raise OSError("the stub has no run folder to write recordings to")
-            path = _bucket_path(self.config.written_dir, bucket, object_key, must_exist=False)
+            path = buckets.object_path(self.config.written_dir, bucket, object_key, must_exist=False)
             path.parent.mkdir(parents=True, exist_ok=True)
             call.recordings[key] = call.media.start_recording(path, track)
         except (InvalidAudioSource, OSError) as exc:
@@ -834,13 +815,6 @@ class Stub:
             call.recordings["call"].pause(c.operation == "pause")
             entry = je.RecordingPaused if c.operation == "pause" else je.RecordingResumed
             self._note(entry(transaction_id=tx.transaction_id, call_id=c.call_id))
-
-    def _route(self, number: str, arn: str | None) -> str | None:
-        """The SIP URI for a leg the SMA places, from the routes (None: no route);
-        RouteError when the number cannot be dialled through it."""
-        routes = self.config.routes
-        template = routes.get(arn or "") or routes.get(number) or routes.get("*")
-        return expand(template, number) if template else None
 
     async def _place_call(self, tx: CallTransaction, c: cmd.PlaceCall) -> None:
         """Send the INVITE of a leg the SMA places; a leg that cannot be set up fails (its
@@ -995,29 +969,3 @@ def _sip_uri(text: str) -> SipUri | None:
     except UriError:
         return None
 
-
-def _sip_headers(headers) -> dict[str, str]:
-    """The received headers the service passes on: X- headers, User-to-User, Diversion."""
-    return {name: value for name, value in headers.items()
-            if name.lower().startswith("x-") or name.lower() in FORWARDED_HEADERS}
-
-
-@functools.lru_cache(maxsize=4096)
-def _resolved(root: Path, bucket: str, key: str) -> Path | None:
-    """s3://bucket/key under `root`, resolved once (None when the bucket is not a name S3
-    accepts, or the key leaves the bucket)."""
-    if not valid_bucket_name(bucket):
-        return None
-    base = (root / bucket).resolve()
-    path = (base / key).resolve()
-    return path if base in path.parents and root.resolve() in base.parents else None
-
-
-def _bucket_path(root: Path, bucket: str, key: str, must_exist: bool = True) -> Path:
-    """The local file standing for s3://bucket/key; neither can leave the root folder."""
-    path = _resolved(root, bucket, key)
-    if path is None:
-        raise InvalidAudioSource(f"s3://{bucket[:63]}/{key[:100]} is not a valid S3 object name")
-    if must_exist and not path.is_file():
-        raise InvalidAudioSource(f"s3://{bucket}/{key} not found under {root}")
-    return path

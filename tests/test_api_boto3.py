@@ -236,7 +236,7 @@ def test_service_unavailable_while_draining(client, backend):
 def test_service_failure_is_logged(client, backend, caplog):
     def fault(*args):
         raise RuntimeError("model fault")
-    backend.update_call = fault
+    backend.service.update_call = fault
     with caplog.at_level(logging.ERROR, logger="harness.api.server"):
         raises(client, "ServiceFailureException", "update_sip_media_application_call",
                SipMediaApplicationId=SMA_ID, TransactionId="t", Arguments={})

@@ -12,10 +12,10 @@ from api_backend import SMA_ID as MODEL_SMA_ID, LiveApi, ModelBackend
 from conftest import ROOT, stub_config, wait_until
 from harness.journal_view import JournalView
 from harness.media.sources import InvalidAudioSource
-from harness.routes import RouteError, check_template, expand
+from harness.sma.routes import RouteError, check_template, expand
 from harness.sma.actions import ActionFailure, parse_action
-from harness.sma.buckets import valid_bucket_name
-from harness.stub import Stub, _bucket_path
+from harness.sma.buckets import object_path as _bucket_path, valid_bucket_name
+from harness.stub import Stub
 from webclient import call
 
 JSON = {"Content-Type": "application/json"}
