@@ -67,11 +67,14 @@ class NoDriver:
 class SmaService:
     """Registries, routing and the API's operations; the transactions themselves are
     `CallTransaction`s. `routes` maps a number, a Voice Connector ARN or "*" to the SIP URI
-    template the legs the SMA places go to (the dict given is used, not copied)."""
+    template the legs the SMA places go to (the dict given is used, not copied); `owner`, a
+    cluster worker's index, is carried in its TransactionIds."""
 
     def __init__(self, clock: Callable[[], float], wall_ms: Callable[[], int],
-                 driver: Driver | None = None, routes: dict[str, str] | None = None):
+                 driver: Driver | None = None, routes: dict[str, str] | None = None,
+                 owner: int | None = None):
         self.clock, self.wall_ms = clock, wall_ms
+        self.owner = owner
         self.driver: Driver = driver or NoDriver()
         self.routes = routes if routes is not None else {}
         self.applications: dict[str, SipMediaApplication] = {}
@@ -159,7 +162,7 @@ class SmaService:
                         fallbacks: list[SipMediaApplication] | None = None) -> CallTransaction:
         """Create and register the transaction of a new call routed to `sma`; `fallbacks` are
         the SIP rule's next targets, tried when the handler cannot be invoked."""
-        tx = CallTransaction(sma, new_id(), rule.sip_rule_id if rule else None, self.clock,
+        tx = CallTransaction(sma, new_id(self.owner), rule.sip_rule_id if rule else None, self.clock,
                              self.wall_ms, fallbacks, self.action_limiter.allow)
         self.transactions[tx.transaction_id] = tx
         return tx
