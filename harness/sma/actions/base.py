@@ -20,6 +20,11 @@ from ..errors import EventError
 from ..model import Leg, Meeting, SipMediaApplication
 
 
+#: What every action can fail with: a CallId or ParticipantTag that names no connected leg, a
+#: parameter out of range, a call state that forbids it.
+COMMON_ERRORS = ("InvalidActionParameter",)
+
+
 class ActionFailure(EventError):
     """The action cannot run; reported as ACTION_FAILED with `error_type` and `message`."""
 
@@ -89,7 +94,7 @@ class Action:
     INTERRUPTIBLE: ClassVar[bool] = False
     REPORTS: ClassVar[bool] = False
     EMULATION: ClassVar[str] = ""
-    ERRORS: ClassVar[tuple[str, ...]] = ()
+    ERRORS: ClassVar[tuple[str, ...]] = ()  # its ACTION_FAILED ErrorTypes beyond COMMON_ERRORS
 
     parameters: dict
 
