@@ -131,7 +131,7 @@ class StubConfig:
 
 
 @dataclass
-class _SipCall:
+class _LegDialog:
     """The stub's view of one SIP dialog and the SMA leg it carries."""
 
     sip_call_id: str
@@ -176,11 +176,11 @@ class Stub:
         self.malformed = MalformedTally()
         self._watchers: list[Callable[[dict], None]] = []
         self.sessions = None  # a served stub's SessionManager (remote runs), see sessions.py
-        self._prepared: dict[str, _SipCall] = {}  # placed legs set up before their PlaceCall
+        self._prepared: dict[str, _LegDialog] = {}  # placed legs set up before their PlaceCall
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._calls: dict[str, _SipCall] = {}  # by SIP Call-ID
-        self._legs: dict[str, _SipCall] = {}  # by SMA CallId
+        self._calls: dict[str, _LegDialog] = {}  # by SIP Call-ID
+        self._legs: dict[str, _LegDialog] = {}  # by SMA CallId
         self._handlers: dict[str, HandlerRunner] = {}
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -486,19 +486,19 @@ class Stub:
                 self._note(je.SipMalformed(source=list(event.source),
                                            reason=event.kind, example=event.reason, answered=event.answered))
             return
-        call = self._calls.get(event.call_id)
+        call = self._calls.get(event.sip_call_id)
         if call is None:
             return
         tx = call.transaction
         if isinstance(event, sip_events.CallConfirmed):
-            self._note(je.SipConfirmed(transaction_id=tx.transaction_id, sip_call_id=event.call_id))
+            self._note(je.SipConfirmed(transaction_id=tx.transaction_id, sip_call_id=event.sip_call_id))
         elif isinstance(event, sip_events.CallProgress):
             tx.leg_ringing(call.leg.call_id)
         elif isinstance(event, sip_events.CallAnswered):
             call.audio, call.answered = event.audio, True
             call.media.start((event.audio.remote_host, event.audio.remote_port))
             self._note(je.Answered(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
-                                   sip_call_id=event.call_id))
+                                   sip_call_id=event.sip_call_id))
             tx.leg_answered(call.leg.call_id)
         elif isinstance(event, sip_events.MediaUpdated):
             (call.media.pause if event.held else call.media.resume)()
@@ -518,10 +518,10 @@ class Stub:
             call = self._inbound_leg(event, transport)
         except SetupFailed as exc:
             retry = [("Retry-After", str(RETRY_AFTER_S))] if exc.status == 503 else []
-            self._refuse(transport, event.call_id, exc.status, exc.reason, exc.headers + retry)
+            self._refuse(transport, event.sip_call_id, exc.status, exc.reason, exc.headers + retry)
             return
         tx, leg = call.transaction, call.leg
-        self._note(je.CallArrived(transaction_id=tx.transaction_id, sip_call_id=event.call_id,
+        self._note(je.CallArrived(transaction_id=tx.transaction_id, sip_call_id=event.sip_call_id,
                                   call_id=leg.call_id,
                                   sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
                                   from_=leg.from_, rtp_port=call.media.local_port,
@@ -530,7 +530,7 @@ class Stub:
         tx.inbound_call(leg)
         self._dispatch(tx)
 
-    def _inbound_leg(self, event: sip_events.IncomingCall, transport) -> _SipCall:
+    def _inbound_leg(self, event: sip_events.IncomingCall, transport) -> _LegDialog:
         """The tracked call, its transaction and media for an INVITE; SetupFailed otherwise."""
         if self.draining:
             raise SetupFailed(503, "the stub is shutting down")
@@ -538,7 +538,7 @@ class Stub:
         if self._challenger is not None:
             why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
             if why is not None:
-                self._note(je.SipChallenged(sip_call_id=event.call_id, reason=why))
+                self._note(je.SipChallenged(sip_call_id=event.sip_call_id, reason=why))
                 raise SetupFailed(CHALLENGE_STATUS, why, [self._challenger.challenge()])
         try:
             offer = parse_sdp(req.body)
@@ -558,7 +558,7 @@ class Stub:
         tx, leg = arrived
         with self._set_up() as undo:
             undo.callback(self.service.drop, tx.transaction_id)
-            call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
+            call = _LegDialog(event.sip_call_id, leg, tx, transport, audio=audio)
             crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
             self._open_media(call, undo, crypto)
             call.sdp = build_answer(offer, audio, self.config.host, call.media.local_port,
@@ -566,7 +566,7 @@ class Stub:
             self._track(call, undo)
         return call
 
-    def _outbound_leg(self, tx: CallTransaction, leg: Leg, number: str, arn: str | None) -> _SipCall:
+    def _outbound_leg(self, tx: CallTransaction, leg: Leg, number: str, arn: str | None) -> _LegDialog:
         """A leg the SMA places, routed and with its media open; SetupFailed otherwise."""
         try:
             target = self.service.route_outbound(number, arn)
@@ -578,7 +578,7 @@ class Stub:
         lowered = target.lower()
         transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
             self.tcp if ";transport=tcp" in lowered else self.udp
-        call = _SipCall("", leg, tx, transport, outbound=True, target=target, audio=AudioAnswer(
+        call = _LegDialog("", leg, tx, transport, outbound=True, target=target, audio=AudioAnswer(
             self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
         with self._set_up() as undo:
             self._open_media(call, undo)
@@ -607,7 +607,7 @@ class Stub:
         transport.endpoint.reject(call_id, status, self._loop.time(), headers)
         transport.flush()
 
-    def _call_ended(self, call: _SipCall, event: sip_events.CallEnded) -> None:
+    def _call_ended(self, call: _LegDialog, event: sip_events.CallEnded) -> None:
         """The dialog is over: release its media (a failing release is noted, the call still
         ends) and tell the transaction."""
         self._calls.pop(call.sip_call_id, None)
@@ -621,14 +621,14 @@ class Stub:
             log.error("releasing the media of %s failed", call.sip_call_id, exc_info=exc)
             self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
                                       reason=f"closing the media failed: {exc}"))
-        self._note(je.SipEnded(transaction_id=tx.transaction_id, sip_call_id=event.call_id, by=event.by,
+        self._note(je.SipEnded(transaction_id=tx.transaction_id, sip_call_id=event.sip_call_id, by=event.by,
                                reason=event.reason, status=event.status))
         if call.outbound and not call.answered:
             tx.leg_failed(call.leg.call_id, event.status)
         else:
             tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
 
-    def _open_media(self, call: _SipCall, undo: contextlib.ExitStack,
+    def _open_media(self, call: _LegDialog, undo: contextlib.ExitStack,
                     crypto: SdesCrypto | None = None) -> MediaSession:
         """The RTP session of a call, in the codec of `call.audio`, reporting to the call;
         SRTP with our key `crypto` and the remote's key when the call agreed on it. OSError
@@ -644,17 +644,17 @@ class Stub:
         undo.callback(call.media.close)
         return call.media
 
-    def _track(self, call: _SipCall, undo: contextlib.ExitStack) -> None:
+    def _track(self, call: _LegDialog, undo: contextlib.ExitStack) -> None:
         self._calls[call.sip_call_id] = call
         self._legs[call.leg.call_id] = call
         undo.callback(self._legs.pop, call.leg.call_id, None)
         undo.callback(self._calls.pop, call.sip_call_id, None)
 
-    def _media_done(self, call: _SipCall, token: object) -> None:
+    def _media_done(self, call: _LegDialog, token: object) -> None:
         call.transaction.media_done(token)
         self._dispatch(call.transaction)
 
-    def _digit(self, call: _SipCall, digit: DigitReceived) -> None:
+    def _digit(self, call: _LegDialog, digit: DigitReceived) -> None:
         tx = call.transaction
         self._note(je.DtmfReceived(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
                                    digit=digit.digit, duration_ms=digit.duration_ms, source=digit.source))
@@ -746,7 +746,7 @@ class Stub:
             else:
                 endpoint.reject(call.sip_call_id, c.sip_code or 480, now)
 
-    def _play_audio(self, tx: CallTransaction, call: _SipCall, c: cmd.PlayAudio) -> None:
+    def _play_audio(self, tx: CallTransaction, call: _LegDialog, c: cmd.PlayAudio) -> None:
         try:
             call.media.play_file(self.config.read_path(c.bucket, c.key), c.token, c.repeat)
         except InvalidAudioSource as exc:
@@ -756,7 +756,7 @@ class Stub:
         self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
                                    media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat))
 
-    async def _speak(self, tx: CallTransaction, call: _SipCall, c: cmd.Speak) -> None:
+    async def _speak(self, tx: CallTransaction, call: _LegDialog, c: cmd.Speak) -> None:
         s = c.speech
         try:
             await call.media.play_speech(s["text"], s["voice"], s["language"], s["text_type"], c.token)
@@ -768,7 +768,7 @@ class Stub:
                                        media="speech", text=s["text"], voice=s["voice"]))
         self._dispatch(tx)
 
-    def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
+    def _start_recording(self, tx, call: _LegDialog, key: object, bucket: str, object_key: str,
                          track: str, token: int) -> None:
         """Open a recording of the leg into s3://bucket/object_key; the action starting it
         hears of a failure at once (ACTION_FAILED), a call recording of its success too."""
@@ -790,7 +790,7 @@ class Stub:
         if key == "call":
             tx.media_done(token)
 
-    def _recording_stopped_by_disk(self, call: _SipCall, recording: Recording, exc: OSError) -> None:
+    def _recording_stopped_by_disk(self, call: _LegDialog, recording: Recording, exc: OSError) -> None:
         """The media engine stopped a recording it could not reserve disk space for: a
         RecordAudio still running fails (SystemException)."""
         key = next((k for k, r in call.recordings.items() if r is recording), None)
@@ -804,7 +804,7 @@ class Stub:
             tx.media_done(key, SYSTEM_ERROR)
         self._dispatch(tx)
 
-    def _stop_recording(self, tx, call: _SipCall, key: object) -> None:
+    def _stop_recording(self, tx, call: _LegDialog, key: object) -> None:
         recording = call.recordings.pop(key, None)
         if recording is None:
             return
@@ -817,7 +817,7 @@ class Stub:
         self._note(je.RecordingStopped(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
                                        path=str(path)))
 
-    def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
+    def _call_recording(self, tx, call: _LegDialog, c: cmd.CallRecording) -> None:
         if c.operation == "start":
             self._start_recording(tx, call, "call", c.bucket, c.key, c.track, c.token)
         elif c.operation == "stop":

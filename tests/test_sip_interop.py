@@ -169,7 +169,7 @@ def test_bye_from_our_side(core, sipp, transport):
     ua = core(transport)
     proc = sipp("-sf", str(SCENARIOS / "uac_wait_bye.xml"), ua.target, transport=transport)
     (confirmed,) = ua.wait_for(CallConfirmed)
-    ua.run(ua.sip.endpoint.hangup, confirmed.call_id)
+    ua.run(ua.sip.endpoint.hangup, confirmed.sip_call_id)
     finished(proc)
     (ended,) = ua.wait_for(CallEnded)
     assert (ended.by, ended.reason, ended.status) == ("local", "BYE", 200)
@@ -223,7 +223,7 @@ def test_sipp_uas_answers_a_call_we_place(core, sipp, transport):
     (answered,) = ua.wait_for(CallAnswered)
     progress = ua.events(CallProgress)
     assert [p.status for p in progress] == [180]
-    assert (answered.call_id, answered.audio.codec, answered.audio.remote_port) == (
+    assert (answered.sip_call_id, answered.audio.codec, answered.audio.remote_port) == (
         call_id, "PCMU", media_port)
     ua.run(ua.sip.endpoint.hangup, call_id)
     (ended,) = ua.wait_for(CallEnded)
