@@ -831,10 +831,8 @@ class Stub:
         """Send the INVITE of a leg the SMA places; a leg that cannot be set up fails (its
         transaction goes on: CallAndBridge fails, a created call hangs up)."""
         call = self._prepared.pop(c.call_id, None)
-        leg = next((l for l in tx.legs if l.call_id == c.call_id), None) or \
-            Leg(c.call_id, "LEG-B", c.to, c.from_, "Outbound", int(time.time() * 1000))
         try:
-            call = call or self._outbound_leg(tx, leg, c.uri, c.arn)
+            call = call or self._outbound_leg(tx, c.leg, c.uri, c.arn)
             with self._set_up() as undo:
                 undo.callback(call.media.close)
                 offer = build_offer(self.config.host, call.media.local_port, int(time.time()), 1,

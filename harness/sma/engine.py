@@ -78,8 +78,7 @@ class CallTransaction:
     def outbound_call(self, leg: Leg, arguments: dict[str, str], sip_headers: dict[str, str]) -> None:
         """CreateSipMediaApplicationCall: place LEG-A and tell the handler (§4.3)."""
         self.legs.append(leg)
-        self.emit(cmd.PlaceCall(leg.call_id, leg.to, leg.from_, "PSTN", leg.to,
-                                 sip_headers=dict(sip_headers)))
+        self.emit(cmd.PlaceCall(leg, "PSTN", leg.to, sip_headers=dict(sip_headers)))
         self._invoke(ev.new_outbound_call(arguments))
 
     @_input

@@ -107,8 +107,7 @@ class CallAndBridge(Action):
             raise ActionFailure("InvalidActionParameter", "Invalid action on the call.")
         b = Leg(new_id(), "LEG-B", self.uri, self.caller_id, "Outbound", ctx.wall_ms())
         run = Bridging(action, leg, ctx.new_token(), b, ctx.clock() + self.timeout_s)
-        ctx.emit(cmd.PlaceCall(b.call_id, self.uri, self.caller_id, self.endpoint_type, self.uri,
-                               self.arn, self.sip_headers))
+        ctx.emit(cmd.PlaceCall(b, self.endpoint_type, self.uri, self.arn, self.sip_headers))
         if self.ringback and leg.answered:
             bucket, key = self.ringback
             ctx.emit(cmd.PlayAudio(leg.call_id, bucket, key, 1000, -run.token))
