@@ -2,6 +2,7 @@
 around a real handler, and `sip-harness fidelity compare` on equal and altered traces."""
 import copy
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from conftest import PROFILES, ROOT, require_capture
 from harness import cli
 from harness.fidelity import compare, journal_records, kind, read_trace
 from harness.profiles.schema import load_profile
+from harness.sma.model import rule_id
 from harness.runner import ProfileRun
 from sip_harness.trace import MARK, TRACE_FILE_ENV, traced
 
@@ -148,3 +150,13 @@ def test_a_trace_of_the_documented_example_events_matches_the_emulator(traced_ru
     del documented[4]["event"]["ActionData"]["Parameters"]["ParticipantTag"]
     (difference,) = compare(documented, emulator)
     assert difference.path.endswith("invocations[4].event.ActionData.Parameters.ParticipantTag")
+
+
+def test_the_sip_rule_id_has_the_services_form_and_is_the_same_every_run(traced_run):
+    """SipRuleId is a GUID, as the service's ids are (the developer guide's example shows one),
+    derived from the SMA and rule, so a handler that stores it sees the same one every run."""
+    _, emulator = traced_run
+    details = emulator[0]["event"]["CallDetails"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", details["SipRuleId"])
+    assert details["SipRuleId"] == rule_id(f"{details['SipMediaApplicationId']}/1")
+    assert {r["event"]["CallDetails"]["SipRuleId"] for r in emulator} == {details["SipRuleId"]}
