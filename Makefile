@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 
 # The AWS SDKs Lambda's runtimes bundle, in $(VENV)/lambda-sdks (idempotent: quick when present).
 sdks: $(STAMP)
-	$(BIN)/python -m harness.sma.bundled_sdks
+	$(BIN)/python -m harness.lambdas.bundled_sdks
 
 setup: $(STAMP) sdks
 

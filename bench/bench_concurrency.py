@@ -26,6 +26,8 @@ from pathlib import Path
 
 from common import TsharkCapture, cpu_share, keep_if_failed, pacing, tshark_rtp_streams
 
+from harness.journal_entries import Answered, Hangup
+from harness.journal_view import JournalView
 from harness.load import RTP_BASE, RTP_TOP, LoadSpec, run_load
 from harness.wire.analysis import analyze_pcap
 
@@ -48,8 +50,9 @@ def step(n: int, window: float, ramp: float, sample: int, realtime: bool) -> dic
     finally:
         capture.stop()
     journal, summary = result.journal, result.summary
-    answered = sorted(e["time"] for e in journal if e["kind"] == "answered")
-    hangups = [e["time"] for e in journal if e["kind"] == "hangup"]
+    view = JournalView(journal)
+    answered = sorted(e.time for e in view.of(Answered))
+    hangups = [e.time for e in view.of(Hangup)]
     start = answered[n - 1] + 1.0 if len(answered) >= n else None
     end = min(hangups) - 0.5 if hangups else None
     figures = {"calls": n, "succeeded": summary["sources"]["sipp"]["succeeded"],

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import tshark_rtp_streams  # noqa: E402
-from harness.media.engine import DEFAULT_PHASES, MediaEngine  # noqa: E402
+from harness.media.transport import DEFAULT_PHASES, MediaEngine  # noqa: E402
 from harness.media.sources import encode_frames, tone  # noqa: E402
 
 HOST = "127.0.0.1"

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from common import cpu_share, keep_if_failed
 
+from harness.journal_entries import Answered
+from harness.journal_view import JournalView
 from harness.load import LoadSpec, run_load
 from harness.media.sources import tone, write_wav
 
@@ -36,10 +38,11 @@ def run_rate(rate: int, seconds: float, ramp: int, bucket: Path, sample: int) ->
                                bucket_dir=bucket, max_seconds=seconds + ramp + 60, out_dir=work),
                       progress=lambda line: None)
     s, journal = result.summary, result.journal
-    arrived = {e["transaction_id"]: e["time"] for e in journal if e["kind"] == "call_arrived"}
+    view = JournalView(journal)
+    arrived = {e.transaction_id: e.time for e in view.arrivals()}
     start = min(arrived.values(), default=0.0) + ramp
-    answered = sorted(e["time"] for e in journal if e["kind"] == "answered"
-                      and arrived.get(e["transaction_id"], 0.0) >= start)
+    answered = sorted(e.time for e in view.of(Answered)
+                      if arrived.get(e.transaction_id, 0.0) >= start)
     span = answered[-1] - answered[0] if len(answered) > 1 else 0.0
     sipp = s["sources"]["sipp"]
     figures = {"rate": rate, "calls": calls, "succeeded": sipp["succeeded"], "failed": sipp["failed"],

@@ -47,6 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.journal_entries import InternalError  # noqa: E402
+from harness.journal_view import JournalView  # noqa: E402
 from harness.sip.framing import StreamFramer  # noqa: E402
 from harness.sip.message import (MAX_CSEQ, SipParseError, SipRequest, SipResponse,  # noqa: E402
                                  parse_message)
@@ -743,7 +745,7 @@ class SipFuzzer:
         new, self._journal_seen = self.stub.journal_since(self._journal_seen)
         r = self.report
         r.malformed_counted = self.stub.malformed.total
-        found = [f"internal_error: {e}"[:500] for e in new if e["kind"] == "internal_error"]
+        found = [f"internal_error: {e}"[:500] for e in JournalView(new).of(InternalError)]
         for errors in (self._loop_errors, self._log.records):  # appended to from the stub's thread
             n = len(errors)
             found += errors[:n]

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from harness.caller import Caller  # noqa: E402
+from harness.journal_view import JournalView  # noqa: E402
 from harness.runner import api_client, load_prompts  # noqa: E402
 from harness.sma.model import SipMediaApplication, SipRule  # noqa: E402
 from harness.stub import Stub, StubConfig  # noqa: E402
@@ -47,7 +48,8 @@ def main() -> None:
         capture.start()
         call = caller.call(stub.sip_uri("+14345550101"))
         call.wait_for("CONFIRMED", timeout=10)
-        tx = next(e["transaction_id"] for e in stub.journal_json() if e["kind"] == "call_arrived")
+        arrival = JournalView(stub.journal_json()).arrivals()[0]
+        tx = arrival.transaction_id
         client = api_client(stub, "us-east-1")
         time.sleep(0.5)
         for i in range(args.updates):
@@ -58,7 +60,7 @@ def main() -> None:
         call.wait_for("DISCONNECTED", timeout=10)
         time.sleep(0.2)
         capture.stop()
-        rtp_port = next(e["rtp_port"] for e in stub.journal_json() if e["kind"] == "call_arrived")
+        rtp_port = arrival.rtp_port
     wire = analyze_pcap(str(pcap))
     stream = wire.streams(src=("127.0.0.1", rtp_port))[0]
     labels = label_packets(stream, load_prompts(BUCKET))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fidelity import MARK, TraceError, read_trace
+from .journal_entries import HandlerInvoked, HandlerResponded
 from .stub import StubConfig
 
 TRACE_WAIT_S = 10.0
@@ -112,13 +113,15 @@ class AwsTarget:
         """The trace's invocations as journal entries (empty without a trace)."""
         entries = []
         for record in self._trace():
-            tx = (record["event"].get("CallDetails") or {}).get("TransactionId")
-            sequence = record["event"].get("Sequence")
-            entries.append({"time": record.get("time"), "kind": "invocation", "transaction_id": tx,
-                            "sequence": sequence, "event": record["event"]})
-            entries.append({"time": record.get("time"), "kind": "response", "transaction_id": tx,
-                            "sequence": sequence, "response": record.get("response"),
-                            "failed": "error" in record, "errors": [record["error"]] if "error" in record else []})
+            event, at = record["event"], record.get("time", 0.0)
+            tx = (event.get("CallDetails") or {}).get("TransactionId")
+            sequence = event.get("Sequence")
+            entries.append(HandlerInvoked(time=at, transaction_id=tx, sequence=sequence,
+                                          event=event).to_json())
+            entries.append(HandlerResponded(
+                time=at, transaction_id=tx, sequence=sequence, response=record.get("response"),
+                failed="error" in record,
+                errors=[record["error"]] if "error" in record else []).to_json())
         return entries
 
     def transaction_of(self, placed_at: float, timeout: float = TRACE_WAIT_S) -> str:

@@ -25,7 +25,7 @@ from .api.errors import Unauthorized
 from .api.server import VERIFIER
 from .api.validation import json_body
 from .profiles.strict import ProfileError
-from .routes import RouteError, check_template
+from .sma.routes import RouteError, check_template
 from .sma.errors import BadRequest, Forbidden, NotFound
 
 PROFILE_SUFFIXES = (".yaml", ".yml")

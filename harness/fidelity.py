@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .journal_view import JournalView
+
 MARK = "sip_harness_trace"
 #: keys whose values are identifiers: compared by role (first, second, ... seen)
 ID_KEYS = frozenset({"TransactionId", "CallId", "SipMediaApplicationId", "SipRuleId", "AwsAccountId",
@@ -100,17 +102,14 @@ def _record(line: str) -> dict | None:
 
 def journal_records(journal: Iterable[dict]) -> list[dict]:
     """The emulator's invocations from a stub journal, as trace records."""
-    responses = {(e["transaction_id"], e["sequence"]): e for e in journal if e["kind"] == "response"}
     records = []
-    for entry in journal:
-        if entry["kind"] != "invocation":
-            continue
-        answer = responses.get((entry["transaction_id"], entry["sequence"]), {})
-        record = {MARK: 1, "time": entry["time"], "event": entry["event"]}
-        if answer.get("failed"):
-            record["error"] = "; ".join(answer.get("errors") or []) or "handler failed"
+    for inv in JournalView(list(journal)).invocations():
+        record = {MARK: 1, "time": inv.time, "event": inv.event}
+        answer = inv.response
+        if answer is not None and answer.failed:
+            record["error"] = "; ".join(str(e) for e in answer.errors) or "handler failed"
         else:
-            record["response"] = answer.get("response")
+            record["response"] = answer.response if answer is not None else None
         records.append(record)
     return records
 

@@ -1,5 +1,7 @@
 """The stub's journal: what it did and what the handler saw, one JSON line per entry.
 
+Entries are the typed ones of `journal_entries`; `journal_view.JournalView` reads them back.
+
 Each entry is serialised once, when it is noted, so serving a page is joining ready lines,
 never walking live objects. The newest entries are kept while they fit in `max_bytes` (the
 oldest go first); every entry has an index, counted from the first ever noted, so a reader
@@ -16,6 +18,8 @@ import os
 import time
 from collections import Counter, deque
 from pathlib import Path
+
+from .journal_entries import Entry
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -35,10 +39,10 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) \
             if path is not None else None
 
-    def note(self, kind: str, transaction_id: str | None, **data) -> dict:
-        """Add one entry (stamped with the wall-clock time); the entry."""
-        entry = {"time": time.time(), "kind": kind, "transaction_id": transaction_id, **data}
-        line = json.dumps(entry, default=str).encode()
+    def note(self, entry: Entry) -> dict:
+        """Add one entry (stamped with the wall-clock time); its JSON form."""
+        data = entry.to_json(time=time.time())
+        line = json.dumps(data, default=str).encode()
         self._lines.append(line)
         self._bytes += len(line) + 1
         self.total += 1
@@ -47,7 +51,7 @@ class Journal:
             self.first += 1
         if self._fd is not None:
             self._append(line + b"\n")
-        return entry
+        return data
 
     def _append(self, data: bytes) -> None:
         try:

@@ -2,7 +2,7 @@
 bursts), delay, jitter, reordering, duplication and rule-based drops of chosen datagrams.
 
 The kernel here has no netem qdisc and many CI containers lack NET_ADMIN, so the stub's UDP
-edges (`harness.sip.transport`, `harness.media.engine`) ask an `Impairment` what to do with
+edges (`harness.sip.transport`, `harness.media.transport`) ask an `Impairment` what to do with
 each datagram: `decide(datagram, now)` returns when to deliver which copies (none: dropped).
 Decisions depend only on the seed and on the order and content of the datagrams decided:
 every datagram draws the same five random numbers whatever the settings, so the same seed
@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 OUTGOING, INCOMING = "outgoing", "incoming"
@@ -160,6 +161,17 @@ class NetworkImpairment:
 
     def impairment(self, direction: str, kind: str) -> Impairment | None:
         return getattr(self, f"{kind}_{direction}")
+
+    def route(self, direction: str, kind: str, datagram: bytes, now: float,
+              at_once: Callable[[bytes], None],
+              later: Callable[[float, bytes], None]) -> None:
+        """Deliver one datagram crossing an edge as decided: `at_once(copy)` for each copy due
+        now, `later(at, copy)` for each one held until `at` (none when it is dropped)."""
+        for at, copy in self.decide(direction, kind, datagram, now):
+            if at <= now:
+                at_once(copy)
+            else:
+                later(at, copy)
 
     def decide(self, direction: str, kind: str, datagram: bytes, now: float) -> Decision:
         """What to do with one datagram crossing an edge; recorded when touched."""

@@ -27,7 +27,7 @@ from .local_aws import LocalAwsConfig
 from .media.sources import read_wav, read_wav_channels
 from .profiles.schema import AwsSeed, Profile, Step, StubSpec, handler_path
 from .sip.message import SipResponse
-from .sma.lambda_env import layer_folder
+from .lambdas.lambda_env import layer_folder
 from .sma.model import SipMediaApplication, SipRule, rule_id
 from .netem import NetworkImpairment
 from .aws_target import AwsSettings, AwsTarget, AwsTargetError

@@ -166,8 +166,8 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
         loop.add_signal_handler(sig, stop.set)
     out = options.out.resolve()
     check_folder(out)
+    config, profile, token_file = served_config(options)  # bad options fail whatever the ports
     check_ports(options.host, options.sip_port, options.api_port)
-    config, profile, token_file = served_config(options)
     stub = Stub(config, configurator=lambda path: session_config(Path(path), out))
     log = ServeLog(stream, options.log_format)
     stub.watch(log)
@@ -189,7 +189,7 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
         "none (calls get 404 until a remote run opens a session; give --profile to serve one)"
     capture = "off" if worker is None else ("on" if worker.capture_error is None
                                            else f"off: {worker.capture_error}")
-    log.line({"time": time.time()}, "serve", "started", sip=f"udp+tcp {config.host}:{stub.sip_port}",
+    log.line(time.time(), "serve", "started", sip=f"udp+tcp {config.host}:{stub.sip_port}",
              tls=stub.tls_port, api=stub.api_url, sigv4=bool(config.api.credentials) or None, rtp=f"{config.rtp_port_range[0]}-{config.rtp_port_range[1]}", sma=sma,
              profile=str(profile.path) if profile else None, artifacts=str(out),
              transactions=str(out / "transactions") if worker else "off", capture=capture,
@@ -209,7 +209,7 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
                            return_when=asyncio.FIRST_COMPLETED)
         calls = sum(drain.result()) if drain.done() else "?"
         drain.cancel()
-        log.line({"time": time.time()}, "serve", f"drained {calls} calls",
+        log.line(time.time(), "serve", f"drained {calls} calls",
                  seconds=round(loop.time() - started, 1))
     finally:
         reaper.cancel()
@@ -219,7 +219,7 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
             filer.flush_all()
         if worker is not None:
             await loop.run_in_executor(None, worker.close)
-        log.line({"time": time.time()}, "serve", "stopped", artifacts=str(out))
+        log.line(time.time(), "serve", "stopped", artifacts=str(out))
 
 
 def run(options: ServeOptions) -> None:

@@ -25,12 +25,14 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from .journal_entries import TransactionEnded
+from .journal_view import JournalView
+
 log = logging.getLogger(__name__)
 GRACE_S = 0.5  # how long after its end a transaction's last packets and entries may come
 RING_BYTES = 128 * 1024 * 1024
 RING_AGE_S = 900.0
 MAX_BACKLOG = 50  # transactions waiting beyond this are filed without a report (load)
-_LEG_KINDS = ("call_arrived", "call_placed")
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,11 @@ def slice_transaction(frames: list[tuple[int, bytes]], linktype: int, entries: l
                       ports: ServedPorts) -> list[tuple[int, bytes]]:
     """The frames that belong to the transaction whose journal entries are `entries`."""
     from .wire.packets import TCP, UDP, decode_frame
-    legs = [e for e in entries if e["kind"] in _LEG_KINDS]
-    call_ids = [e["sip_call_id"].encode() for e in legs if e.get("sip_call_id")]
-    rtp = {p for e in legs if e.get("rtp_port") for p in (e["rtp_port"], e["rtp_port"] + 1)}
-    tx = next((e["transaction_id"] for e in entries if e.get("transaction_id")), "").encode()
+    view = JournalView(entries)
+    legs = view.legs()
+    call_ids = [leg.sip_call_id.encode() for leg in legs if leg.sip_call_id]
+    rtp = {p for leg in legs if leg.rtp_port for p in (leg.rtp_port, leg.rtp_port + 1)}
+    tx = next(iter(view.transactions()), "").encode()
     decoded = []
     connections: set[tuple] = set()  # TCP connections that carried the call's SIP or its API requests
     for ts_ns, frame in frames:
@@ -130,7 +133,6 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
                      linktype: int, bucket_dir: Path | None, report: bool = True) -> Path:
     """Write a transaction's folder: journal.json, and capture.pcap, ladder.txt and the report
     when there is a capture (the report alone without one)."""
-    from .journal_view import JournalView
     from .report import write_profile_reports
     from .runner import ProfileResult, check_nothing_after_last_hangup, load_prompts
     from .wire.analysis import analyze_pcap
@@ -144,11 +146,12 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
         (folder / "ladder.txt").write_text(wire.ladder_text())
     if not report:
         return folder
-    tx = next((e["transaction_id"] for e in entries if e.get("transaction_id")), "?")
-    sma = next((e.get("sip_media_application_id") for e in entries if e["kind"] == "call_arrived"), None)
-    result = ProfileResult(f"transaction {tx}", sma or "", str(folder))
+    view = JournalView(entries)
+    tx = next(iter(view.transactions()), "?")
+    sma = next((e.sip_media_application_id for e in view.arrivals()), "")
+    result = ProfileResult(f"transaction {tx}", sma, str(folder))
     result.checks = [check_nothing_after_last_hangup(entries)]
-    result.problems = [p.to_json() for p in JournalView(entries).problems()]
+    result.problems = [p.to_json() for p in view.problems()]
     result.verdict = "pass" if all(c.passed for c in result.checks) and not result.problems else "fail"
     times = [e["time"] for e in entries]
     result.duration_s = round(max(times) - min(times), 3) if times else 0.0
@@ -237,7 +240,7 @@ class TransactionFiler:
         if not tx:
             return
         self._open.setdefault(tx, []).append(entry)
-        if entry["kind"] == "transaction_ended":
+        if entry["kind"] == TransactionEnded.kind:
             self._loop.call_later(GRACE_S, self._flush, tx)
 
     def _flush(self, tx: str) -> None:

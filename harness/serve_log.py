@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TextIO
 
+from . import journal_entries as je
+from .journal_entries import parse_entry
 from .journal_view import event_error
 from .report.json_report import response_summary
 
@@ -24,55 +26,57 @@ class ServeLog:
         if fmt not in FORMATS:
             raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
         self.stream, self.fmt, self.session = stream, fmt, session
-        self._invocations: dict[tuple[str, int], dict] = {}
+        self._invocations: dict[tuple[str | None, int], je.HandlerInvoked] = {}
         self._started: dict[str, float] = {}  # SIP Call-ID -> when its dialog began
 
-    def __call__(self, entry: dict) -> None:
-        kind, tx = entry["kind"], entry.get("transaction_id")
-        if kind == "invocation":
-            self._invocations[(tx, entry["sequence"])] = entry
-        elif kind == "response":
-            self._invocation(entry, self._invocations.pop((tx, entry["sequence"]), None))
-        elif kind == "call_arrived":
-            self._started[entry["sip_call_id"]] = entry["time"]
-            self.line(entry, "call", "arrived", transaction_id=tx, call_id=entry["call_id"],
-                      sip_call_id=entry["sip_call_id"], from_=entry.get("from_"), to=entry.get("to"),
-                      sma=entry.get("sip_media_application_id"), transport=entry.get("transport"))
-        elif kind == "call_placed":
-            self._started[entry["sip_call_id"]] = entry["time"]
-            self.line(entry, "call", "placed", transaction_id=tx, call_id=entry["call_id"],
-                      sip_call_id=entry["sip_call_id"], target=entry.get("target"))
-        elif kind == "sip_ended":
-            began = self._started.pop(entry["sip_call_id"], None)
-            self.line(entry, "call", "ended", transaction_id=tx, sip_call_id=entry["sip_call_id"],
-                      by=entry.get("by"), status=entry.get("status"), reason=entry.get("reason"),
-                      seconds=None if began is None else round(entry["time"] - began, 3))
-        elif kind == "sip_rejected":
-            self.line(entry, "call", "refused", sip_call_id=entry.get("sip_call_id"),
-                      status=entry.get("status"), reason=entry.get("reason"))
-        elif kind == "api_request":
-            self.line(entry, "api", entry.get("operation") or "request", method=entry["method"],
-                      path=entry["path"], status=entry["status"], ms=entry["duration_ms"],
-                      transaction_id=tx, remote=entry.get("remote"))
-        elif kind in ("media_failed", "place_failed", "internal_error"):
-            self.line(entry, "problem", kind, transaction_id=tx, call_id=entry.get("call_id"),
-                      reason=entry.get("reason") or entry.get("error"))
+    def __call__(self, data: dict) -> None:
+        entry = parse_entry(data)
+        tx = entry.transaction_id if entry is not None else None
+        if isinstance(entry, je.HandlerInvoked):
+            self._invocations[(tx, entry.sequence)] = entry
+        elif isinstance(entry, je.HandlerResponded):
+            self._invocation(entry, self._invocations.pop((tx, entry.sequence), None))
+        elif isinstance(entry, je.CallArrived):
+            self._started[entry.sip_call_id] = entry.time
+            self.line(entry.time, "call", "arrived", transaction_id=tx, call_id=entry.call_id,
+                      sip_call_id=entry.sip_call_id, from_=entry.from_, to=entry.to,
+                      sma=entry.sip_media_application_id, transport=entry.transport)
+        elif isinstance(entry, je.CallPlaced):
+            self._started[entry.sip_call_id] = entry.time
+            self.line(entry.time, "call", "placed", transaction_id=tx, call_id=entry.call_id,
+                      sip_call_id=entry.sip_call_id, target=entry.target)
+        elif isinstance(entry, je.SipEnded):
+            began = self._started.pop(entry.sip_call_id, None)
+            self.line(entry.time, "call", "ended", transaction_id=tx, sip_call_id=entry.sip_call_id,
+                      by=entry.by, status=entry.status, reason=entry.reason,
+                      seconds=None if began is None else round(entry.time - began, 3))
+        elif isinstance(entry, je.SipRejected):
+            self.line(entry.time, "call", "refused", sip_call_id=entry.sip_call_id,
+                      status=entry.status, reason=entry.reason)
+        elif isinstance(entry, je.ApiRequest):
+            self.line(entry.time, "api", entry.operation or "request", method=entry.method,
+                      path=entry.path, status=entry.status, ms=entry.duration_ms,
+                      transaction_id=tx, remote=entry.remote)
+        elif isinstance(entry, (je.MediaFailed, je.PlaceFailed)):
+            self.line(entry.time, "problem", entry.kind, transaction_id=tx, call_id=entry.call_id,
+                      reason=entry.reason)
+        elif isinstance(entry, je.InternalError):
+            self.line(entry.time, "problem", entry.kind, transaction_id=tx, reason=entry.error)
 
-    def _invocation(self, response: dict, invocation: dict | None) -> None:
-        event = (invocation or {}).get("event") or {}
-        self.line(response, "invocation", event.get("InvocationEventType", "?"),
-                  transaction_id=response.get("transaction_id"), sequence=response["sequence"],
+    def _invocation(self, response: je.HandlerResponded, invocation: je.HandlerInvoked | None) -> None:
+        event = invocation.event if invocation is not None else {}
+        self.line(response.time, "invocation", event.get("InvocationEventType", "?"),
+                  transaction_id=response.transaction_id, sequence=response.sequence,
                   action=(event.get("ActionData") or {}).get("Type"), error=event_error(event),
-                  ms=response.get("duration_ms"), attempts=response.get("attempts"),
+                  ms=response.duration_ms, attempts=response.attempts,
                   response=response_summary(response))
 
-    def line(self, entry: dict, event: str, what: str, **fields) -> None:
-        """Write one line for `entry` (fields that are None are left out)."""
+    def line(self, at: float, event: str, what: str, **fields) -> None:
+        """Write one line for what happened at `at` (Unix time); fields that are None are left out."""
         fields = {k.rstrip("_"): v for k, v in fields.items() if v is not None}
         if self.session:
             fields = {"session": self.session, **fields}
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry["time"])) \
-            + f".{int(entry['time'] * 1000) % 1000:03d}Z"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
         if self.fmt == "json":
             text = json.dumps({"time": stamp, "event": event, "what": what, **fields}, default=str)
         else:

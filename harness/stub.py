@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import socket
@@ -26,11 +25,10 @@ from .api import access as api_access
 from .api.server import VERIFIER, ApiSettings, build_app
 from .api.serving import ApiRunner
 from .media.dtmf import SOURCE_SIP_INFO, DigitReceived
-from .media.engine import MediaEngine, MediaSession
-from .media.g711 import SILENCE_BYTE
+from .media.transport import MediaEngine, MediaSession
 from .media.recording import Recording
-from .media.sources import FRAME_SAMPLES, RATE, InvalidAudioSource, wav_frames
-from .media.speech import SpeechError, speech_frames
+from .media.sources import InvalidAudioSource
+from .media.speech import SpeechError
 from .netem import NetworkImpairment
 from .sip import events as sip_events
 from .sip.endpoint import uri_of
@@ -40,21 +38,22 @@ from .sip.sdes import SdesCrypto
 from .sip.transport import TcpSipTransport, TlsSipTransport, UdpSipTransport, server_context
 from .media.srtp import SrtpContext
 from .sip.uri import SipUri, UriError
-from .routes import RouteError, expand
+from .sma.routes import RouteError
 from .sma import commands as cmd
-from .sma.buckets import valid_bucket_name
+from .sma import buckets
+from .sma.sip_headers import forwarded
 from .sma.engine import CallTransaction
 from .control import ControlSettings, add_control_routes
+from . import journal_entries as je
 from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
 from .local_aws import LocalAws, LocalAwsConfig
-from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
-from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
-from .sma.lambda_env import LOCAL_CREDENTIALS, Endpoints, RoleCredentials
-from .sma.model import Leg, SipMediaApplication, SipRule, new_id
+from .sma.errors import BadRequest, ServiceUnavailable
+from .lambdas.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
+from .lambdas.lambda_env import LOCAL_CREDENTIALS, Endpoints, RoleCredentials
+from .sma.model import Leg, SipMediaApplication, SipRule
 from .sma.service import SmaService
 
 log = logging.getLogger(__name__)
-FORWARDED_HEADERS = ("user-to-user", "diversion")
 OUTBOUND_DTMF_PT = 101
 SYSTEM_ERROR = ("SystemException", "System error while running action.")
 
@@ -128,15 +127,11 @@ class StubConfig:
 
     def read_path(self, bucket: str, key: str) -> Path:
         """The file standing for s3://bucket/key: written by this stub, else in the bucket folder."""
-        if self.written_dir is not None:
-            written = _bucket_path(self.written_dir, bucket, key, must_exist=False)
-            if written.is_file():
-                return written
-        return _bucket_path(self.bucket_dir, bucket, key)
+        return buckets.read_path(self.bucket_dir, self.written_dir, bucket, key)
 
 
 @dataclass
-class _SipCall:
+class _LegDialog:
     """The stub's view of one SIP dialog and the SMA leg it carries."""
 
     sip_call_id: str
@@ -181,12 +176,11 @@ class Stub:
         self.malformed = MalformedTally()
         self._watchers: list[Callable[[dict], None]] = []
         self.sessions = None  # a served stub's SessionManager (remote runs), see sessions.py
-        self.draining = False
-        self._prepared: dict[str, _SipCall] = {}  # placed legs set up before their PlaceCall
+        self._prepared: dict[str, _LegDialog] = {}  # placed legs set up before their PlaceCall
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._calls: dict[str, _SipCall] = {}  # by SIP Call-ID
-        self._legs: dict[str, _SipCall] = {}  # by SMA CallId
+        self._calls: dict[str, _LegDialog] = {}  # by SIP Call-ID
+        self._legs: dict[str, _LegDialog] = {}  # by SMA CallId
         self._handlers: dict[str, HandlerRunner] = {}
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -196,7 +190,9 @@ class Stub:
         self.media: MediaEngine | None = None
         t = config.termination
         self._challenger = DigestChallenger(t.realm, t.username, t.password) if t else None
-        self.service: SmaService | None = None
+        #: the API's backend; this stub is its driver (open_leg, updated, created)
+        self.service = SmaService(lambda: self._loop.time(), lambda: int(time.time() * 1000),
+                                  driver=self, routes=config.routes, owner=config.worker_index)
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
         self.local_aws: LocalAws | None = None
@@ -221,7 +217,7 @@ class Stub:
                 self.tls = await TlsSipTransport.listen_tls(
                     cfg.host, cfg.tls.port, self._on_tls,
                     server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
-            app = build_app(self, cfg.api)
+            app = build_app(self.service, cfg.api)
             if app[VERIFIER] is not None:
                 app[VERIFIER].roles = self._roles
             if cfg.control is not None:
@@ -254,8 +250,7 @@ class Stub:
     async def _load_applications(self, cfg: StubConfig) -> None:
         """A fresh service model with the SMAs, rules and handlers of `cfg`, and its local AWS
         services. Handlers reach those and this stub's API through their endpoint variables."""
-        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000),
-                                  cfg.worker_index)
+        self.service.load(cfg.applications, cfg.rules)
         if cfg.aws is not None:
             log_path = None
             if cfg.run_dir is not None:
@@ -266,7 +261,6 @@ class Stub:
                               self.handler_api_url)
         self._roles.clear()
         for sma in cfg.applications:
-            self.service.add_application(sma)
             role = LOCAL_CREDENTIALS
             if cfg.api.credentials:  # the API checks signatures: the role's must pass
                 role = RoleCredentials.issue()
@@ -278,8 +272,6 @@ class Stub:
                 memory_mb=sma.memory_mb, layers=sma.layers, endpoints=endpoints, credentials=role,
                 timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
-        for rule in cfg.rules:
-            self.service.add_rule(rule)
 
     async def _unload_applications(self) -> None:
         """Stop the handlers' workers and the local AWS services (each one even when another
@@ -309,7 +301,8 @@ class Stub:
         new = self.configurator(profile)
         await self._unload_applications()
         self.config.applications, self.config.rules = new.applications, new.rules
-        self.config.bucket_dir, self.config.routes = new.bucket_dir, {}
+        self.config.bucket_dir = new.bucket_dir
+        self.service.routes.clear()
         self.config.handler_timeout_s = new.handler_timeout_s
         self.config.handler_retries = new.handler_retries
         self.config.aws = new.aws
@@ -322,14 +315,14 @@ class Stub:
         BYE (480 or CANCEL before an answer), so that each transaction's HANGUP is invoked.
         Waits until the transactions and invocations are over, at most `timeout_s`; returns
         how many calls were up."""
-        self.draining = True
+        self.service.draining = True
         calls = list(self._calls.values())
         now = self._loop.time()
         for call in calls:
             call.transport.endpoint.hangup(call.sip_call_id, now)
         for transport in self._transports:
             transport.flush()
-        self._note("draining", None, calls=len(calls))
+        self._note(je.Draining(calls=len(calls)))
         deadline = now + timeout_s
         while (self._calls or self.service.transactions or self._tasks) \
                 and self._loop.time() < deadline:
@@ -339,7 +332,7 @@ class Stub:
     async def stop_async(self) -> None:
         """Drain (the API answers 503), then release everything: sockets, workers, tasks.
         Every release runs even when another fails (each failure is logged)."""
-        self.draining = True
+        self.service.draining = True
         for handle in self._timers.values():
             handle.cancel()
         for task in list(self._tasks):
@@ -354,9 +347,9 @@ class Stub:
         await self._unload_applications()
         if self.config.impairment is not None:
             for record in self.config.impairment.records:
-                self._note("impairment", None, packet=record.to_json())
+                self._note(je.Impairment(packet=record))
         if self.malformed.total:
-            self._note("sip_malformed_summary", None, **self.malformed.to_json())
+            self._note(je.SipMalformedSummary(**self.malformed.to_json()))
         self.journal.close()
 
     def start(self) -> "Stub":
@@ -446,41 +439,32 @@ class Stub:
                  "legs": [{**leg.to_event(), "SipCallId": sip_ids.get(leg.call_id)} for leg in tx.legs]}
                 for tx in self.service.transactions.values() if not tx.ended]
 
-    # ---- the API backend ------------------------------------------------------------------
-    def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:
-        """UpdateSipMediaApplicationCall: queue CALL_UPDATE_REQUESTED, answer at once."""
-        tx = self.service.find_transaction(sma_id, transaction_id)
-        if tx.invocations_exhausted:
-            raise ResourceLimitExceeded(f"Transaction {transaction_id} has used its 1000 invocations")
-        self._note("update_requested", tx.transaction_id, arguments=arguments)
-        tx.update_requested(arguments)
-        self._dispatch(tx)
-        return tx.transaction_id
+    @property
+    def draining(self) -> bool:
+        """Shutting down: INVITEs get 503, the API answers 503."""
+        return self.service.draining
 
-    def create_call(self, sma_id: str, from_number: str, to_number: str,
-                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str:
-        """CreateSipMediaApplicationCall: a new transaction whose LEG-A we place. The leg is
-        set up (route, RTP ports) before the API answers, so a failure is the API's error."""
-        sma = self.service.applications.get(sma_id)
-        if sma is None:
-            raise NotFound(f"SIP media application {sma_id} not found")
-        if self.draining:
-            raise ServiceUnavailable("The service is shutting down")
-        tx = self.service.new_transaction(sma, None)
-        leg = Leg(new_id(), "LEG-A", to_number, from_number, "Outbound", int(time.time() * 1000))
+    # ---- driving the service (sma.service.Driver) ----------------------------------------
+    def open_leg(self, tx: CallTransaction, leg: Leg) -> None:
+        """The LEG-A of a created call is set up (route, RTP ports) before the API answers,
+        so a failure is the API's error."""
         try:
-            self._prepared[leg.call_id] = self._outbound_leg(tx, leg, to_number, None)
+            self._prepared[leg.call_id] = self._outbound_leg(tx, leg, leg.to, None)
         except SetupFailed as exc:
-            self.service.drop(tx.transaction_id)
-            self._note("place_failed", tx.transaction_id, call_id=leg.call_id, reason=exc.reason)
+            self._note(je.PlaceFailed(transaction_id=tx.transaction_id, call_id=leg.call_id,
+                                      reason=exc.reason))
             if exc.status == 503:
                 raise ServiceUnavailable(exc.reason) from None
             raise BadRequest(exc.reason) from None
-        self._note("call_created", tx.transaction_id, call_id=leg.call_id, to=to_number,
-                   from_=from_number, arguments=arguments)
-        tx.outbound_call(leg, arguments, sip_headers)
+
+    def updated(self, tx: CallTransaction, arguments: dict[str, str]) -> None:
+        self._note(je.UpdateRequested(transaction_id=tx.transaction_id, arguments=arguments))
         self._dispatch(tx)
-        return tx.transaction_id
+
+    def created(self, tx: CallTransaction, leg: Leg, arguments: dict[str, str]) -> None:
+        self._note(je.CallCreated(transaction_id=tx.transaction_id, call_id=leg.call_id, to=leg.to,
+                                  from_=leg.from_, arguments=arguments))
+        self._dispatch(tx)
 
     # ---- SIP events -------------------------------------------------------------------------
     def _on_udp(self, event: object) -> None:
@@ -499,25 +483,27 @@ class Stub:
         if isinstance(event, sip_events.MalformedMessage):
             if self.malformed.count(event.kind, event.source[0], event.answered):
                 # only the first of each reason: junk must not flood the journal
-                self._note("sip_malformed", None, source=list(event.source),
-                           reason=event.kind, example=event.reason, answered=event.answered)
+                self._note(je.SipMalformed(source=list(event.source),
+                                           reason=event.kind, example=event.reason, answered=event.answered))
             return
-        call = self._calls.get(event.call_id)
+        call = self._calls.get(event.sip_call_id)
         if call is None:
             return
         tx = call.transaction
         if isinstance(event, sip_events.CallConfirmed):
-            self._note("sip_confirmed", tx.transaction_id, sip_call_id=event.call_id)
+            self._note(je.SipConfirmed(transaction_id=tx.transaction_id, sip_call_id=event.sip_call_id))
         elif isinstance(event, sip_events.CallProgress):
             tx.leg_ringing(call.leg.call_id)
         elif isinstance(event, sip_events.CallAnswered):
             call.audio, call.answered = event.audio, True
             call.media.start((event.audio.remote_host, event.audio.remote_port))
-            self._note("answered", tx.transaction_id, call_id=call.leg.call_id, sip_call_id=event.call_id)
+            self._note(je.Answered(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                   sip_call_id=event.sip_call_id))
             tx.leg_answered(call.leg.call_id)
         elif isinstance(event, sip_events.MediaUpdated):
             (call.media.pause if event.held else call.media.resume)()
-            self._note("held" if event.held else "resumed", tx.transaction_id, call_id=call.leg.call_id)
+            self._note((je.Held if event.held else je.Resumed)(transaction_id=tx.transaction_id,
+                                                               call_id=call.leg.call_id))
         elif isinstance(event, sip_events.DtmfInfo):
             self._digit(call, DigitReceived(event.digit, event.duration_ms, SOURCE_SIP_INFO))
         elif isinstance(event, sip_events.CallEnded):
@@ -532,18 +518,19 @@ class Stub:
             call = self._inbound_leg(event, transport)
         except SetupFailed as exc:
             retry = [("Retry-After", str(RETRY_AFTER_S))] if exc.status == 503 else []
-            self._refuse(transport, event.call_id, exc.status, exc.reason, exc.headers + retry)
+            self._refuse(transport, event.sip_call_id, exc.status, exc.reason, exc.headers + retry)
             return
         tx, leg = call.transaction, call.leg
-        self._note("call_arrived", tx.transaction_id, sip_call_id=event.call_id, call_id=leg.call_id,
-                   sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
-                   from_=leg.from_, rtp_port=call.media.local_port,
-                   transport=transport.endpoint.transport.lower(),
-                   srtp=call.audio.remote_crypto is not None)
+        self._note(je.CallArrived(transaction_id=tx.transaction_id, sip_call_id=event.sip_call_id,
+                                  call_id=leg.call_id,
+                                  sip_media_application_id=tx.sma.sip_media_application_id, to=leg.to,
+                                  from_=leg.from_, rtp_port=call.media.local_port,
+                                  transport=transport.endpoint.transport.lower(),
+                                  srtp=call.audio.remote_crypto is not None))
         tx.inbound_call(leg)
         self._dispatch(tx)
 
-    def _inbound_leg(self, event: sip_events.IncomingCall, transport) -> _SipCall:
+    def _inbound_leg(self, event: sip_events.IncomingCall, transport) -> _LegDialog:
         """The tracked call, its transaction and media for an INVITE; SetupFailed otherwise."""
         if self.draining:
             raise SetupFailed(503, "the stub is shutting down")
@@ -551,7 +538,7 @@ class Stub:
         if self._challenger is not None:
             why = self._challenger.verify("INVITE", req.headers.get(ANSWER_HEADER))
             if why is not None:
-                self._note("sip_challenged", None, sip_call_id=event.call_id, reason=why)
+                self._note(je.SipChallenged(sip_call_id=event.sip_call_id, reason=why))
                 raise SetupFailed(CHALLENGE_STATUS, why, [self._challenger.challenge()])
         try:
             offer = parse_sdp(req.body)
@@ -564,17 +551,14 @@ class Stub:
         to, request_uri = _sip_uri(uri_of(req.headers.get("to"))), _sip_uri(req.uri)
         caller = _sip_uri(uri_of(req.headers.get("from")))
         to_user = to.user if to else ""
-        targets = self.service.route(to_user, request_uri.host if request_uri else "")
-        if not targets:
+        arrived = self.service.inbound_call(to_user, request_uri.host if request_uri else "",
+                                            caller.user if caller else "", forwarded(req.headers))
+        if arrived is None:
             raise SetupFailed(404, f"no SIP rule matches {to_user}")
-        sma, rule = targets[0]
-        leg = Leg(call_id=new_id(), participant_tag="LEG-A", to=to_user,
-                  from_=caller.user if caller else "", direction="Inbound",
-                  start_time_ms=int(time.time() * 1000), sip_headers=_sip_headers(req.headers))
+        tx, leg = arrived
         with self._set_up() as undo:
-            tx = self.service.new_transaction(sma, rule, [target for target, _ in targets[1:]])
             undo.callback(self.service.drop, tx.transaction_id)
-            call = _SipCall(event.call_id, leg, tx, transport, audio=audio)
+            call = _LegDialog(event.sip_call_id, leg, tx, transport, audio=audio)
             crypto = SdesCrypto.generate() if audio.remote_crypto is not None else None
             self._open_media(call, undo, crypto)
             call.sdp = build_answer(offer, audio, self.config.host, call.media.local_port,
@@ -582,10 +566,10 @@ class Stub:
             self._track(call, undo)
         return call
 
-    def _outbound_leg(self, tx: CallTransaction, leg: Leg, number: str, arn: str | None) -> _SipCall:
+    def _outbound_leg(self, tx: CallTransaction, leg: Leg, number: str, arn: str | None) -> _LegDialog:
         """A leg the SMA places, routed and with its media open; SetupFailed otherwise."""
         try:
-            target = self._route(number, arn)
+            target = self.service.route_outbound(number, arn)
         except RouteError as exc:
             raise SetupFailed(404, str(exc)) from None
         if target is None:
@@ -594,7 +578,7 @@ class Stub:
         lowered = target.lower()
         transport = self.tls if ";transport=tls" in lowered and self.tls is not None else \
             self.tcp if ";transport=tcp" in lowered else self.udp
-        call = _SipCall("", leg, tx, transport, outbound=True, target=target, audio=AudioAnswer(
+        call = _LegDialog("", leg, tx, transport, outbound=True, target=target, audio=AudioAnswer(
             self.config.host, 0, 0 if codec == "PCMU" else 8, codec, OUTBOUND_DTMF_PT, 20, "sendrecv"))
         with self._set_up() as undo:
             self._open_media(call, undo)
@@ -613,17 +597,17 @@ class Stub:
                 raise SetupFailed(503, f"no media resources: {exc}") from None
             except Exception as exc:
                 log.exception("call set-up failed")
-                self._note("internal_error", None, error=repr(exc))
+                self._note(je.InternalError(error=repr(exc)))
                 raise SetupFailed(500, f"call set-up failed: {type(exc).__name__}") from None
             undo.pop_all()  # set up: keep everything
 
     def _refuse(self, transport, call_id: str, status: int, reason: str,
                 headers: list[tuple[str, str]] = ()) -> None:
-        self._note("sip_rejected", None, sip_call_id=call_id, status=status, reason=reason)
+        self._note(je.SipRejected(sip_call_id=call_id, status=status, reason=reason))
         transport.endpoint.reject(call_id, status, self._loop.time(), headers)
         transport.flush()
 
-    def _call_ended(self, call: _SipCall, event: sip_events.CallEnded) -> None:
+    def _call_ended(self, call: _LegDialog, event: sip_events.CallEnded) -> None:
         """The dialog is over: release its media (a failing release is noted, the call still
         ends) and tell the transaction."""
         self._calls.pop(call.sip_call_id, None)
@@ -635,16 +619,16 @@ class Stub:
             call.media.close()
         except Exception as exc:  # a recording that cannot be written: the leg still ends
             log.error("releasing the media of %s failed", call.sip_call_id, exc_info=exc)
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
-                       reason=f"closing the media failed: {exc}")
-        self._note("sip_ended", tx.transaction_id, sip_call_id=event.call_id, by=event.by,
-                   reason=event.reason, status=event.status)
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                      reason=f"closing the media failed: {exc}"))
+        self._note(je.SipEnded(transaction_id=tx.transaction_id, sip_call_id=event.sip_call_id, by=event.by,
+                               reason=event.reason, status=event.status))
         if call.outbound and not call.answered:
             tx.leg_failed(call.leg.call_id, event.status)
         else:
             tx.leg_ended(call.leg.call_id, call.hangup_code if event.by == "local" else 0)
 
-    def _open_media(self, call: _SipCall, undo: contextlib.ExitStack,
+    def _open_media(self, call: _LegDialog, undo: contextlib.ExitStack,
                     crypto: SdesCrypto | None = None) -> MediaSession:
         """The RTP session of a call, in the codec of `call.audio`, reporting to the call;
         SRTP with our key `crypto` and the remote's key when the call agreed on it. OSError
@@ -660,20 +644,20 @@ class Stub:
         undo.callback(call.media.close)
         return call.media
 
-    def _track(self, call: _SipCall, undo: contextlib.ExitStack) -> None:
+    def _track(self, call: _LegDialog, undo: contextlib.ExitStack) -> None:
         self._calls[call.sip_call_id] = call
         self._legs[call.leg.call_id] = call
         undo.callback(self._legs.pop, call.leg.call_id, None)
         undo.callback(self._calls.pop, call.sip_call_id, None)
 
-    def _media_done(self, call: _SipCall, token: object) -> None:
+    def _media_done(self, call: _LegDialog, token: object) -> None:
         call.transaction.media_done(token)
         self._dispatch(call.transaction)
 
-    def _digit(self, call: _SipCall, digit: DigitReceived) -> None:
+    def _digit(self, call: _LegDialog, digit: DigitReceived) -> None:
         tx = call.transaction
-        self._note("dtmf_received", tx.transaction_id, call_id=call.leg.call_id, digit=digit.digit,
-                   duration_ms=digit.duration_ms, source=digit.source)
+        self._note(je.DtmfReceived(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                   digit=digit.digit, duration_ms=digit.duration_ms, source=digit.source))
         tx.digit_received(call.leg.call_id, digit.digit)
         self._dispatch(tx)
 
@@ -698,7 +682,8 @@ class Stub:
 
     def _command_failed(self, tx: CallTransaction, c: object, exc: Exception) -> None:
         log.error("engine command %s failed", type(c).__name__, exc_info=exc)
-        self._note("internal_error", tx.transaction_id, command=type(c).__name__, error=f"{type(exc).__name__}: {exc}")
+        self._note(je.InternalError(transaction_id=tx.transaction_id, command=type(c).__name__,
+                                    error=f"{type(exc).__name__}: {exc}"))
         token = getattr(c, "token", None)
         if isinstance(token, int) and token > 0:
             tx.media_done(token, SYSTEM_ERROR)
@@ -709,7 +694,7 @@ class Stub:
             return
         if isinstance(c, cmd.TransactionEnded):
             self.service.drop(c.transaction_id)
-            self._note("transaction_ended", c.transaction_id)
+            self._note(je.TransactionEnded(transaction_id=c.transaction_id))
             return
         if isinstance(c, cmd.PlaceCall):
             self._spawn(self._place_call(tx, c))
@@ -728,24 +713,23 @@ class Stub:
                 endpoint.answer(call.sip_call_id, call.sdp, now)
                 call.answered = True
                 session.start((call.audio.remote_host, call.audio.remote_port))
-                self._note("answered", tx.transaction_id, call_id=c.call_id)
+                self._note(je.Answered(transaction_id=tx.transaction_id, call_id=c.call_id,
+                                       sip_call_id=call.sip_call_id))
         elif isinstance(c, cmd.PlayAudio):
             self._play_audio(tx, call, c)
         elif isinstance(c, cmd.PlaySilence):
-            frames = [bytes([SILENCE_BYTE[call.audio.codec]]) * FRAME_SAMPLES] * max(
-                1, round(c.duration_ms * RATE / 1000 / FRAME_SAMPLES))
-            session.sender.play(frames, c.token)
-            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                       media="silence", duration_ms=c.duration_ms)
+            session.play_silence(c.duration_ms, c.token)
+            self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                       media="silence", duration_ms=c.duration_ms))
         elif isinstance(c, cmd.Speak):
             self._spawn(self._speak(tx, call, c))
         elif isinstance(c, cmd.SendDigits):
             session.send_digits(c.digits, c.tone_ms, c.token)
-            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                       media="digits", digits=c.digits)
+            self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                       media="digits", digits=c.digits))
         elif isinstance(c, cmd.StopMedia):
-            token = session.sender.stop()
-            self._note("media_stopped", tx.transaction_id, call_id=c.call_id, token=token)
+            token = session.stop_playing()
+            self._note(je.MediaStopped(transaction_id=tx.transaction_id, call_id=c.call_id, token=token))
         elif isinstance(c, cmd.StartRecordAudio):
             self._start_recording(tx, call, c.token, c.bucket, c.key, "INCOMING", c.token)
         elif isinstance(c, cmd.StopRecordAudio):
@@ -756,59 +740,57 @@ class Stub:
             endpoint.hangup(call.sip_call_id, now)
         elif isinstance(c, cmd.HangupLeg):
             call.hangup_code = c.sip_code
-            self._note("hangup", tx.transaction_id, call_id=c.call_id, sip_code=c.sip_code)
+            self._note(je.Hangup(transaction_id=tx.transaction_id, call_id=c.call_id, sip_code=c.sip_code))
             if call.answered or call.outbound:
                 endpoint.hangup(call.sip_call_id, now)
             else:
                 endpoint.reject(call.sip_call_id, c.sip_code or 480, now)
 
-    def _play_audio(self, tx: CallTransaction, call: _SipCall, c: cmd.PlayAudio) -> None:
+    def _play_audio(self, tx: CallTransaction, call: _LegDialog, c: cmd.PlayAudio) -> None:
         try:
-            frames = wav_frames(self.config.read_path(c.bucket, c.key), call.audio.codec)
+            call.media.play_file(self.config.read_path(c.bucket, c.key), c.token, c.repeat)
         except InvalidAudioSource as exc:
-            self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=str(exc)))
             tx.media_done(c.token, ("InvalidAudioSource", "Audio Source parameter value is invalid."))
             return
-        call.media.sender.play(frames, c.token, c.repeat)
-        self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                   media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat)
+        self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                   media="audio", bucket=c.bucket, key=c.key, repeat=c.repeat))
 
-    async def _speak(self, tx: CallTransaction, call: _SipCall, c: cmd.Speak) -> None:
+    async def _speak(self, tx: CallTransaction, call: _LegDialog, c: cmd.Speak) -> None:
         s = c.speech
         try:
-            frames = await speech_frames(s["text"], call.audio.codec, s["voice"], s["language"],
-                                         s["text_type"])
+            await call.media.play_speech(s["text"], s["voice"], s["language"], s["text_type"], c.token)
         except SpeechError as exc:
-            self._note("media_failed", tx.transaction_id, call_id=c.call_id, reason=str(exc))
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=str(exc)))
             tx.media_done(c.token, SYSTEM_ERROR)
         else:
-            call.media.sender.play(frames, c.token)
-            self._note("media_started", tx.transaction_id, call_id=c.call_id, token=c.token,
-                       media="speech", text=s["text"], voice=s["voice"])
+            self._note(je.MediaStarted(transaction_id=tx.transaction_id, call_id=c.call_id, token=c.token,
+                                       media="speech", text=s["text"], voice=s["voice"]))
         self._dispatch(tx)
 
-    def _start_recording(self, tx, call: _SipCall, key: object, bucket: str, object_key: str,
+    def _start_recording(self, tx, call: _LegDialog, key: object, bucket: str, object_key: str,
                          track: str, token: int) -> None:
         """Open a recording of the leg into s3://bucket/object_key; the action starting it
         hears of a failure at once (ACTION_FAILED), a call recording of its success too."""
         try:
             if self.config.written_dir is None:
                 raise OSError("the stub has no run folder to write recordings to")
-            path = _bucket_path(self.config.written_dir, bucket, object_key, must_exist=False)
+            path = buckets.object_path(self.config.written_dir, bucket, object_key, must_exist=False)
             path.parent.mkdir(parents=True, exist_ok=True)
             call.recordings[key] = call.media.start_recording(path, track)
         except (InvalidAudioSource, OSError) as exc:
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id, reason=str(exc))
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                      reason=str(exc)))
             parameter = "Destination" if key == "call" else "RecordingDestination"
             tx.media_done(token, ("InvalidActionParameter", f"{parameter} parameter value is invalid.")
                           if isinstance(exc, InvalidAudioSource) else SYSTEM_ERROR)
             return
-        self._note("recording_started", tx.transaction_id, call_id=call.leg.call_id,
-                   bucket=bucket, key=object_key, track=track)
+        self._note(je.RecordingStarted(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                       bucket=bucket, key=object_key, track=track))
         if key == "call":
             tx.media_done(token)
 
-    def _recording_stopped_by_disk(self, call: _SipCall, recording: Recording, exc: OSError) -> None:
+    def _recording_stopped_by_disk(self, call: _LegDialog, recording: Recording, exc: OSError) -> None:
         """The media engine stopped a recording it could not reserve disk space for: a
         RecordAudio still running fails (SystemException)."""
         key = next((k for k, r in call.recordings.items() if r is recording), None)
@@ -816,48 +798,41 @@ class Stub:
             return
         del call.recordings[key]
         tx = call.transaction
-        self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
-                   reason=f"recording {recording.path}: {exc}")
+        self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                  reason=f"recording {recording.path}: {exc}"))
         if isinstance(key, int):  # RecordAudio's token
             tx.media_done(key, SYSTEM_ERROR)
         self._dispatch(tx)
 
-    def _stop_recording(self, tx, call: _SipCall, key: object) -> None:
+    def _stop_recording(self, tx, call: _LegDialog, key: object) -> None:
         recording = call.recordings.pop(key, None)
         if recording is None:
             return
         try:
             path = call.media.stop_recording(recording)
         except OSError as exc:  # the WAV stays true: a header for no samples
-            self._note("media_failed", tx.transaction_id, call_id=call.leg.call_id,
-                       reason=f"writing {recording.path}: {exc}")
+            self._note(je.MediaFailed(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                      reason=f"writing {recording.path}: {exc}"))
             return
-        self._note("recording_stopped", tx.transaction_id, call_id=call.leg.call_id, path=str(path))
+        self._note(je.RecordingStopped(transaction_id=tx.transaction_id, call_id=call.leg.call_id,
+                                       path=str(path)))
 
-    def _call_recording(self, tx, call: _SipCall, c: cmd.CallRecording) -> None:
+    def _call_recording(self, tx, call: _LegDialog, c: cmd.CallRecording) -> None:
         if c.operation == "start":
             self._start_recording(tx, call, "call", c.bucket, c.key, c.track, c.token)
         elif c.operation == "stop":
             self._stop_recording(tx, call, "call")
         elif "call" in call.recordings:
             call.recordings["call"].pause(c.operation == "pause")
-            self._note(f"recording_{c.operation}d", tx.transaction_id, call_id=c.call_id)
-
-    def _route(self, number: str, arn: str | None) -> str | None:
-        """The SIP URI for a leg the SMA places, from the routes (None: no route);
-        RouteError when the number cannot be dialled through it."""
-        routes = self.config.routes
-        template = routes.get(arn or "") or routes.get(number) or routes.get("*")
-        return expand(template, number) if template else None
+            entry = je.RecordingPaused if c.operation == "pause" else je.RecordingResumed
+            self._note(entry(transaction_id=tx.transaction_id, call_id=c.call_id))
 
     async def _place_call(self, tx: CallTransaction, c: cmd.PlaceCall) -> None:
         """Send the INVITE of a leg the SMA places; a leg that cannot be set up fails (its
         transaction goes on: CallAndBridge fails, a created call hangs up)."""
         call = self._prepared.pop(c.call_id, None)
-        leg = next((l for l in tx.legs if l.call_id == c.call_id), None) or \
-            Leg(c.call_id, "LEG-B", c.to, c.from_, "Outbound", int(time.time() * 1000))
         try:
-            call = call or self._outbound_leg(tx, leg, c.uri, c.arn)
+            call = call or self._outbound_leg(tx, c.leg, c.uri, c.arn)
             with self._set_up() as undo:
                 undo.callback(call.media.close)
                 offer = build_offer(self.config.host, call.media.local_port, int(time.time()), 1,
@@ -868,12 +843,13 @@ class Stub:
                     headers=list(c.sip_headers.items()))
                 self._track(call, undo)
         except SetupFailed as exc:
-            self._note("place_failed", tx.transaction_id, call_id=c.call_id, reason=exc.reason)
+            self._note(je.PlaceFailed(transaction_id=tx.transaction_id, call_id=c.call_id, reason=exc.reason))
             tx.leg_failed(c.call_id, exc.status)
             self._dispatch(tx)
             return
-        self._note("call_placed", tx.transaction_id, call_id=c.call_id, sip_call_id=call.sip_call_id,
-                   target=call.target, rtp_port=call.media.local_port)
+        self._note(je.CallPlaced(transaction_id=tx.transaction_id, call_id=c.call_id,
+                                 sip_call_id=call.sip_call_id, target=call.target,
+                                 rtp_port=call.media.local_port))
         self._dispatch(tx)
 
     def _codec_for(self, tx: CallTransaction) -> str:
@@ -887,24 +863,26 @@ class Stub:
             return
         a.media.hear(b.media)
         b.media.hear(a.media)
-        self._note("bridged", tx.transaction_id, call_id_a=c.call_id_a, call_id_b=c.call_id_b)
+        self._note(je.Bridged(transaction_id=tx.transaction_id, call_id_a=c.call_id_a, call_id_b=c.call_id_b))
 
     async def _invoke(self, tx: CallTransaction, c: cmd.Invoke) -> None:
         handler = self._handlers[tx.sma.sip_media_application_id]
-        self._note("invocation", tx.transaction_id, sequence=c.sequence, event=c.event,
-                   ignore_response=c.ignore_response)
+        self._note(je.HandlerInvoked(transaction_id=tx.transaction_id, sequence=c.sequence, event=c.event,
+                                     ignore_response=c.ignore_response))
         try:
             result: InvocationResult = await handler.invoke(c.event)
         except Exception as exc:  # the runner itself failed (no worker could start): the
             log.error("invoking the handler failed", exc_info=exc)  # invocation failed
-            self._note("internal_error", tx.transaction_id, sequence=c.sequence, error=repr(exc))
+            self._note(je.InternalError(transaction_id=tx.transaction_id, sequence=c.sequence,
+                                        error=repr(exc)))
             tx.handler_result(c.sequence, None, f"handler failed: {type(exc).__name__}")
             self._dispatch(tx)
             return
-        self._note("response", tx.transaction_id, sequence=c.sequence, response=result.response,
-                   failed=result.failed, attempts=result.attempts, errors=result.errors,
-                   duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
-                   requests=result.requests)
+        self._note(je.HandlerResponded(
+            transaction_id=tx.transaction_id, sequence=c.sequence, response=result.response,
+            failed=result.failed, attempts=result.attempts, errors=result.errors,
+            duration_ms=round(result.duration_ms, 3), invalid_json=result.invalid_json,
+            requests=result.requests))
         response = result.response if result.invalid_json is None else result.invalid_json
         tx.handler_result(c.sequence, response, "handler failed" if result.failed else None)
         self._dispatch(tx)
@@ -931,20 +909,20 @@ class Stub:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("stub task failed", exc_info=task.exception())
-            self._note("internal_error", None, error=f"{type(task.exception()).__name__}: {task.exception()}")
+            self._note(je.InternalError(error=f"{type(task.exception()).__name__}: {task.exception()}"))
 
     def watch(self, callback: Callable[[dict], None]) -> None:
         """Call `callback` with each journal entry (as JSON) when it is noted, on the stub's
         loop (`sip-harness serve` logs and files transactions this way)."""
         self._watchers.append(callback)
 
-    def _note(self, kind: str, transaction_id: str | None, **data) -> None:
-        entry = self.journal.note(kind, transaction_id, **data)
+    def _note(self, entry: je.Entry) -> None:
+        data = self.journal.note(entry)
         for watcher in self._watchers:
             try:
-                watcher(entry)
+                watcher(data)
             except Exception:  # an observer's fault never reaches a call
-                log.exception("journal watcher failed on %s", kind)
+                log.exception("journal watcher failed on %s", entry.kind)
 
     def journal_since(self, count: int) -> tuple[list[dict], int]:
         """The entries noted after the first `count` (those still kept), and the new count."""
@@ -1000,29 +978,3 @@ def _sip_uri(text: str) -> SipUri | None:
     except UriError:
         return None
 
-
-def _sip_headers(headers) -> dict[str, str]:
-    """The received headers the service passes on: X- headers, User-to-User, Diversion."""
-    return {name: value for name, value in headers.items()
-            if name.lower().startswith("x-") or name.lower() in FORWARDED_HEADERS}
-
-
-@functools.lru_cache(maxsize=4096)
-def _resolved(root: Path, bucket: str, key: str) -> Path | None:
-    """s3://bucket/key under `root`, resolved once (None when the bucket is not a name S3
-    accepts, or the key leaves the bucket)."""
-    if not valid_bucket_name(bucket):
-        return None
-    base = (root / bucket).resolve()
-    path = (base / key).resolve()
-    return path if base in path.parents and root.resolve() in base.parents else None
-
-
-def _bucket_path(root: Path, bucket: str, key: str, must_exist: bool = True) -> Path:
-    """The local file standing for s3://bucket/key; neither can leave the root folder."""
-    path = _resolved(root, bucket, key)
-    if path is None:
-        raise InvalidAudioSource(f"s3://{bucket[:63]}/{key[:100]} is not a valid S3 object name")
-    if must_exist and not path.is_file():
-        raise InvalidAudioSource(f"s3://{bucket}/{key} not found under {root}")
-    return path

@@ -206,7 +206,7 @@ class WireCapture:
         order, as the capture shows them."""
         from .runner import load_prompts
         from .wire.audio import prompts_played
-        leg = next((l for l in self.stub.journal().legs() if l.sip_call_id == call.call_id), None)
+        leg = self.stub.journal().leg(call.call_id)
         if leg is None:
             raise CallerError(f"the stub has no leg for {call!r}")
         streams = self.analysis().streams(src=(self.stub.host, leg.rtp_port))

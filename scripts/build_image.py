@@ -10,7 +10,7 @@ Python (CPython 3.11 on Debian bookworm, this machine's architecture), downloade
 machine: the image installs from it with `--no-index`, so the build needs no index of its own
 (networks where only the host reaches one, or where containers do not trust its certificates).
 The SDK folder (`build/lambda-sdks`) holds the AWS SDKs the Lambda runtimes bundle (pure Python
-and JavaScript), installed on this machine by `python -m harness.sma.bundled_sdks`.
+and JavaScript), installed on this machine by `python -m harness.lambdas.bundled_sdks`.
 
 `base` makes a Debian bookworm image without any image registry: debootstrap builds a root
 file system from Debian's packages and `docker import` makes it an image. It keeps an image
@@ -109,7 +109,7 @@ def build_base(tag: str = LOCAL_BASE, force: bool = False, suite: str = "bookwor
 
 def build_sdks(out: Path = SDKS) -> Path:
     """The bundled AWS SDKs in `out` (kept when already installed from the same manifests)."""
-    run([sys.executable, "-m", "harness.sma.bundled_sdks"], f"the Lambda runtimes' SDKs ({out})",
+    run([sys.executable, "-m", "harness.lambdas.bundled_sdks"], f"the Lambda runtimes' SDKs ({out})",
         cwd=ROOT, env={**os.environ, "SIP_HARNESS_SDK_DIR": str(out)})
     return out
 

@@ -9,10 +9,9 @@ from aiohttp import web
 
 from harness.api.server import ApiSettings, build_app
 from harness.api.serving import ApiRunner
-from harness.sma.engine import MAX_INVOCATIONS
-from harness.sma.errors import ResourceLimitExceeded
+from harness.sma import commands as cmd
 from harness.sma.model import Leg, SipMediaApplication, SipRule, new_id
-from harness.sma.service import SmaService
+from harness.sma.service import NoDriver, SmaService
 
 OWNER_ACCOUNT, OTHER_ACCOUNT = "111111111111", "222222222222"
 SMA_ID = "6a1c3b9e-2f4d-4e8a-9b7c-0d1e2f3a4b5c"
@@ -21,13 +20,25 @@ CREDENTIALS = {"AKIDOWNER": ("owner-secret", OWNER_ACCOUNT),
                "AKIDOTHER": ("other-secret", OTHER_ACCOUNT)}
 
 
-class ModelBackend:
-    """`harness.api.server.Backend` over a real `SmaService`; transactions are the model's own."""
+class CreatedCalls(NoDriver):
+    """A driver that only keeps what each created call would place."""
 
     def __init__(self):
-        self.service = SmaService(time.monotonic, lambda: int(time.time() * 1000))
-        self.draining = False
-        self.created: list[dict] = []
+        self.calls: list[dict] = []
+
+    def created(self, tx, leg: Leg, arguments: dict[str, str]) -> None:
+        (place,) = [c for c in tx.take_commands() if isinstance(c, cmd.PlaceCall)]
+        self.calls.append({"TransactionId": tx.transaction_id, "From": leg.from_, "To": leg.to,
+                           "SipHeaders": place.sip_headers, "Arguments": arguments})
+
+
+class ModelBackend:
+    """A real `SmaService` with no SIP or handlers, served by the API tests."""
+
+    def __init__(self):
+        driver = CreatedCalls()
+        self.service = SmaService(time.monotonic, lambda: int(time.time() * 1000), driver=driver)
+        self.created = driver.calls
         self.service.add_application(SipMediaApplication(
             SMA_ID, "handler.py", name="owner-app", aws_account_id=OWNER_ACCOUNT))
         self.service.add_application(SipMediaApplication(
@@ -46,21 +57,13 @@ class ModelBackend:
         tx.take_commands()
         return tx.transaction_id
 
-    def update_call(self, sma_id: str, transaction_id: str, arguments: dict[str, str]) -> str:
-        tx = self.service.find_transaction(sma_id, transaction_id)
-        if tx.sequence >= MAX_INVOCATIONS:
-            raise ResourceLimitExceeded(f"Transaction {transaction_id} used its "
-                                        f"{MAX_INVOCATIONS} invocations")
-        tx.update_requested(arguments)
-        return tx.transaction_id
+    @property
+    def draining(self) -> bool:
+        return self.service.draining
 
-    def create_call(self, sma_id: str, from_number: str, to_number: str,
-                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str:
-        sma = self.service.applications[sma_id]
-        tx = self.service.new_transaction(sma, None)
-        self.created.append({"TransactionId": tx.transaction_id, "From": from_number,
-                             "To": to_number, "SipHeaders": sip_headers, "Arguments": arguments})
-        return tx.transaction_id
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.service.draining = value
 
 
 class FakeClock:
@@ -84,7 +87,7 @@ class LiveApi:
         self.url = ""
 
     async def _start(self) -> None:
-        self._runner = ApiRunner(build_app(self.backend, self.settings), access_log=None,
+        self._runner = ApiRunner(build_app(self.backend.service, self.settings), access_log=None,
                                  keepalive_timeout=self.settings.idle_timeout_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

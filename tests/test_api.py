@@ -6,6 +6,7 @@ import boto3
 import pytest
 
 from conftest import SMA_ID, live_transaction, wait_until
+from harness.journal_view import JournalView
 
 
 @pytest.fixture
@@ -34,8 +35,7 @@ def test_update_returns_202_and_the_handler_gets_call_update_requested(stub, cli
     assert resp["ResponseMetadata"]["RequestId"]
 
     def update_event():
-        return [e["event"] for e in stub.journal_json() if e["kind"] == "invocation"
-                and e["event"]["InvocationEventType"] == "CALL_UPDATE_REQUESTED"]
+        return [i.event for i in JournalView(stub.journal_json()).invocations("CALL_UPDATE_REQUESTED")]
     (event,) = wait_until(update_event)
     assert event["ActionData"] == {"Type": "CallUpdateRequest",
                                    "Parameters": {"Arguments": {"action": "none", "k": "v"}}}

@@ -54,6 +54,7 @@ def raises(client, shape: str, call, **params) -> dict:
 
 
 # ---- success ------------------------------------------------------------------------------
+@pytest.mark.covers("operation:UpdateSipMediaApplicationCall")
 def test_update_call_reaches_the_transaction(client, backend):
     tx_id = backend.new_call()
     resp = client.update_sip_media_application_call(
@@ -65,6 +66,7 @@ def test_update_call_reaches_the_transaction(client, backend):
     assert invoke.event["ActionData"]["Parameters"]["Arguments"] == {"prompt": "goodbye"}
 
 
+@pytest.mark.covers("operation:CreateSipMediaApplicationCall")
 def test_create_call_passes_numbers_headers_and_arguments(client, backend):
     resp = client.create_sip_media_application_call(
         SipMediaApplicationId=SMA_ID, FromPhoneNumber="+12065550100",
@@ -78,6 +80,7 @@ def test_create_call_passes_numbers_headers_and_arguments(client, backend):
                        "Arguments": {"FirstName": "John"}}
 
 
+@pytest.mark.covers("operation:GetSipMediaApplication", "operation:ListSipMediaApplications")
 def test_get_and_list_show_only_the_callers_applications(client):
     sma = client.get_sip_media_application(SipMediaApplicationId=SMA_ID)["SipMediaApplication"]
     assert sma == {"SipMediaApplicationId": SMA_ID, "AwsRegion": "us-east-1",
@@ -90,6 +93,7 @@ def test_get_and_list_show_only_the_callers_applications(client):
     assert [s["SipMediaApplicationId"] for s in listed] == [SMA_ID]
 
 
+@pytest.mark.covers("operation:GetSipRule", "operation:ListSipRules")
 def test_rules_are_read_and_filtered_by_application(client):
     rule = client.get_sip_rule(SipRuleId="rule-owner")["SipRule"]
     assert rule == {"SipRuleId": "rule-owner", "Name": "owner-rule", "Disabled": False,
@@ -121,6 +125,7 @@ def test_paginators_walk_every_page(api, backend):
     {"SipMediaApplicationId": " ", "TransactionId": "t", "Arguments": {}},
     {"SipMediaApplicationId": SMA_ID, "TransactionId": "\t", "Arguments": {}},
 ], ids=["21-arguments", "blank-sma", "blank-transaction"])
+@pytest.mark.covers("api-error:BadRequest")
 def test_bad_request(client, params):
     raises(client, "BadRequestException", "update_sip_media_application_call", **params)
 
@@ -145,6 +150,7 @@ def test_list_with_max_results_out_of_range_is_a_bad_request(api):
         raises(client, "BadRequestException", "list_sip_media_applications", MaxResults=value)
 
 
+@pytest.mark.covers("api-error:NotFound")
 def test_not_found(client, backend):
     raises(client, "NotFoundException", "update_sip_media_application_call",
            SipMediaApplicationId="no-such-sma", TransactionId="t", Arguments={})
@@ -172,6 +178,7 @@ def test_a_transaction_of_another_application_is_not_found(client, backend):
            SipMediaApplicationId=SMA_ID, TransactionId=tx_id, Arguments={})
 
 
+@pytest.mark.covers("api-error:Forbidden")
 def test_forbidden_for_another_accounts_resources(client, backend):
     tx_id = backend.new_call(OTHER_SMA_ID)
     raises(client, "ForbiddenException", "update_sip_media_application_call",
@@ -193,6 +200,7 @@ def test_the_other_account_sees_its_own(api):
         (OTHER_SMA_ID, "eu-central-1")]
 
 
+@pytest.mark.covers("api-error:Unauthorized")
 def test_unauthorized(api):
     raises(make_client(api, "AKIDOWNER", "wrong-secret"), "UnauthorizedClientException",
            "list_sip_media_applications")
@@ -204,6 +212,7 @@ def test_unauthorized(api):
            SipMediaApplicationId=SMA_ID, TransactionId="t", Arguments={})
 
 
+@pytest.mark.covers("api-error:ResourceLimitExceeded")
 def test_resource_limit_exceeded_when_the_invocations_are_used_up(client, backend):
     tx_id = backend.new_call()
     backend.service.transactions[tx_id].sequence = MAX_INVOCATIONS  # as after 1,000 invocations
@@ -211,6 +220,7 @@ def test_resource_limit_exceeded_when_the_invocations_are_used_up(client, backen
            SipMediaApplicationId=SMA_ID, TransactionId=tx_id, Arguments={})
 
 
+@pytest.mark.covers("api-error:Throttled")
 def test_throttled_per_account_until_tokens_refill(backend):
     clock = FakeClock()
     settings = ApiSettings(credentials=CREDENTIALS, throttle_rate=1.0, throttle_burst=2,
@@ -226,6 +236,7 @@ def test_throttled_per_account_until_tokens_refill(backend):
         raises(owner, "ThrottledClientException", "list_sip_rules")
 
 
+@pytest.mark.covers("api-error:ServiceUnavailable")
 def test_service_unavailable_while_draining(client, backend):
     backend.draining = True
     raises(client, "ServiceUnavailableException", "update_sip_media_application_call",
@@ -233,10 +244,11 @@ def test_service_unavailable_while_draining(client, backend):
     raises(client, "ServiceUnavailableException", "list_sip_media_applications")
 
 
+@pytest.mark.covers("api-error:ServiceFailure")
 def test_service_failure_is_logged(client, backend, caplog):
     def fault(*args):
         raise RuntimeError("model fault")
-    backend.update_call = fault
+    backend.service.update_call = fault
     with caplog.at_level(logging.ERROR, logger="harness.api.server"):
         raises(client, "ServiceFailureException", "update_sip_media_application_call",
                SipMediaApplicationId=SMA_ID, TransactionId="t", Arguments={})

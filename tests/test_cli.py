@@ -1,5 +1,7 @@
 """The `sip-harness` command: call, analyze, validate and their exit codes."""
 from harness.cli import EXIT_OK, EXIT_USAGE, main
+from harness.journal_entries import DtmfReceived
+from harness.journal_view import JournalView
 
 from conftest import PROFILES
 
@@ -13,7 +15,7 @@ def test_call_places_a_captured_call_and_prints_what_the_wire_shows(stub, tmp_pa
     assert "prompt tone-440hz.wav" in out
     assert "final status 200" in out
     assert (tmp_path / "call" / "capture.pcap").stat().st_size > 1000
-    digits = [e["digit"] for e in stub.journal_json() if e["kind"] == "dtmf_received"]
+    digits = [e.digit for e in JournalView(stub.journal_json()).of(DtmfReceived)]
     assert digits == ["1", "2"]
 
 

@@ -3,7 +3,6 @@ transaction's HANGUP is invoked, recordings are finished and the journal, writte
 lines while the stub runs, is complete on disk."""
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import struct
@@ -15,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PROFILES, ROOT, SippCall, wait_until
+from harness.journal_entries import CallArrived, Draining, RecordingStarted, SipConfirmed, TransactionEnded
+from harness.journal_view import JournalView
 from test_stub_resources import final, invite
 from webclient import call as http, free_port, wait_ready
 
@@ -22,10 +23,8 @@ BIN = Path(sys.executable).parent
 CALLS = 3
 
 
-def journal(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def journal(path: Path) -> JournalView:
+    return JournalView.read(path) if path.is_file() else JournalView()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -48,8 +47,8 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
         wait_ready(port, proc)
         callers = [SippCall(f"127.0.0.1:{sip_port}", 0, "+14345550123", until_bye=True)
                    for _ in range(CALLS)]
-        recording = lambda: [e for e in journal(out / "journal.jsonl") if e["kind"] == "recording_started"]
-        assert wait_until(lambda: len(recording()) == CALLS, 15), journal(out / "journal.jsonl")
+        recording = lambda: journal(out / "journal.jsonl").of(RecordingStarted)
+        assert wait_until(lambda: len(recording()) == CALLS, 15), journal(out / "journal.jsonl").typed
         time.sleep(1.0)  # a second of audio in each recording
         started = time.monotonic()
         proc.send_signal(sig)
@@ -63,24 +62,18 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
     assert [c.wait(10) for c in callers] == [0] * CALLS  # each got the stub's BYE and answered it
     assert f"drained {CALLS} calls" in text and drained_in < 15, text
     entries = journal(out / "journal.jsonl")
-    hangups = [e for e in entries if e["kind"] == "invocation"
-               and e["event"]["InvocationEventType"] == "HANGUP"]
-    answered = {e["sequence"] for e in entries if e["kind"] == "response"}
-    ended = [e for e in entries if e["kind"] == "transaction_ended"]
-    assert len(hangups) == CALLS and all(h["sequence"] in answered for h in hangups)
-    assert len(ended) == CALLS and {e["transaction_id"] for e in ended} == \
-        {e["transaction_id"] for e in recording_entries(entries)}
-    assert [e["kind"] for e in entries if e["kind"] == "draining"] == ["draining"]
+    hangups = entries.invocations("HANGUP")
+    ended = entries.of(TransactionEnded)
+    assert len(hangups) == CALLS and all(h.response is not None for h in hangups)
+    assert len(ended) == CALLS and {e.transaction_id for e in ended} == \
+        {e.transaction_id for e in entries.of(RecordingStarted)}
+    assert len(entries.of(Draining)) == 1
     wavs = sorted((out / "s3" / "recordings").glob("long-*.wav"))
     assert len(wavs) == CALLS
     for wav in wavs:
         data = wav.read_bytes()
         assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
         assert struct.unpack("<I", data[40:44])[0] == len(data) - 44 >= 8000  # >= 0.5 s of audio
-
-
-def recording_entries(entries: list[dict]) -> list[dict]:
-    return [e for e in entries if e["kind"] == "recording_started"]
 
 
 SLOW_HANGUP = '''
@@ -113,10 +106,10 @@ def test_while_draining_a_new_call_gets_503_and_the_api_is_unavailable(tmp_path)
     try:
         wait_ready(port, proc)
         up = SippCall(f"127.0.0.1:{sip_port}", 0, "+14345550123", until_bye=True)
-        confirmed = lambda: [e for e in journal(out / "journal.jsonl") if e["kind"] == "sip_confirmed"]
-        assert wait_until(confirmed, 15), journal(out / "journal.jsonl")
+        confirmed = lambda: journal(out / "journal.jsonl").of(SipConfirmed)
+        assert wait_until(confirmed, 15), journal(out / "journal.jsonl").typed
         proc.send_signal(signal.SIGTERM)
-        assert wait_until(lambda: any(e["kind"] == "draining" for e in journal(out / "journal.jsonl")), 10)
+        assert wait_until(lambda: journal(out / "journal.jsonl").of(Draining), 10)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(10)
             s.connect(("127.0.0.1", sip_port))
@@ -132,5 +125,5 @@ def test_while_draining_a_new_call_gets_503_and_the_api_is_unavailable(tmp_path)
     assert reply.startswith(b"SIP/2.0 503") and b"\r\nRetry-After: 5\r\n" in reply, reply[:300]
     assert status == 503, body
     assert up.wait(10) == 0  # the call that was up got its BYE
-    arrivals = [e for e in journal(out / "journal.jsonl") if e["kind"] == "call_arrived"]
+    arrivals = journal(out / "journal.jsonl").of(CallArrived)
     assert len(arrivals) == 1  # the refused INVITE made no transaction

@@ -3,9 +3,12 @@ real API, and the switch proven from the scapy capture (with tshark as an indepe
 import json
 import subprocess
 
+import jsonschema_rs  # comes with schemathesis (the test extra)
 import pytest
 
 from conftest import PROFILES, require_tool
+from harness.journal_entries import SCHEMA_PATH
+from harness.journal_view import JournalView
 from harness.media.sources import read_wav
 from harness.profiles.schema import load_profile
 from harness.runner import ProfileRun
@@ -26,6 +29,16 @@ def test_profile_passes_with_every_check(run):
     names = {c.name for c in run.checks}
     assert {"update response", "handler events", "switch", "BYE", "nothing left behind"} <= names
     assert 0 < run.update_to_switch_ms <= 200
+
+
+def test_the_runs_journal_matches_its_schema_and_reads_typed(run):
+    journal = json.loads(open(f"{run.run_dir}/journal.json").read())
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert [str(e) for e in jsonschema_rs.validator_for(schema).iter_errors(journal)] == []
+    view = JournalView(journal)
+    assert len(view.typed) == len(journal), "every kind the stub noted is a known one"
+    assert {"call_arrived", "invocation", "response", "media_started", "api_request",
+            "sip_ended", "transaction_ended"} <= {e.kind for e in view.typed}
 
 
 def test_the_capture_holds_the_dialog_and_one_stream_each_way(run):
@@ -71,8 +84,7 @@ def wire_result(run):
     from harness.wire.audio import label_packets, segments
     wire = analyze_pcap(f"{run.run_dir}/capture.pcap")
     (dialog,) = wire.dialogs.values()
-    journal = json.loads(open(f"{run.run_dir}/journal.json").read())
-    port = next(e["rtp_port"] for e in journal if e["kind"] == "call_arrived")
+    port = JournalView.read(f"{run.run_dir}/journal.json").arrivals()[0].rtp_port
     (stub_stream,) = wire.streams(src=("127.0.0.1", port))
     prompts = load_prompts(PROFILES / "bucket")
     played = [seg.prompt for seg in segments(label_packets(stub_stream, prompts)) if seg.kind == "prompt"]

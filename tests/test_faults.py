@@ -14,6 +14,8 @@ import pytest
 
 from conftest import PROFILES, ROOT, stub_config, wait_until
 from harness.caller import Caller, CallerError
+from harness.journal_entries import MediaFailed, RecordingStarted
+from harness.journal_view import JournalView
 from harness.media.sources import read_wav
 from harness.stub import Stub
 
@@ -60,19 +62,19 @@ def wav_is_true(path: Path) -> bool:
         struct.unpack("<I", data[40:44])[0] == len(data) - 44
 
 
-def events(stub: Stub) -> list[dict]:
-    return [e["event"] for e in stub.journal_json() if e["kind"] == "invocation"]
+def journal(stub: Stub) -> JournalView:
+    return JournalView(stub.journal_json())
 
 
 def test_a_disk_that_fills_during_record_audio_fails_the_action(tmp_path, small_disk, sipp_call):
     s3 = small_disk(tmp_path / "run" / "s3", "160k")
     with Stub(stub_config(tmp_path / "run", SECURITY_HANDLER)) as stub:
         call = sipp_call(stub, to_user="+14345550123", until_bye=True)
-        assert wait_until(lambda: any(e["kind"] == "recording_started" for e in stub.journal_json()), 10)
+        assert wait_until(lambda: journal(stub).of(RecordingStarted), 10)
         fill(s3)
-        failed = wait_until(lambda: [e for e in events(stub) if e["InvocationEventType"] == "ACTION_FAILED"], 10)
-        assert failed, [e["kind"] for e in stub.journal_json()]
-        data = failed[0]["ActionData"]
+        failed = wait_until(lambda: journal(stub).invocations("ACTION_FAILED"), 10)
+        assert failed, [e.kind for e in journal(stub).typed]
+        data = failed[0].action_data
         assert (data["Type"], data["ErrorType"]) == ("RecordAudio", "SystemException")
         assert call.wait(30) == 0  # the handler hung up on ACTION_FAILED
         assert wait_until(lambda: not any(stub.resources().get(k) for k in
@@ -85,10 +87,10 @@ def test_a_full_disk_before_the_recording_fails_it_at_once(tmp_path, small_disk,
     fill(small_disk(tmp_path / "run" / "s3", "64k"))
     with Stub(stub_config(tmp_path / "run", SECURITY_HANDLER)) as stub:
         call = sipp_call(stub, to_user="+14345550123", until_bye=True)
-        failed = wait_until(lambda: [e for e in events(stub) if e["InvocationEventType"] == "ACTION_FAILED"], 10)
-        assert failed and failed[0]["ActionData"]["ErrorType"] == "SystemException"
+        failed = wait_until(lambda: journal(stub).invocations("ACTION_FAILED"), 10)
+        assert failed and failed[0].action_data["ErrorType"] == "SystemException"
         assert call.wait(30) == 0
-        reasons = [e["reason"] for e in stub.journal_json() if e["kind"] == "media_failed"]
+        reasons = [e.reason for e in journal(stub).of(MediaFailed)]
         assert reasons and "No space left on device" in reasons[0]
 
 
@@ -110,7 +112,7 @@ def test_a_run_on_a_full_disk_still_prints_its_verdict(tmp_path, small_disk):
 def test_a_failing_release_does_not_stop_the_others(tmp_path, sipp_call):
     with Stub(stub_config(tmp_path, SECURITY_HANDLER)) as stub:
         call = sipp_call(stub, hold_ms=2500, to_user="+14345550123")
-        assert wait_until(lambda: any(e["kind"] == "recording_started" for e in stub.journal_json()), 10)
+        assert wait_until(lambda: journal(stub).of(RecordingStarted), 10)
 
         def break_the_recording_file():  # its descriptor is gone: writing the WAV will fail,
             (leg,) = stub._calls.values()  # and only then (as where space cannot be reserved)
@@ -119,10 +121,10 @@ def test_a_failing_release_does_not_stop_the_others(tmp_path, sipp_call):
             os.close(file._fd)
         stub.run_in_loop(break_the_recording_file)
         assert call.wait(30) == 0
-        assert wait_until(lambda: any(e["InvocationEventType"] == "HANGUP" for e in events(stub)), 10)
+        assert wait_until(lambda: journal(stub).invocations("HANGUP"), 10)
         assert wait_until(lambda: not any(stub.resources().get(k) for k in
                                           ("dialogs", "media_sessions", "transactions")), 10)
-        failures = [e["reason"] for e in stub.journal_json() if e["kind"] == "media_failed"]
+        failures = [e.reason for e in journal(stub).of(MediaFailed)]
         assert failures and "Bad file descriptor" in failures[0]
 
 

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, require_tool, wait_until
+from harness.journal_entries import InternalError, SipMalformed
+from harness.journal_view import JournalView
 from harness.sip.autoanswer import AutoAnswer
 from harness.sip.endpoint import SipEndpoint
 from harness.sip.events import CallConfirmed, DtmfInfo, MalformedMessage
@@ -236,15 +238,15 @@ def test_the_live_stub_answers_what_once_crashed_it(stub, transport):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM) as s:
         s.connect((HOST, stub.sip_port))
         s.sendall(empty_via)  # not answerable: nowhere to send the answer
-        assert wait_until(lambda: any(e["kind"] == "sip_malformed" and e["reason"] == "empty Via header"
-                                      for e in stub.journal_json()))
+        assert wait_until(lambda: any(e.reason == "empty Via header" for e in
+                                      JournalView(stub.journal_json()).of(SipMalformed)))
     for n, body in enumerate(INVITE_CRASHERS, 1):
         invite = message("INVITE sip:+14345550101@127.0.0.1 SIP/2.0",
                          BASE.format(n=n, cseq="1 INVITE").replace(
                              "SIP/2.0/UDP", f"SIP/2.0/{transport.upper()}")
                          + "Content-Type: application/sdp\r\n", body)
         assert final_response(transport, stub.sip_port, invite) == b"SIP/2.0 488 Not Acceptable Here"
-    assert not [e for e in stub.journal_json() if e["kind"] == "internal_error"]
+    assert not JournalView(stub.journal_json()).of(InternalError)
 
 
 # ---- a bounded live run ------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_fuzzing_the_live_stub_finds_no_crash_no_hang_no_leak_and_real_calls_suc
     assert r["dialog_cases"] > LIVE_CASES / 10 and r["reinvites_answered"] > 0, r
     assert r["leaked"] == 0, r["leaks"]
     assert r["duration_s"] < 60
-    assert not [e for e in stub.journal_json() if e["kind"] == "internal_error"]
+    assert not JournalView(stub.journal_json()).of(InternalError)
 
 
 def test_cases_are_the_same_bytes_for_a_seed_and_stay_on_this_host():

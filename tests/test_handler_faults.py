@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness.caller import Caller
+from harness.journal_entries import HandlerResponded
+from harness.journal_view import JournalView
 from harness.sma.model import SipMediaApplication, SipRule
 from harness.stub import Stub, StubConfig
 
@@ -23,8 +25,7 @@ def fault_stub(tmp_path):
 
 
 def events_of(stub, tx):
-    return [e["event"]["InvocationEventType"] for e in stub.journal_json()
-            if e["kind"] == "invocation" and e["transaction_id"] == tx]
+    return JournalView(stub.journal_json()).event_types(tx)
 
 
 def test_faulty_handlers_end_their_calls_and_spare_the_others(fault_stub, tmp_path):
@@ -38,14 +39,14 @@ def test_faulty_handlers_end_their_calls_and_spare_the_others(fault_stub, tmp_pa
             assert call.last_status == 480, (number, call.last_status)
         normal.wait_for("DISCONNECTED", timeout=10)
         assert normal.last_status == 200  # answered, then ended by the handler's Hangup
-    responses = {e["transaction_id"]: e for e in stub.journal_json() if e["kind"] == "response"
-                 and e["failed"]}
-    kinds = sorted(err["errorType"] for e in responses.values() for err in e["errors"])
+    responses = {e.transaction_id: e for e in JournalView(stub.journal_json()).of(HandlerResponded)
+                 if e.failed}
+    kinds = sorted(err["errorType"] for e in responses.values() for err in e.errors)
     assert kinds == sorted(["RuntimeError"] * 2 + ["Sandbox.Timedout"] * 2
                            + ["Function.ResponseSizeTooLarge"] * 2)
-    assert all(e["attempts"] == 2 for e in responses.values())
+    assert all(e.attempts == 2 for e in responses.values())
     assert any("the database is down" in line for e in responses.values()
-               for err in e["errors"] for line in err.get("stackTrace", []))
+               for err in e.errors for line in err.get("stackTrace", []))
     assert wait_until(lambda: stub.resources()["transactions"] == 0)
 
 
@@ -53,11 +54,10 @@ def test_a_response_that_is_not_json_is_an_invalid_lambda_response(fault_stub, t
     stub = fault_stub
     with Caller(workdir=tmp_path / "caller") as caller:
         call = caller.call(stub.sip_uri("+14345550105"))
-        tx = wait_until(lambda: next((e["transaction_id"] for e in stub.journal_json()
-                                      if e["kind"] == "call_arrived"), None))
+        tx = wait_until(lambda: next((e.transaction_id for e in JournalView(stub.journal_json()).arrivals()),
+                                     None))
         assert wait_until(lambda: "INVALID_LAMBDA_RESPONSE" in events_of(stub, tx))
-        (event,) = [e["event"] for e in stub.journal_json() if e["kind"] == "invocation"
-                    and e["event"]["InvocationEventType"] == "INVALID_LAMBDA_RESPONSE"]
-        assert event["ErrorType"] == "InvalidResponse"
+        (invocation,) = JournalView(stub.journal_json()).invocations("INVALID_LAMBDA_RESPONSE")
+        assert invocation.event["ErrorType"] == "InvalidResponse"
         call.hangup()
         call.wait_for("DISCONNECTED", timeout=35)

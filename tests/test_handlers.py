@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from conftest import require_tool
-from harness.sma.handlers import FunctionConfig, create_handler
+from harness.lambdas.handlers import FunctionConfig, create_handler
 
 DATA = Path(__file__).parent / "data" / "handlers"
 SPECS = {"python": str(DATA / "behaviours.py"), "node": str(DATA / "behaviours.js")}

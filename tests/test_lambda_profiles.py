@@ -14,7 +14,7 @@ from harness.local_aws import LocalAws, LocalAwsConfig, LocalAwsError
 from harness.profiles.schema import load_profile
 from harness.profiles.strict import ProfileError
 from harness.runner import _check_table, local_aws_config, stub_config
-from harness.sma import runtimes
+from harness.lambdas import runtimes
 from harness.stub import Stub
 
 HANDLER = PROFILES / "handlers" / "caller_prompts.py"

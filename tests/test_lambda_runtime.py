@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 
 from conftest import require_tool
-from harness.sma import runtimes
-from harness.sma import bundled_sdks
-from harness.sma.bundled_sdks import BUNDLES, bundle_dir, sdk_root
-from harness.sma.handlers import FunctionConfig, create_handler
-from harness.sma.lambda_env import LOCAL_CREDENTIALS, Endpoints
-from harness.sma.runtimes import RuntimeUnavailable
+from harness.lambdas import runtimes
+from harness.lambdas import bundled_sdks
+from harness.lambdas.bundled_sdks import BUNDLES, bundle_dir, sdk_root
+from harness.lambdas.handlers import FunctionConfig, create_handler
+from harness.lambdas.lambda_env import LOCAL_CREDENTIALS, Endpoints
+from harness.lambdas.runtimes import RuntimeUnavailable
 
 DATA = Path(__file__).parent / "data" / "handlers"
 PY, JS, MJS = str(DATA / "introspect.py"), str(DATA / "introspect.js"), str(DATA / "introspect.mjs")

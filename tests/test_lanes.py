@@ -14,7 +14,9 @@ ASK = ("import subprocess, sys; from harness.lanes import lane; print(lane(), fl
 
 
 def asker(tmp_path, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in (lanes.HELD_ENV, lanes.LANE_ENV)}
+    # not this test process's own lane either: the xdist worker running it may be any gwN
+    clean = {k: v for k, v in os.environ.items()
+             if k not in (lanes.HELD_ENV, lanes.LANE_ENV, "PYTEST_XDIST_WORKER")}
     return subprocess.Popen([sys.executable, "-c", ASK], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env={**clean, "TMPDIR": str(tmp_path), **env})
 

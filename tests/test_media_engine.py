@@ -13,7 +13,7 @@ import pytest
 
 from conftest import require_tool
 from harness.media.dtmf import ToneDetector
-from harness.media.engine import MediaEngine
+from harness.media.transport import MediaEngine
 from harness.media.rtcp import SenderReport, parse_compound
 from harness.media.rtp import RtpPacket
 from harness.media.sources import encode_frames, tone
@@ -251,7 +251,7 @@ def test_tshark_accepts_the_streams(tmp_path):
 
 
 def test_loop_timer_fallback_without_timerfd(monkeypatch):
-    from harness.media import engine as engine_module
+    from harness.media import transport as engine_module
     monkeypatch.setattr(engine_module._TimerFd, "create", classmethod(lambda cls: None))
 
     async def scenario():

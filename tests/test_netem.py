@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.media.engine import MediaEngine
+from harness.media.transport import MediaEngine
 from harness.media.rtp import RtpPacket
 from harness.netem import INCOMING, OUTGOING, RTP, SIP, Impairment, NetworkImpairment
 from harness.sip.autoanswer import AutoAnswer

@@ -12,7 +12,9 @@ import pytest
 
 import harness.stub as stub_module
 from conftest import require_capture, require_tool, stub_config, wait_until
-from harness.media.engine import MediaEngine
+from harness.journal_entries import Entry, SipConfirmed, SipEnded
+from harness.journal_view import JournalView
+from harness.media.transport import MediaEngine
 from harness.netem import INCOMING, OUTGOING, RTP, SIP, Impairment, NetworkImpairment
 from harness.sip.transport import UdpSipTransport
 from harness.stub import Stub, StubConfig
@@ -66,8 +68,8 @@ def succeeded(proc: subprocess.Popen, timeout: float = 45) -> None:
     assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
 
 
-def journal(stub: Stub, kind: str) -> list[dict]:
-    return [e for e in stub.journal_json() if e["kind"] == kind]
+def journal(stub: Stub, kind: type[Entry]) -> list[Entry]:
+    return JournalView(stub.journal_json()).of(kind)
 
 
 def sipp_log(tmp_path, index: int = 0) -> list[tuple[str, str, str]]:
@@ -102,9 +104,9 @@ def test_the_call_completes_when_one_message_is_lost(tmp_path, monkeypatch, proc
     net = NetworkImpairment(**{edge: Impairment(1, drop_match=rule)})
     with impaired_stub(tmp_path, monkeypatch, net) as stub:
         succeeded(sipp_uac(stub, tmp_path, procs, hold_ms=1500))
-        ended = wait_until(lambda: journal(stub, "sip_ended"), 10)
-        assert [(e["by"], e["reason"]) for e in ended] == [("remote", "BYE")]
-        assert journal(stub, "sip_confirmed")
+        ended = wait_until(lambda: journal(stub, SipEnded), 10)
+        assert [(e.by, e.reason) for e in ended] == [("remote", "BYE")]
+        assert journal(stub, SipConfirmed)
         assert wait_until(lambda: stub.resources()["dialogs"] == 0)
     direction = edge.split("_")[1]
     assert [(r.direction, r.kind, r.action) for r in net.records] == [(direction, SIP, "dropped")]
@@ -127,7 +129,7 @@ def test_the_call_completes_through_random_loss_both_ways(tmp_path, monkeypatch,
                             sip_outgoing=Impairment(seed_out, **outgoing))
     with impaired_stub(tmp_path, monkeypatch, net) as stub:
         succeeded(sipp_uac(stub, tmp_path, procs, hold_ms=2500), timeout=60)
-        assert wait_until(lambda: journal(stub, "sip_ended"), 10)
+        assert wait_until(lambda: journal(stub, SipEnded), 10)
         assert wait_until(lambda: stub.resources()["dialogs"] == 0)
     assert net.counts[INCOMING, SIP, "dropped"] >= 2 and net.counts[OUTGOING, SIP, "dropped"] >= 2
     assert net.counts[INCOMING, SIP, "delayed"] >= 1
@@ -153,7 +155,7 @@ def test_rtp_loss_on_the_wire_is_the_seeds_and_tshark_agrees(tmp_path, monkeypat
         bpf = f"udp and (port {stub.sip_port} or portrange {rtp_range[0]}-{rtp_range[1]})"
         with Capture(pcap, iface="lo", bpf=bpf):
             succeeded(sipp_uac(stub, tmp_path, procs, hold_ms=6000))
-            assert wait_until(lambda: journal(stub, "sip_ended"), 10)
+            assert wait_until(lambda: journal(stub, SipEnded), 10)
     sent = net.seen[OUTGOING, RTP]
     (stream,) = [s for s in analyze_pcap(pcap).rtp_streams if rtp_range[0] <= s.src[1] < rtp_range[1]]
     first = stream.packets[0].sequence

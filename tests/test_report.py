@@ -18,6 +18,7 @@ import pytest
 from PIL import Image  # comes with matplotlib
 
 from conftest import PROFILES
+from harness.journal_entries import CallArrived, HandlerInvoked, MediaStarted
 from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.profiles.schema import load_profile
@@ -204,10 +205,10 @@ def synthetic_capture(tmp_path: Path) -> tuple[Path, list[dict], list[dict]]:
     cb.udp(1.1, caller, stub, sip_message("BYE sip:+1@127.0.0.1 SIP/2.0", "c1", "2 BYE", caller))
     pcap = Path(cb.write(str(tmp_path / "capture.pcap")))
     t0 = cb.t0_ns / 1e9
-    journal = [{"time": t0 + 0.002, "kind": "call_arrived", "transaction_id": "tx1",
-                "sip_call_id": "c1", "call_id": "leg-a", "rtp_port": 20002},
-               {"time": t0 + 0.015, "kind": "media_started", "transaction_id": "tx1",
-                "call_id": "leg-a", "token": 1, "media": "audio", "key": "tone-440hz.wav"}]
+    journal = [CallArrived(time=t0 + 0.002, transaction_id="tx1", sip_call_id="c1", call_id="leg-a",
+                           sip_media_application_id="sma", to="+1", from_="+2", rtp_port=20002).to_json(),
+               MediaStarted(time=t0 + 0.015, transaction_id="tx1", call_id="leg-a", token=1,
+                            media="audio", key="tone-440hz.wav").to_json()]
     updates = [{"time": t0 + 0.699, "transaction_id": "tx1", "arguments": {},
                 "status": 202, "error": None}]
     return pcap, journal, updates
@@ -278,10 +279,11 @@ def test_timeline_labels_never_overlap(tmp_path):
     result = ProfileResult("crowded", "p.yaml", str(tmp_path), "pass")
     t0 = json.loads(write_profile_reports(result, analyze_pcap(str(pcap)), journal, tmp_path, updates)
                     ["report_json"].read_text())["t0"]
-    journal += [{"time": t0 + 0.1 + 0.01 * k, "kind": "media_started", "transaction_id": "tx1", "call_id": "leg-a",
-                 "token": k, "media": "audio", "key": f"prompt-with-a-long-name-{k}.wav"} for k in range(30)]
-    journal += [{"time": t0 + 0.3 + 0.005 * k, "kind": "invocation", "transaction_id": "tx1", "sequence": k,
-                 "event": {"InvocationEventType": "ACTION_SUCCESSFUL", "Sequence": k}} for k in range(12)]
+    journal += [MediaStarted(time=t0 + 0.1 + 0.01 * k, transaction_id="tx1", call_id="leg-a", token=k,
+                             media="audio", key=f"prompt-with-a-long-name-{k}.wav").to_json()
+                for k in range(30)]
+    journal += [HandlerInvoked(time=t0 + 0.3 + 0.005 * k, transaction_id="tx1", sequence=k, event={
+        "InvocationEventType": "ACTION_SUCCESSFUL", "Sequence": k}).to_json() for k in range(12)]
     report = build_report(result, analyze_pcap(str(pcap)), journal, tmp_path, updates * 5)
     figure = timeline_figure(report, analyze_pcap(str(pcap)))
     renderer = figure.canvas.get_renderer()

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from harness.caller import Caller
+from harness.journal_view import JournalView
 from harness.wire.analysis import analyze_pcap
 
 from conftest import free_port, PROFILES, ROOT, require_capture, wait_until
@@ -68,12 +69,11 @@ class Served:
     def get(self, path: str):
         return get(self.url + path, self.token_file)
 
-    def journal(self) -> list[dict]:
-        return self.get("/_harness/journal?limit=10000")["entries"]
+    def journal(self) -> JournalView:
+        return JournalView(self.get("/_harness/journal?limit=10000")["entries"])
 
     def transaction_of(self, call) -> str:
-        return wait_until(lambda: next((e["transaction_id"] for e in self.journal()
-                                        if e["kind"] == "call_arrived" and e["sip_call_id"] == call.call_id), None))
+        return wait_until(lambda: self.journal().transaction_of(call.call_id))
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -122,7 +122,7 @@ def test_a_remote_run_leaves_the_served_profile_unchanged(served, remote_run):
                                                  Arguments={"action": "hangup"})
         call.wait_for("DISCONNECTED", timeout=10)
         assert call.last_status == 200
-    served_events = [e["event"]["InvocationEventType"] for e in served.journal() if e["kind"] == "invocation"]
+    served_events = served.journal().event_types()
     assert served_events.count("NEW_INBOUND_CALL") == 2 and served_events.count("CALL_UPDATE_REQUESTED") == 2
 
 

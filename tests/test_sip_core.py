@@ -177,6 +177,16 @@ def test_cancel_gets_200_and_the_invite_487():
     assert statuses(h.feed(request("CANCEL", branch="z9hG4bK-other"))) == [481]
 
 
+def test_a_cancel_with_an_unsupported_require_is_not_refused_with_420():
+    """RFC 3261 §8.2.2.3: a UAS must not answer a CANCEL with 420 for its Require."""
+    h = Harness()
+    h.incoming()
+    h.sent()
+    sent = h.feed(request("CANCEL", extra="Require: 100rel\r\n"))
+    assert [(m.status, m.cseq[1]) for m in sent] == [(200, "CANCEL"), (487, "INVITE")]
+    assert h.events(CallEnded) == [CallEnded("c1", "remote", "CANCEL", 487)]
+
+
 def test_bye_ends_the_call_and_its_retransmission_is_answered_by_timer_j():
     h = Harness()
     tag = h.confirmed()

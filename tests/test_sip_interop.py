@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tool, wait_until
+from harness.journal_entries import SipConfirmed, SipEnded
+from harness.journal_view import JournalView
 from harness.sip.autoanswer import AutoAnswer
 from harness.sip.events import (CallAnswered, CallConfirmed, CallEnded, CallProgress,
                                 IncomingCall, MediaUpdated)
@@ -132,9 +134,9 @@ TRANSPORTS = pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_sipp_uac_calls_the_stub(stub, sipp):
     proc = sipp("-sn", "uac", "-s", "+14345550101", "-d", "800", f"{HOST}:{stub.sip_port}")
     finished(proc)
-    ended = wait_until(lambda: [e for e in stub.journal_json() if e["kind"] == "sip_ended"])
-    assert [(e["by"], e["reason"]) for e in ended] == [("remote", "BYE")]
-    assert any(e["kind"] == "sip_confirmed" for e in stub.journal_json())
+    ended = wait_until(lambda: JournalView(stub.journal_json()).of(SipEnded))
+    assert [(e.by, e.reason) for e in ended] == [("remote", "BYE")]
+    assert JournalView(stub.journal_json()).of(SipConfirmed)
     assert wait_until(lambda: stub.resources()["dialogs"] == 0)
 
 
@@ -167,7 +169,7 @@ def test_bye_from_our_side(core, sipp, transport):
     ua = core(transport)
     proc = sipp("-sf", str(SCENARIOS / "uac_wait_bye.xml"), ua.target, transport=transport)
     (confirmed,) = ua.wait_for(CallConfirmed)
-    ua.run(ua.sip.endpoint.hangup, confirmed.call_id)
+    ua.run(ua.sip.endpoint.hangup, confirmed.sip_call_id)
     finished(proc)
     (ended,) = ua.wait_for(CallEnded)
     assert (ended.by, ended.reason, ended.status) == ("local", "BYE", 200)
@@ -221,7 +223,7 @@ def test_sipp_uas_answers_a_call_we_place(core, sipp, transport):
     (answered,) = ua.wait_for(CallAnswered)
     progress = ua.events(CallProgress)
     assert [p.status for p in progress] == [180]
-    assert (answered.call_id, answered.audio.codec, answered.audio.remote_port) == (
+    assert (answered.sip_call_id, answered.audio.codec, answered.audio.remote_port) == (
         call_id, "PCMU", media_port)
     ua.run(ua.sip.endpoint.hangup, call_id)
     (ended,) = ua.wait_for(CallEnded)

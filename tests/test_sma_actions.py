@@ -55,6 +55,7 @@ def get_digits(**params):
         "MinNumberOfDigits": 3, "MaxNumberOfDigits": 5, **params}}
 
 
+@pytest.mark.covers("action:PlayAudioAndGetDigits")
 def test_get_digits_barge_in_terminator_and_defaults():
     tx, clock = make_tx()
     out = respond(tx, get_digits(InputDigitsRegex=r"^\d+$"))
@@ -71,6 +72,7 @@ def test_get_digits_barge_in_terminator_and_defaults():
     assert data["Parameters"]["InBetweenDigitsDurationInMilliseconds"] == 3000
 
 
+@pytest.mark.covers("action-error:InvalidDigitsReceived")
 def test_get_digits_retries_with_the_failure_prompt_then_fails():
     tx, clock = make_tx()
     out = respond(tx, get_digits(Repeat="2"))
@@ -91,6 +93,7 @@ def test_get_digits_retries_with_the_failure_prompt_then_fails():
     assert event["ActionData"]["ErrorType"] == "InvalidDigitsReceived"
 
 
+@pytest.mark.covers("action:ReceiveDigits", "event:DIGITS_RECEIVED")
 def test_receive_digits_succeeds_at_once_then_reports_matches():
     tx, clock = make_tx()
     out = respond(tx, {"Type": "ReceiveDigits", "Parameters": {
@@ -112,6 +115,7 @@ def test_receive_digits_succeeds_at_once_then_reports_matches():
     assert invoked(advance(tx, clock, 1.1)) == []
 
 
+@pytest.mark.covers("action:PlayAudio")
 def test_play_audio_stops_at_a_playback_terminator():
     tx, clock = make_tx()
     respond(tx, {"Type": "PlayAudio", "Parameters": {"AudioSource": S3, "PlaybackTerminators": ["#"]}})
@@ -140,6 +144,13 @@ def test_play_audio_stops_at_a_playback_terminator():
     ({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+15550100", "Endpoints": [
         {"BridgeEndpointType": "AWS", "Uri": "5550100", "Arn": "arn:vc"}], "SipHeaders": {"X-AMZN-X": "1"}}},
      "InvalidActionParameter", "Invalid SIP header(s) provided: X-AMZN-X"),
+    # the API's E164PhoneNumber: no trailing newline, ASCII digits only
+    ({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+14255550199\n", "Endpoints": [
+        {"BridgeEndpointType": "PSTN", "Uri": "+15555550100"}]}},
+     "InvalidActionParameter", "CallerIdNumber parameter value is invalid."),
+    ({"Type": "CallAndBridge", "Parameters": {"CallerIdNumber": "+14255550199", "Endpoints": [
+        {"BridgeEndpointType": "PSTN", "Uri": "+1555555\u0661\u0662"}]}},
+     "InvalidActionParameter", "Endpoints parameter value is invalid."),
     ({"Type": "ModifyChimeMeetingAttendees", "Parameters": {"Operation": "Mute", "MeetingId": "m",
                                                            "AttendeeList": ["a"]}},
      "InvalidActionParameter", "Call is not connected to Chime Meeting."),
@@ -148,6 +159,8 @@ def test_play_audio_stops_at_a_playback_terminator():
     ({"Type": "RecordAudio", "Parameters": {"RecordingTerminators": ["#"]}},
      "InvalidActionParameter", "RecordingDestination parameter value is invalid."),
 ])
+@pytest.mark.covers("action-error:InvalidActionParameter",
+                     "action-error:MissingRequiredActionParameter", "action-error:ResourceNotFound")
 def test_invalid_parameters_fail_with_the_documented_error(action, error_type, message):
     tx, _ = make_tx()
     (event,) = invoked(respond(tx, action, {"Type": "Hangup"}))
@@ -156,6 +169,7 @@ def test_invalid_parameters_fail_with_the_documented_error(action, error_type, m
     assert event["ActionData"]["Type"] == action["Type"]
 
 
+@pytest.mark.covers("action:SendDigits")
 def test_send_digits_and_speak_emit_media_with_defaults():
     tx, _ = make_tx()
     out = respond(tx, {"Type": "SendDigits", "Parameters": {"CallId": "call-a", "Digits": "1,2#a"}})
@@ -168,6 +182,7 @@ def test_send_digits_and_speak_emit_media_with_defaults():
     # (the response above went to ACTION_SUCCESSFUL)
 
 
+@pytest.mark.covers("action:RecordAudio")
 def test_record_audio_ends_on_a_terminator_with_its_destination():
     tx, clock = make_tx()
     out = respond(tx, {"Type": "RecordAudio", "Parameters": {
@@ -198,6 +213,7 @@ BRIDGE = {"Type": "CallAndBridge", "Parameters": {
     "RingbackTone": {"Type": "S3", "BucketName": "b", "Key": "ring.wav"}}}
 
 
+@pytest.mark.covers("action:CallAndBridge")
 def test_call_and_bridge_places_leg_b_and_bridges_when_it_answers():
     tx, clock = make_tx()
     respond(tx, {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 20}})
@@ -223,6 +239,7 @@ def test_call_and_bridge_places_leg_b_and_bridges_when_it_answers():
     assert of(out, cmd.HangupLeg) == [cmd.HangupLeg("call-a", 0)]
 
 
+@pytest.mark.covers("action-error:CallNotAnswered")
 def test_call_and_bridge_times_out_as_call_not_answered():
     tx, clock = make_tx()
     out = respond(tx, BRIDGE)
@@ -258,6 +275,7 @@ def test_create_call_flow_keeps_attributes_from_ignored_responses():
     assert not of(out, cmd.Answer) and of(out, cmd.PlayAudio)
 
 
+@pytest.mark.covers("action:StartCallRecording")
 def test_call_recording_key_and_once_per_leg():
     tx, _ = make_tx()
     start = {"Type": "StartCallRecording", "Parameters": {
@@ -275,6 +293,7 @@ def test_call_recording_key_and_once_per_leg():
     assert again["InvocationEventType"] == "ACTION_FAILED"
 
 
+@pytest.mark.covers("action-error:SystemException")
 def test_call_recording_that_cannot_open_fails_and_can_be_started_again():
     tx, _ = make_tx()
     start = {"Type": "StartCallRecording", "Parameters": {
@@ -287,6 +306,7 @@ def test_call_recording_that_cannot_open_fails_and_can_be_started_again():
     assert of(respond(tx, start), cmd.CallRecording)  # not "already recording"
 
 
+@pytest.mark.covers("action:JoinChimeMeeting", "action:ModifyChimeMeetingAttendees")
 def test_meeting_leg_and_attendees():
     tx, _ = make_tx()
     out = respond(tx, {"Type": "JoinChimeMeeting", "Parameters": {"JoinToken": "t", "MeetingId": "m-1"}})
@@ -297,6 +317,7 @@ def test_meeting_leg_and_attendees():
     assert invoked(out)[0]["InvocationEventType"] == "ACTION_SUCCESSFUL"
 
 
+@pytest.mark.covers("action:StartBotConversation")
 def test_bot_conversation_returns_the_scripted_intent():
     intent = {"SessionState": {"Intent": {"Name": "Book", "State": "Fulfilled"}}}
     tx, _ = make_tx(bots={"arn:bot:1": intent})
@@ -304,6 +325,7 @@ def test_bot_conversation_returns_the_scripted_intent():
     assert invoked(out)[0]["ActionData"]["IntentResult"] == intent
 
 
+@pytest.mark.covers("action:VoiceFocus", "action-error:ActionExecutionThrottled")
 def test_voice_focus_is_throttled_per_account():
     sma = SipMediaApplication("sma-1", "h")
     tx = CallTransaction(sma, "t", None, Clock(), lambda: 1, action_allowed=lambda account: False)
@@ -352,8 +374,97 @@ def test_the_1000th_invocation_is_the_last():
     ({"Type": "StartCallRecording", "Parameters": {"CallId": "call-a", "Track": "BOTH", "Destination": {
         "Type": "S3", "Location": "bucket/../../../tmp"}}}, "InvalidActionParameter"),
 ])
+@pytest.mark.covers("action-error:InvalidAudioSource")
 def test_s3_keys_and_prefixes_cannot_leave_the_bucket(action, error_type):
     tx, _ = make_tx()
     (event,) = invoked(respond(tx, action))
     assert event["InvocationEventType"] == "ACTION_FAILED"
     assert event["ActionData"]["ErrorType"] == error_type
+
+
+@pytest.mark.covers("action:Answer")
+def test_answer_answers_the_leg_and_succeeds_at_once():
+    tx, _ = make_tx()
+    out = respond(tx, {"Type": "Answer"})
+    assert of(out, cmd.Answer) == [cmd.Answer("call-a")]
+    (event,) = invoked(out)
+    assert event["InvocationEventType"] == "ACTION_SUCCESSFUL"
+    assert event["ActionData"] == {"Type": "Answer", "Parameters": {}}
+
+
+@pytest.mark.covers("action:SpeakAndGetDigits")
+def test_speak_and_get_digits_speaks_collects_and_reuses_the_voice_for_its_failure_prompt():
+    tx, _ = make_tx()
+    action = {"Type": "SpeakAndGetDigits", "Parameters": {
+        "CallId": "call-a", "RepeatDurationInMilliseconds": 3000, "MinNumberOfDigits": 1, "MaxNumberOfDigits": 2,
+        "Repeat": 2,
+        "SpeechParameters": {"Text": "Your PIN?", "VoiceId": "Matthew"},
+        "FailureSpeechParameters": {"Text": "Try again."}}}
+    (prompt,) = of(respond(tx, action), cmd.Speak)
+    assert prompt.speech["text"] == "Your PIN?" and prompt.speech["voice"] == "Matthew"
+    tx.media_done(prompt.token)
+    tx.digit_received("call-a", "#")  # no digits: the failure prompt, in the prompt's voice
+    (failure,) = of(tx.take_commands(), cmd.Speak)
+    assert failure.speech["text"] == "Try again." and failure.speech["voice"] == "Matthew"
+    tx.media_done(failure.token)
+    tx.media_done(of(tx.take_commands(), cmd.Speak)[0].token)
+    for d in "42":
+        tx.digit_received("call-a", d)
+    (event,) = invoked(tx.take_commands())
+    assert event["InvocationEventType"] == "ACTION_SUCCESSFUL"
+    assert event["ActionData"]["ReceivedDigits"] == "42"
+
+
+@pytest.mark.covers("action:StopCallRecording", "action:PauseCallRecording",
+                     "action:ResumeCallRecording")
+def test_call_recording_pauses_resumes_and_stops_only_when_its_state_allows():
+    tx, _ = make_tx()
+    control = {op: {"Type": f"{op}CallRecording", "Parameters": {"CallId": "call-a"}}
+               for op in ("Stop", "Pause", "Resume")}
+    (failed,) = invoked(respond(tx, control["Pause"]))  # nothing is recording yet
+    assert (failed["InvocationEventType"], failed["ActionData"]["ErrorType"]) == \
+        ("ACTION_FAILED", "InvalidActionParameter")
+    (rec,) = of(respond(tx, {"Type": "StartCallRecording", "Parameters": {
+        "CallId": "call-a", "Track": "BOTH", "Destination": {"Type": "S3", "Location": "bucket"}}}),
+        cmd.CallRecording)
+    tx.media_done(rec.token)
+    tx.take_commands()
+    out = respond(tx, control["Pause"], control["Resume"], control["Stop"])
+    assert [c.operation for c in of(out, cmd.CallRecording)] == ["pause", "resume", "stop"]
+    (done,) = invoked(out)
+    assert (done["InvocationEventType"], done["ActionData"]["Type"]) == ("ACTION_SUCCESSFUL", "StopCallRecording")
+    (again,) = invoked(respond(tx, control["Resume"]))  # stopped: nothing to resume
+    assert again["InvocationEventType"] == "ACTION_FAILED"
+
+
+@pytest.mark.covers("event:RINGING")
+def test_ringing_is_invoked_at_most_once_per_call():
+    sma = SipMediaApplication("sma-1", "h")
+    tx = CallTransaction(sma, "tx-9", None, Clock(), lambda: 5)
+    tx.outbound_call(Leg("call-a", "LEG-A", "+15555550100", "+14255550199", "Outbound", 5), {}, {})
+    tx.take_commands()
+    tx.handler_result(tx.sequence, {"SchemaVersion": "1.0"})
+    tx.leg_ringing("call-a")  # 180
+    (ringing,) = invoked(tx.take_commands())
+    assert ringing["InvocationEventType"] == "RINGING"
+    tx.handler_result(tx.sequence, {"SchemaVersion": "1.0"})
+    tx.leg_ringing("call-a")  # 183, then another 180: no second RINGING
+    tx.leg_ringing("call-a")
+    assert invoked(tx.take_commands()) == []
+    tx.leg_answered("call-a")
+    assert [e["InvocationEventType"] for e in invoked(tx.take_commands())] == ["CALL_ANSWERED"]
+
+
+@pytest.mark.covers("action:Speak")
+def test_speak_speaks_with_the_documented_defaults_and_succeeds_once_spoken():
+    tx, _ = make_tx()
+    out = respond(tx, {"Type": "Speak", "Parameters": {"CallId": "call-a", "Text": "Hello"}})
+    assert of(out, cmd.Answer) and not invoked(out)
+    (speak,) = of(out, cmd.Speak)
+    assert speak.speech == {"text": "Hello", "engine": "standard", "language": "en-US",
+                            "text_type": "text", "voice": "Joanna"}
+    tx.media_done(speak.token)
+    (event,) = invoked(tx.take_commands())
+    assert event["InvocationEventType"] == "ACTION_SUCCESSFUL"
+    assert event["ActionData"]["Parameters"] == {"CallId": "call-a", "Text": "Hello", "Engine": "standard",
+                                                 "TextType": "text", "VoiceId": "Joanna"}

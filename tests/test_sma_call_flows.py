@@ -71,6 +71,7 @@ def test_a_leg_has_no_status_until_it_answers():
     assert update["CallDetails"]["Participants"][0]["Status"] == "Connected"
 
 
+@pytest.mark.covers("event:NEW_OUTBOUND_CALL", "event:RINGING", "event:CALL_ANSWERED")
 def test_an_outbound_leg_has_no_status_while_it_rings():
     tx = CallTransaction(SipMediaApplication("sma-1", "h"), "tx-1", None, Clock(), lambda: 1)
     tx.outbound_call(Leg("call-a", "LEG-A", "+14345550101", "+14255550199", "Outbound", 1), {}, {})

@@ -40,6 +40,7 @@ def respond(tx, actions=None, **extra):
     return tx.take_commands()
 
 
+@pytest.mark.covers("event:NEW_INBOUND_CALL")
 def test_new_inbound_call_event_has_the_reference_shape(tx):
     commands = tx.take_commands()
     assert isinstance(commands[0], cmd.Ring)
@@ -55,6 +56,7 @@ def test_new_inbound_call_event_has_the_reference_shape(tx):
                               "SipHeaders": {"X-Test-Value": "String"}}]}}
 
 
+@pytest.mark.covers("action:PlayAudio")
 def test_media_action_answers_then_plays(tx):
     tx.take_commands()
     out = respond(tx, [PLAY_A])
@@ -62,6 +64,7 @@ def test_media_action_answers_then_plays(tx):
     assert out[1].key == "a.wav" and out[1].repeat == 1
 
 
+@pytest.mark.covers("event:CALL_UPDATE_REQUESTED", "event:ACTION_INTERRUPTED")
 def test_update_interrupts_play_and_reports_in_order(tx):
     tx.take_commands()
     play = respond(tx, [PLAY_A], TransactionAttributes={"k": "v"})[1]
@@ -90,6 +93,7 @@ def test_update_interrupts_play_and_reports_in_order(tx):
     assert done.event["ActionData"]["Parameters"]["Repeat"] == "2"
 
 
+@pytest.mark.covers("event:ACTION_SUCCESSFUL", "action:Pause")
 def test_one_action_successful_per_list_with_the_last_action(tx):
     tx.take_commands()
     out = respond(tx, [PLAY_A, {"Type": "Pause", "Parameters": {"DurationInMilliseconds": "500"}}])
@@ -101,6 +105,7 @@ def test_one_action_successful_per_list_with_the_last_action(tx):
     assert done.event["ActionData"]["Type"] == "Pause"
 
 
+@pytest.mark.covers("event:ACTION_FAILED")
 def test_failed_action_clears_the_rest(tx):
     tx.take_commands()
     out = respond(tx, [{"Type": "PlayAudio", "Parameters": {"AudioSource": {"Type": "S3"}}}, PLAY_B])
@@ -111,6 +116,7 @@ def test_failed_action_clears_the_rest(tx):
     assert not [c for c in out if isinstance(c, cmd.PlayAudio)]
 
 
+@pytest.mark.covers("event:HANGUP")
 def test_hangup_event_after_remote_bye_and_response_ignored(tx):
     tx.take_commands()
     respond(tx, [PLAY_A])
@@ -124,6 +130,7 @@ def test_hangup_event_after_remote_bye_and_response_ignored(tx):
     assert [type(c) for c in out] == [cmd.TransactionEnded]
 
 
+@pytest.mark.covers("action:Hangup")
 def test_hangup_action_ends_the_only_leg(tx):
     tx.take_commands()
     out = respond(tx, [HANGUP, PLAY_B])
@@ -138,9 +145,22 @@ def test_hangup_action_ends_the_only_leg(tx):
     ({"SchemaVersion": "1.0", "Actions": [PLAY_A] * 11}, "TooManyActions"),
     ({"SchemaVersion": "1.0", "Actions": [{"Type": "Dance"}]}, "InvalidActionType"),
     ([], "InvalidResponse"),
+    ({"SchemaVersion": "1.0", "Actions": {"Type": "Hangup"}}, "InvalidActions"),
+    ({"SchemaVersion": "1.0", "Actions": [{"Type": "Hangup", "Parameters": ["0"]}]}, "InvalidActionParameters"),
+    ({"SchemaVersion": "1.0", "TransactionAttributes": {"count": 1}}, "TransactionAttributesInvalidType"),
     ({"SchemaVersion": "1.0", "TransactionAttributes": {str(i): "v" for i in range(101)}},
      "TransactionAttributesInvalidMapSize"),
+    # 20 KB: one attribute whose JSON map is 20,481 bytes
+    ({"SchemaVersion": "1.0", "TransactionAttributes": {"k": "v" * (20 * 1024 - 8)}},
+     "TransactionAttributesInvalidSize"),
 ])
+@pytest.mark.covers("event:INVALID_LAMBDA_RESPONSE", "response-error:InvalidResponse",
+                     "response-error:SchemaVersionMismatch", "response-error:InvalidActions",
+                     "response-error:TooManyActions", "response-error:InvalidActionType",
+                     "response-error:InvalidActionParameters",
+                     "response-error:TransactionAttributesInvalidType",
+                     "response-error:TransactionAttributesInvalidMapSize",
+                     "response-error:TransactionAttributesInvalidSize")
 def test_invalid_response_gives_invalid_lambda_response(tx, response, error_type):
     tx.take_commands()
     tx.handler_result(1, response)
@@ -148,6 +168,16 @@ def test_invalid_response_gives_invalid_lambda_response(tx, response, error_type
     assert inv.event["InvocationEventType"] == "INVALID_LAMBDA_RESPONSE"
     assert inv.event["ErrorType"] == error_type
     assert "ActionData" not in inv.event and inv.event["ErrorMessage"]
+
+
+def test_attributes_of_exactly_20_kb_are_kept(tx):
+    tx.take_commands()
+    attributes = {"k": "v" * (20 * 1024 - 9)}  # {"k": "vvv..."} is 20,480 bytes
+    respond(tx, TransactionAttributes=attributes)
+    tx.update_requested({})
+    (inv,) = invokes(tx.take_commands())
+    assert inv.event["InvocationEventType"] == "CALL_UPDATE_REQUESTED"
+    assert inv.event["CallDetails"]["TransactionAttributes"] == attributes
 
 
 def test_null_actions_keep_the_list_and_empty_list_stops_it(tx):

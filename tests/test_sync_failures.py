@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.caller import Caller
+from harness.journal_entries import Hangup
+from harness.journal_view import JournalView
 from harness.sma.model import SipMediaApplication, SipRule, rule_id
 from harness.stub import Stub, StubConfig
 
@@ -37,19 +39,16 @@ def test_a_failure_while_starting_is_reported_at_once(failing_stub, tmp_path, su
     with Caller(workdir=tmp_path / "caller") as caller:
         call = caller.call(stub.sip_uri(f"+14345550{suffix}"))
         call.wait_for("DISCONNECTED", timeout=10)
-    journal = stub.journal_json()
-    tx = next(e["transaction_id"] for e in journal
-              if e["kind"] == "call_arrived" and e["to"].endswith(suffix))
-    mine = [e for e in journal if e["transaction_id"] == tx]
-    failed = [e for e in mine if e["kind"] == "invocation"
-              and e["event"]["InvocationEventType"] == "ACTION_FAILED"]
-    assert failed, [e["kind"] for e in mine]
-    data = failed[0]["event"]["ActionData"]
+    journal = JournalView(stub.journal_json())
+    tx = next(e.transaction_id for e in journal.arrivals() if e.to.endswith(suffix))
+    failed = journal.invocations("ACTION_FAILED", transaction_id=tx)
+    assert failed, journal.event_types(tx)
+    data = failed[0].action_data
     assert (data["Type"], data["ErrorType"]) == (action, error_type)
-    started = next(e["time"] for e in mine if e["kind"] == "response" and e["sequence"] == 1) + 0.3
+    started = journal.invocations(transaction_id=tx)[0].response.time + 0.3
     # at once: well inside the time the handler's own answer takes on a loaded machine, and
     # long before the caller would have given up
-    assert failed[0]["time"] - started < 1.0
-    hangups = [e for e in mine if e["kind"] == "hangup"]
-    assert hangups and hangups[0]["time"] - started < 2.0, "the ACTION_FAILED response ran"
+    assert failed[0].time - started < 1.0
+    hangups = journal.of(Hangup, transaction_id=tx)
+    assert hangups and hangups[0].time - started < 2.0, "the ACTION_FAILED response ran"
     assert wait_until(lambda: tx not in stub.service.transactions)

@@ -3,13 +3,14 @@ a=crypto attribute, libsrtp both ways, digest challenges, and a bundled profile 
 with SRTP judged from the decrypted capture, side by side with the clear-text run."""
 import base64
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
 
 from conftest import PROFILES, require_capture
 from harness import cli
+from harness.journal_entries import SipChallenged, SipRejected
+from harness.journal_view import JournalView
 from harness.media.srtp import SrtpContext
 from harness.profiles.schema import load_profile
 from harness.runner import ProfileRun
@@ -102,8 +103,7 @@ def _message_logs(result) -> list[Path]:
 def _stub_streams(result):
     """The capture's analysis and the RTP streams between the stub and the caller, by direction."""
     run = result.run_dir
-    journal = json.loads(Path(run, "journal.json").read_text())
-    port = next(e["rtp_port"] for e in journal if e["kind"] == "call_arrived")
+    port = JournalView.read(Path(run, "journal.json")).arrivals()[0].rtp_port
     wire = analyze_pcap(f"{run}/capture.pcap", _message_logs(result))
     return wire, {"to caller": wire.streams(src=("127.0.0.1", port)),
                   "to stub": wire.streams(dst=("127.0.0.1", port))}
@@ -175,7 +175,6 @@ def test_tls_stub_refuses_wrong_credentials_and_plain_rtp(tmp_path):
                     call.hangup()
                 call.wait_for("DISCONNECTED", timeout=10)
                 assert call.last_status == status, name
-        kinds = [(e["kind"], e.get("reason")) for e in stub.journal_json()
-                 if e["kind"] in ("sip_challenged", "sip_rejected")]
+        kinds = [(e.kind, e.reason) for e in JournalView(stub.journal_json()).of(SipChallenged, SipRejected)]
         assert ("sip_challenged", "wrong password") in kinds
         assert ("sip_rejected", "SRTP is required") in kinds

@@ -9,7 +9,9 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-#: the app key holding the backend's `note(kind, transaction_id, **data)`
+from ..journal_entries import ApiRequest
+
+#: the app key holding the backend's `note(entry)` (a `journal_entries.Entry`)
 NOTE = web.AppKey("api_access_note", object)
 LOGGER = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ class JournalAccessLog(AbstractAccessLogger):
         info = getattr(request, "match_info", None)
         route = getattr(getattr(info, "route", None), "name", None)
         ids = dict(info) if info is not None else {}
-        note("api_request", ids.get("tx_id"), method=request.method, path=request.path,
-             operation=route, status=response.status, duration_ms=round(time * 1000, 3),
-             sip_media_application_id=ids.get("sma_id"), remote=request.remote)
+        note(ApiRequest(transaction_id=ids.get("tx_id"), method=request.method, path=request.path,
+                        operation=route, status=response.status,
+                        duration_ms=round(time * 1000, 3),
+                        sip_media_application_id=ids.get("sma_id"), remote=request.remote))

@@ -1,4 +1,4 @@
-"""The chime-sdk-voice operations the stub serves, each mapping one HTTP request to the backend.
+"""The chime-sdk-voice operations the stub serves, each mapping one HTTP request to the service.
 
 Account ownership is checked here: the caller's account (from its SigV4 access key, or None
 when the API checks no signatures) may only see and use its own SIP media applications.
@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ..sma.errors import BadRequest, Forbidden, NotFound
+from ..sma.service import SmaService
 from ..sma.sip_headers import InvalidSipHeaders, check_sip_headers
 from ..sma.model import SipMediaApplication, SipRule
 from .validation import json_body, optional_query_id, page, path_id, phone_number, string_map
-
-if TYPE_CHECKING:
-    from .server import Backend
 
 CALLER_ACCOUNT = web.RequestKey("caller_account", str | None)
 
@@ -65,16 +62,14 @@ def rule_shape(rule: SipRule, applications: dict[str, SipMediaApplication]) -> d
 
 
 class Operations:
-    """Request handlers over one backend."""
+    """Request handlers over one service."""
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
+    def __init__(self, service: SmaService):
+        self.service = service
 
     # ---- ownership ----------------------------------------------------------------------
     def _application(self, request: web.Request, sma_id: str) -> SipMediaApplication:
-        sma = self.backend.service.applications.get(sma_id)
-        if sma is None:
-            raise NotFound(f"SIP media application {sma_id} not found")
+        sma = self.service.application(sma_id)
         caller = request[CALLER_ACCOUNT]
         if caller is not None and sma.aws_account_id != caller:
             raise Forbidden(f"SIP media application {sma_id} belongs to another account")
@@ -83,7 +78,7 @@ class Operations:
     def _owns_rule(self, request: web.Request, rule: SipRule) -> bool:
         """A rule belongs to the accounts of the SMAs it targets."""
         caller = request[CALLER_ACCOUNT]
-        applications = self.backend.service.applications
+        applications = self.service.applications
         accounts = {applications[s].aws_account_id for _, s in rule.targets if s in applications}
         return caller is None or not accounts or caller in accounts
 
@@ -92,8 +87,7 @@ class Operations:
         sma_id = path_id(request, "sma_id", "SipMediaApplicationId")
         tx_id = path_id(request, "tx_id", "TransactionId")
         arguments = string_map(await json_body(request), "Arguments", required=True)
-        self._application(request, sma_id)
-        transaction_id = self.backend.update_call(sma_id, tx_id, arguments)
+        transaction_id = self.service.update_call(self._application(request, sma_id), tx_id, arguments)
         return ok(202, {"SipMediaApplicationCall": {"TransactionId": transaction_id}})
 
     async def create_call(self, request: web.Request) -> web.Response:
@@ -106,9 +100,8 @@ class Operations:
         except InvalidSipHeaders as exc:
             raise BadRequest(exc.message) from None
         arguments = string_map(body, "ArgumentsMap", required=False)
-        self._application(request, sma_id)
-        transaction_id = self.backend.create_call(sma_id, from_number, to_number, sip_headers,
-                                                  arguments)
+        transaction_id = self.service.create_call(self._application(request, sma_id), from_number,
+                                                  to_number, sip_headers, arguments)
         return ok(201, {"SipMediaApplicationCall": {"TransactionId": transaction_id}})
 
     async def get_application(self, request: web.Request) -> web.Response:
@@ -118,7 +111,7 @@ class Operations:
 
     async def list_applications(self, request: web.Request) -> web.Response:
         caller = request[CALLER_ACCOUNT]
-        mine = [sma for sma in self.backend.service.applications.values()
+        mine = [sma for sma in self.service.applications.values()
                 if caller is None or sma.aws_account_id == caller]
         items, next_token = page(mine, request)
         out: dict = {"SipMediaApplications": [application_shape(sma) for sma in items]}
@@ -128,21 +121,21 @@ class Operations:
 
     async def get_rule(self, request: web.Request) -> web.Response:
         rule_id = path_id(request, "rule_id", "SipRuleId")
-        rule = next((r for r in self.backend.service.rules if r.sip_rule_id == rule_id), None)
+        rule = next((r for r in self.service.rules if r.sip_rule_id == rule_id), None)
         if rule is None:
             raise NotFound(f"SIP rule {rule_id} not found")
         if not self._owns_rule(request, rule):
             raise Forbidden(f"SIP rule {rule_id} belongs to another account")
-        return ok(200, {"SipRule": rule_shape(rule, self.backend.service.applications)})
+        return ok(200, {"SipRule": rule_shape(rule, self.service.applications)})
 
     async def list_rules(self, request: web.Request) -> web.Response:
         sma_id = optional_query_id(request, "sip-media-application", "SipMediaApplicationId")
         if sma_id is not None:
             self._application(request, sma_id)
-        rules = [r for r in self.backend.service.rules if self._owns_rule(request, r)
+        rules = [r for r in self.service.rules if self._owns_rule(request, r)
                  and (sma_id is None or any(s == sma_id for _, s in r.targets))]
         items, next_token = page(rules, request)
-        applications = self.backend.service.applications
+        applications = self.service.applications
         out: dict = {"SipRules": [rule_shape(r, applications) for r in items]}
         if next_token is not None:
             out["NextToken"] = next_token

@@ -1,11 +1,11 @@
 """The chime-sdk-voice REST surface of the stub, on aiohttp, mapping HTTP to the service model.
 
-The backend owns every piece of call state. In front of every route this module refuses a
-request whose Host names another site (403, see `hosts.py`); in front of each operation it
-answers 503 while the backend drains, checks the SigV4 signature (401) and the caller
-account's token bucket (429); any failure, including aiohttp's own (404 route, 405 method, 413
-body), leaves as a modeled restJson1 error, and an unexpected exception as a logged
-ServiceFailure.
+`SmaService` is its only backend: it owns every piece of call state and the service's rules.
+In front of every route this module refuses a request whose Host names another site (403, see
+`hosts.py`); in front of each operation it answers 503 while the service drains, checks the
+SigV4 signature (401) and the caller account's token bucket (429); any failure, including
+aiohttp's own (404 route, 405 method, 413 body), leaves as a modeled restJson1 error, and an
+unexpected exception as a logged ServiceFailure.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from aiohttp import web
 
@@ -33,19 +32,6 @@ MAX_BODY_BYTES = 256 * 1024
 #: The application's SigV4 verifier (None when no credentials are configured), for the
 #: routes other modules add (the control routes accept a signature instead of their token).
 VERIFIER = web.AppKey("sigv4_verifier", object)
-
-
-class Backend(Protocol):
-    """What the API needs from the stub."""
-
-    service: SmaService  # applications and rules, for the read operations and ownership
-    draining: bool  # True while shutting down: every operation answers 503
-
-    def update_call(self, sma_id: str, transaction_id: str,
-                    arguments: dict[str, str]) -> str: ...
-
-    def create_call(self, sma_id: str, from_number: str, to_number: str,
-                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -93,8 +79,8 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     return _error("ServiceFailure", exc.reason)
 
 
-def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Application:
-    """The aiohttp application serving the API for `backend`."""
+def build_app(service: SmaService, settings: ApiSettings = ApiSettings()) -> web.Application:
+    """The aiohttp application serving the API of `service`."""
     verifier = SigV4Verifier(settings.credentials, settings.wall_clock) \
         if settings.credentials else None
     buckets = None
@@ -102,13 +88,9 @@ def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Ap
         burst = settings.throttle_burst or max(1, math.ceil(settings.throttle_rate))
         buckets = TokenBuckets(settings.throttle_rate, burst, settings.clock)
 
-    def draining() -> bool:
-        # A backend that never drains may leave the attribute out.
-        return getattr(backend, "draining", False)
-
     async def admit(request: web.Request) -> None:
         """Availability, then identity, then rate, as the service front does."""
-        if draining():
+        if service.draining:
             raise ServiceUnavailable("The service is shutting down")
         caller = None
         if verifier is not None:
@@ -145,7 +127,7 @@ def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Ap
             return _error("ServiceFailure", "internal fault; see the stub's log")
 
     async def ready(request: web.Request) -> web.Response:
-        if draining():
+        if service.draining:
             raise ServiceUnavailable("The service is shutting down")
         return ok(200, {"status": "ready"})
 
@@ -154,7 +136,7 @@ def build_app(backend: Backend, settings: ApiSettings = ApiSettings()) -> web.Ap
 
     app = web.Application(middlewares=[service_front], client_max_size=MAX_BODY_BYTES)
     app[VERIFIER] = verifier
-    operations = Operations(backend)
+    operations = Operations(service)
     for method, path, name, attribute in ROUTES:
         app.router.add_route(method, path, getattr(operations, attribute), name=name)
     app.router.add_get("/ready", ready)

@@ -12,11 +12,11 @@ from typing import TypeVar
 from aiohttp import web
 
 from ..sma.errors import BadRequest
+from ..sma.phone_numbers import is_e164
 
 #: ECMAScript's \s (model patterns are ECMA-262 regexes); Python's also counts \x1c-\x1f, \x85.
 ECMA_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 NON_BLANK = re.compile(f"[^{ECMA_SPACE}]")  # NonEmptyString `.*\S.*`, unanchored
-E164 = re.compile(r"\+?[1-9][0-9]{1,14}")  # E164PhoneNumber `^\+?[1-9]\d{1,14}$`, ASCII digits
 MAX_MAP_ENTRIES = 20  # SMAUpdateCallArgumentsMap, SMACreateCallArgumentsMap, SipHeadersMap
 MAX_RESULTS = 100  # ResultMax 1-100
 JSON_MEDIA_TYPES = ("application/json", "application/x-amz-json-1.0",
@@ -88,7 +88,7 @@ def phone_number(body: dict, member: str) -> str:
     value = body.get(member)
     if value is None:
         raise BadRequest(f"{member} is required")
-    if not isinstance(value, str) or not E164.fullmatch(value):
+    if not is_e164(value):
         raise BadRequest(f"{member} must be an E.164 phone number such as +12065550100")
     return value
 

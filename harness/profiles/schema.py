@@ -13,16 +13,13 @@ from typing import Any, Literal
 
 import yaml
 
-from ..sma.actions import KNOWN_ACTIONS
-from ..sma.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
-from ..sma.model import DEFAULT_INTERRUPTIBLE
-from ..sma.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
+from ..sma.actions import ACTIONS, DEFAULT_INTERRUPTIBLE
+from ..sma.events import EVENT_TYPES
+from ..lambdas.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
+from ..lambdas.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
 from .strict import Invalid, ProfileError, load, problem
 
 CallState = Literal["CALLING", "EARLY", "CONNECTING", "CONFIRMED", "DISCONNECTED"]
-EVENT_TYPES = ("NEW_INBOUND_CALL", "NEW_OUTBOUND_CALL", "RINGING", "CALL_ANSWERED",
-               "ACTION_SUCCESSFUL", "ACTION_FAILED", "ACTION_INTERRUPTED", "HANGUP",
-               "INVALID_LAMBDA_RESPONSE", "DIGITS_RECEIVED", "CALL_UPDATE_REQUESTED")
 
 
 @dataclass
@@ -189,7 +186,7 @@ class StubSpec:
     sip: StubSipSpec = field(default_factory=StubSipSpec)
 
     def validate(self) -> str | Invalid | None:
-        unknown = [a for a in self.interruptible if a not in KNOWN_ACTIONS]
+        unknown = [a for a in self.interruptible if a not in ACTIONS]
         if unknown:
             return f"interruptible: unknown action {unknown[0]!r}"
         if self.handler_env is not None:  # the alias: folded into `environment`

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.journal_view import event_error
+from harness.journal_entries import (Entry, HandlerInvoked, HandlerResponded, Hangup, MediaStarted,
+                                     MediaStopped, SipEnded)
+from harness.journal_view import JournalView, event_error
 from harness.report.capture_report import Options, address, build_capture_document
 from harness.report.capture_report import sip_roles as sip_roles_of
 from harness.sip.message import SipRequest
@@ -41,8 +43,9 @@ def build_report(result: ProfileResult, wire: WireAnalysis | None, journal: Sequ
                  run_dir: Path, updates: Sequence[dict],
                  prompts: Mapping[str, np.ndarray] | None = None) -> dict:
     """The report document of a run (see the module docstring for its times)."""
-    t0 = _origin(wire, journal, updates)
-    roles = _roles(wire, journal)
+    view = JournalView(journal)
+    t0 = _origin(wire, view, updates)
+    roles = _roles(wire, view)
 
     def rel(epoch: float | None) -> float | None:
         return None if epoch is None else round(epoch - t0, 6)
@@ -71,9 +74,9 @@ def build_report(result: ProfileResult, wire: WireAnalysis | None, journal: Sequ
                  "src": address(m.src), "dst": address(m.dst), "transport": m.transport,
                  "summary": m.summary} for m in (wire.sip if wire else ())],
         "rtp_streams": [_stream_row(s, roles, rel_ns) for s in streams],
-        "events": _events(journal, rel),
+        "events": _events(view, rel),
         "updates": _updates(updates, wire, rel, rel_ns),
-        "media": _media_spans(journal, rel),
+        "media": _media_spans(view, rel),
         "audio": [{"src": address(s.src), "dst": address(s.dst), "ssrc": f"0x{s.ssrc:08X}",
                    "segments": [_segment(seg, rel_ns) for seg in content_segments(label_packets(s, prompts))]}
                   for s in streams if roles.get(address(s.src)) == "stub"],
@@ -96,12 +99,12 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _origin(wire: WireAnalysis | None, journal: Sequence[dict], updates: Sequence[dict]) -> float:
+def _origin(wire: WireAnalysis | None, journal: JournalView, updates: Sequence[dict]) -> float:
     if wire is not None and wire.sip:
         return wire.sip[0].ts_ns / 1e9
     if wire is not None and wire.frames:
         return wire.start_ns / 1e9
-    return next((e["time"] for e in [*journal, *updates]), 0.0)
+    return next((t for t in [*(e.time for e in journal.typed), *(u["time"] for u in updates)]), 0.0)
 
 
 def _artifacts(run_dir: Path) -> dict:
@@ -114,28 +117,28 @@ def _artifacts(run_dir: Path) -> dict:
     return found
 
 
-def _roles(wire: WireAnalysis | None, journal: Sequence[dict]) -> dict[str, str]:
+def _roles(wire: WireAnalysis | None, journal: JournalView) -> dict[str, str]:
     """'host:port' -> 'stub', 'caller' or 'callee', from the journal's calls and the capture.
 
     A call that arrived makes the INVITE's destination and the stub's RTP port the stub's,
     and their peers the caller's; a call the stub placed does the same with 'callee'.
     With several calls, the peers are numbered ('caller 2').
     """
-    calls = [e for e in journal if e["kind"] in ("call_arrived", "call_placed")]
+    calls = journal.legs()
     if wire is None or not calls:
         return {}
     roles: dict[str, str] = {}
     for n, call in enumerate(calls, 1):
-        peer = "caller" if call["kind"] == "call_arrived" else "callee"
+        peer = "caller" if call.direction == "inbound" else "callee"
         peer += f" {n}" if len(calls) > 1 else ""
-        invite = next((m for m in wire.sip if m.message.call_id == call.get("sip_call_id")
+        invite = next((m for m in wire.sip if m.message.call_id == call.sip_call_id
                        and isinstance(m.message, SipRequest) and m.message.method == "INVITE"), None)
         if invite is not None:
             stub, other = (invite.dst, invite.src) if peer.startswith("caller") else (invite.src, invite.dst)
             roles[address(stub)], roles[address(other)] = "stub", peer
         for s in wire.rtp_streams:
             for mine, theirs in ((s.src, s.dst), (s.dst, s.src)):
-                if mine[1] == call.get("rtp_port") and address(mine) not in roles:
+                if mine[1] == call.rtp_port and address(mine) not in roles:
                     roles[address(mine)], roles[address(theirs)] = "stub", peer
     return roles
 
@@ -170,16 +173,16 @@ def action_summary(action: Mapping) -> str:
     return f"{action.get('Type', '?')}({', '.join(leaves[:3])}{', …' if len(leaves) > 3 else ''})"
 
 
-def response_summary(entry: Mapping | None) -> str:
+def response_summary(entry: HandlerResponded | None) -> str:
     """One line for a handler response journal entry."""
     if entry is None:
         return "no response"
-    if entry.get("failed"):
-        errors = "; ".join(str(e) for e in entry.get("errors") or [])
+    if entry.failed:
+        errors = "; ".join(str(e) for e in entry.errors)
         return f"failed: {errors}" if errors else "failed"
-    if entry.get("invalid_json") is not None:
-        return f"invalid response: {str(entry['invalid_json'])[:80]}"
-    response = entry.get("response")
+    if entry.invalid_json is not None:
+        return f"invalid response: {str(entry.invalid_json)[:80]}"
+    response = entry.response
     actions = response.get("Actions") if isinstance(response, Mapping) else None
     if not isinstance(actions, list):
         return "no Actions"
@@ -188,26 +191,24 @@ def response_summary(entry: Mapping | None) -> str:
     return ", ".join(action_summary(a) if isinstance(a, Mapping) else str(a) for a in actions)
 
 
-def _events(journal: Sequence[dict], rel) -> list[dict]:
-    responses = {(e["transaction_id"], e["sequence"]): e for e in journal if e["kind"] == "response"}
+def _events(journal: JournalView, rel) -> list[dict]:
+    responses = {(r.transaction_id, r.sequence): r for r in journal.of(HandlerResponded)}
     out = []
-    for e in journal:
-        if e["kind"] != "invocation":
-            continue
-        event, resp = e["event"], responses.get((e["transaction_id"], e["sequence"]))
+    for e in journal.of(HandlerInvoked):
+        event, resp = e.event, responses.get((e.transaction_id, e.sequence))
         action = event.get("ActionData") or {}
-        out.append({"time": rel(e["time"]), "transaction_id": e["transaction_id"],
-                    "sequence": event.get("Sequence", e["sequence"]),
+        out.append({"time": rel(e.time), "transaction_id": e.transaction_id,
+                    "sequence": event.get("Sequence", e.sequence),
                     "invocation_event_type": event.get("InvocationEventType"),
                     "action_data_type": action.get("Type"),
-                    "response_time": rel(resp["time"]) if resp else None,
-                    "handler_ms": resp.get("duration_ms") if resp else None,
-                    "failed": bool(resp and resp.get("failed")),
-                    "ignored": bool(e.get("ignore_response")),
+                    "response_time": rel(resp.time) if resp else None,
+                    "handler_ms": resp.duration_ms if resp else None,
+                    "failed": bool(resp and resp.failed),
+                    "ignored": e.ignore_response,
                     "response": response_summary(resp),
                     "error": event_error(event),
                     "requests": [{"request_id": r["request_id"], "log": r["log"]}
-                                 for r in (resp or {}).get("requests", [])]})
+                                 for r in (resp.requests if resp else [])]})
     return out
 
 
@@ -226,43 +227,30 @@ def _updates(updates: Sequence[dict], wire: WireAnalysis | None, rel, rel_ns) ->
     return out
 
 
-def _media_label(e: Mapping) -> str:
-    kind = e.get("media")
-    if kind == "audio":
-        return str(e.get("key"))
-    if kind == "silence":
-        return f"silence {e.get('duration_ms')} ms"
-    if kind == "digits":
-        return f"digits {e.get('digits')}"
-    if kind == "speech":
-        text = str(e.get("text"))
-        return f"speech: {text if len(text) <= 30 else text[:29] + '…'}"
-    return str(kind)
-
-
-def _media_spans(journal: Sequence[dict], rel) -> list[dict]:
+def _media_spans(journal: JournalView, rel) -> list[dict]:
     """What the stub played on each leg, from its media_started entries to the first of:
     media_stopped, the next media_started or the hangup of that leg, the end of its SIP
     dialog, or an ACTION_SUCCESSFUL/ACTION_FAILED of its transaction (end None: never)."""
-    legs = {e["sip_call_id"]: e["call_id"] for e in journal
-            if e["kind"] in ("call_arrived", "call_placed") and "sip_call_id" in e}
+    legs = {leg.sip_call_id: leg.call_id for leg in journal.legs()}
+    entries = journal.typed
     out = []
-    for i, start in enumerate(journal):
-        if start["kind"] != "media_started":
+    for i, start in enumerate(entries):
+        if not isinstance(start, MediaStarted):
             continue
-        end = None
-        for e in journal[i + 1:]:
-            leg = e.get("call_id") or legs.get(e.get("sip_call_id"))
-            if (leg == start["call_id"] and e["kind"] in ("media_stopped", "media_started",
-                                                         "hangup", "sip_ended")) or \
-                    (e["kind"] == "invocation" and e["transaction_id"] == start["transaction_id"]
-                     and e["event"].get("InvocationEventType") in _ENDS_ACTION):
-                end = e["time"]
-                break
-        out.append({"start": rel(start["time"]), "end": rel(end),
-                    "transaction_id": start["transaction_id"], "call_id": start["call_id"],
-                    "media": start.get("media"), "label": _media_label(start)})
+        end = next((e.time for e in entries[i + 1:] if _ends_media(e, start, legs)), None)
+        out.append({"start": rel(start.time), "end": rel(end),
+                    "transaction_id": start.transaction_id, "call_id": start.call_id,
+                    "media": start.media, "label": start.label})
     return out
+
+
+def _ends_media(e: Entry, start: MediaStarted, legs: Mapping[str, str]) -> bool:
+    if isinstance(e, (MediaStopped, MediaStarted, Hangup)):
+        return e.call_id == start.call_id
+    if isinstance(e, SipEnded):
+        return legs.get(e.sip_call_id) == start.call_id
+    return isinstance(e, HandlerInvoked) and e.transaction_id == start.transaction_id \
+        and e.event_type in _ENDS_ACTION
 
 
 def _segment(seg, rel_ns) -> dict:

@@ -29,8 +29,8 @@ class AutoAnswer:
             offer = parse_sdp(event.request.body)
             audio = answer_offer(offer)
         except SdpError:
-            ep.reject(event.call_id, 488, now)
+            ep.reject(event.sip_call_id, 488, now)
             return
-        ep.ring(event.call_id)
+        ep.ring(event.sip_call_id)
         if self.answer:
-            ep.answer(event.call_id, build_answer(offer, audio, ep.host, self.media_port, 1, 1), now)
+            ep.answer(event.sip_call_id, build_answer(offer, audio, ep.host, self.media_port, 1, 1), now)

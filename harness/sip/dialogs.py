@@ -60,7 +60,7 @@ class Dialog:
     """What every request inside a dialog is built from: the tagged From/To values, the
     remote target and route set, and both CSeq counters."""
 
-    call_id: str
+    sip_call_id: str
     local: str
     remote: str
     remote_target: str
@@ -94,7 +94,7 @@ class Dialog:
 
     def matches(self, req: SipRequest) -> bool:
         """Whether `req` belongs to this dialog (Call-ID and both tags)."""
-        return (req.call_id == self.call_id and tag_of(req.headers.get("to")) == self.local_tag
+        return (req.call_id == self.sip_call_id and tag_of(req.headers.get("to")) == self.local_tag
                 and tag_of(req.headers.get("from")) == self.remote_tag)
 
     def accept_remote_cseq(self, number: int) -> bool:
@@ -123,13 +123,13 @@ class Dialog:
         h.add("Max-Forwards", "70")
         h.add("From", self.local)
         h.add("To", self.remote)
-        h.add("Call-ID", self.call_id)
+        h.add("Call-ID", self.sip_call_id)
         h.add("CSeq", f"{cseq} {method}")
         return req
 
 
 @dataclass
-class Call:
+class SipCall:
     """One INVITE session, received (`role` "uas") or placed ("uac"), and its dialog.
 
     `peer` is where its requests and ACKs go: the address the INVITE came from, or the one
@@ -137,7 +137,7 @@ class Call:
     waiting for their ACK, by CSeq number.
     """
 
-    call_id: str
+    sip_call_id: str
     role: str
     peer: Address
     invite: SipRequest

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 
-from .dialogs import Call
+from .dialogs import SipCall
 from .events import (Address, CallEnded, DtmfInfo, MalformedMessage, MediaUpdated, Transmit)
 from .framing import StreamFramer
 from .message import (MAX_MESSAGE_BYTES, REASONS, SipParseError, SipRequest, SipResponse,
@@ -54,7 +54,7 @@ class SipEndpoint(UasRole, UacRole):
         self._reliable = self.transport != "UDP"
         self._outbox: list[Transmit] = []
         self._events: list[object] = []
-        self._calls: dict[str, Call] = {}
+        self._calls: dict[str, SipCall] = {}
         self._framers: dict[Address, StreamFramer] = {}
         self._tx = TransactionLayer(timers, self._reliable, self._outbox, self._on_ack_timeout)
         self.malformed_count = 0
@@ -108,10 +108,10 @@ class SipEndpoint(UasRole, UacRole):
         return self._tx.next_deadline()
 
     # ---- commands from the layer above (ring, answer, reject: uas.py; invite: uac.py) ----
-    def hangup(self, call_id: str, now: float) -> None:
+    def hangup(self, sip_call_id: str, now: float) -> None:
         """End a call from our side: BYE once answered, 480 to an INVITE we have not
         answered, CANCEL for an INVITE of ours still unanswered."""
-        call = self._calls.get(call_id)
+        call = self._calls.get(sip_call_id)
         was = call.state if call else None
         if call is None or not call.move("hangup"):
             return
@@ -122,8 +122,8 @@ class SipEndpoint(UasRole, UacRole):
         elif call.state == "cancelling" and was == "early":
             self._cancel(call, now)
 
-    def dialog_state(self, call_id: str) -> str | None:
-        call = self._calls.get(call_id)
+    def dialog_state(self, sip_call_id: str) -> str | None:
+        call = self._calls.get(sip_call_id)
         return call.state if call else None
 
     def active_dialogs(self) -> int:
@@ -225,7 +225,7 @@ class SipEndpoint(UasRole, UacRole):
         {"BYE": self._on_bye, "INFO": self._on_info, "INVITE": self._on_reinvite}[req.method](
             call, req, tx, now)
 
-    def _on_bye(self, call: Call, req: SipRequest, tx: ServerNonInvite, now: float) -> None:
+    def _on_bye(self, call: SipCall, req: SipRequest, tx: ServerNonInvite, now: float) -> None:
         self._respond(tx, 200, now)
         was = call.state
         if not call.move("BYE"):
@@ -236,7 +236,7 @@ class SipEndpoint(UasRole, UacRole):
             pending.ack(now)  # a BYE stops our 2xx retransmissions as an ACK would
         self._end(call, "remote", "BYE")
 
-    def _on_info(self, call: Call, req: SipRequest, tx: ServerNonInvite, now: float) -> None:
+    def _on_info(self, call: SipCall, req: SipRequest, tx: ServerNonInvite, now: float) -> None:
         ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
         text = req.body.decode("utf-8", "replace")
         if ctype == "application/dtmf-relay":
@@ -253,9 +253,9 @@ class SipEndpoint(UasRole, UacRole):
         self._respond(tx, 200, now)
         if len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
             ms = int(duration) if duration.isascii() and duration.isdigit() and len(duration) <= 9 else 0
-            self._events.append(DtmfInfo(call.call_id, digit.upper(), ms))
+            self._events.append(DtmfInfo(call.sip_call_id, digit.upper(), ms))
 
-    def _on_reinvite(self, call: Call, req: SipRequest, tx: ServerInvite, now: float) -> None:
+    def _on_reinvite(self, call: SipCall, req: SipRequest, tx: ServerInvite, now: float) -> None:
         """Answer a re-INVITE ourselves within the session agreed (RFC 3264 §8): hold and
         resume, a new remote address; the same codec or 488. No offer: ours again."""
         if not call.can("re-INVITE"):
@@ -275,7 +275,7 @@ class SipEndpoint(UasRole, UacRole):
         call.unacked[req.cseq[0]] = tx
         self._respond(tx, 200, now, to_tag=call.dialog.local_tag, body=call.local_sdp)
         if req.body:
-            self._events.append(MediaUpdated(call.call_id, req.body, audio, not audio.sending))
+            self._events.append(MediaUpdated(call.sip_call_id, req.body, audio, not audio.sending))
 
     # ---- responses ----------------------------------------------------------------------
     def _on_response(self, resp: SipResponse, now: float) -> None:
@@ -310,7 +310,7 @@ class SipEndpoint(UasRole, UacRole):
         else:
             tx.respond(resp, now)
 
-    def _send_bye(self, call: Call, now: float) -> None:
+    def _send_bye(self, call: SipCall, now: float) -> None:
         req = call.dialog.request("BYE", self._via())
         req.headers.add("User-Agent", self.user_agent)
         self._tx.send(req, call.peer, now,
@@ -318,20 +318,20 @@ class SipEndpoint(UasRole, UacRole):
                       lambda timer, t: self._bye_done(call, "timeout",
                                                       "BYE not answered (timer F)", 408))
 
-    def _bye_done(self, call: Call, event: str, reason: str, status: int) -> None:
+    def _bye_done(self, call: SipCall, event: str, reason: str, status: int) -> None:
         if call.move(event):
             self._end(call, "local", reason, status)
 
-    def _end(self, call: Call, by: str, reason: str, status: int = 0) -> None:
+    def _end(self, call: SipCall, by: str, reason: str, status: int = 0) -> None:
         """The call reached "ended": report it (once) and forget it; its transactions
         live on to absorb retransmissions."""
         self._report(call, by, reason, status)
-        self._calls.pop(call.call_id, None)
+        self._calls.pop(call.sip_call_id, None)
 
-    def _report(self, call: Call, by: str, reason: str, status: int) -> None:
+    def _report(self, call: SipCall, by: str, reason: str, status: int) -> None:
         if not call.reported:
             call.reported = True
-            self._events.append(CallEnded(call.call_id, by, reason, status))
+            self._events.append(CallEnded(call.sip_call_id, by, reason, status))
 
     def _via(self) -> str:
         return f"SIP/2.0/{self.transport} {self.host}:{self.port};branch={new_branch()};rport"

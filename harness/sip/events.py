@@ -28,7 +28,7 @@ class Transmit:
 class IncomingCall:
     """A new INVITE: the layer above must ring, answer or reject it."""
 
-    call_id: str
+    sip_call_id: str
     request: SipRequest
     source: Address
 
@@ -37,14 +37,14 @@ class IncomingCall:
 class CallConfirmed:
     """The ACK for our 2xx arrived: media may flow both ways."""
 
-    call_id: str
+    sip_call_id: str
 
 
 @dataclass(frozen=True)
 class CallProgress:
     """A provisional response (180 Ringing, 183 with early-media SDP) to an INVITE we sent."""
 
-    call_id: str
+    sip_call_id: str
     status: int
     reason: str
     sdp: bytes
@@ -55,7 +55,7 @@ class CallAnswered:
     """A 2xx to an INVITE we sent; it has been ACKed. `audio` is what the answer `sdp` chose
     from our offer (a call whose answer is unusable is hung up and ends instead)."""
 
-    call_id: str
+    sip_call_id: str
     response: SipResponse
     sdp: bytes
     audio: AudioAnswer
@@ -70,7 +70,7 @@ class MediaUpdated:
     sending media until the next update.
     """
 
-    call_id: str
+    sip_call_id: str
     sdp: bytes
     audio: AudioAnswer
     held: bool
@@ -80,7 +80,7 @@ class MediaUpdated:
 class CallEnded:
     """The dialog is over. `by` is "remote" or "local"; `reason` says why (BYE, CANCEL, timer H ...)."""
 
-    call_id: str
+    sip_call_id: str
     by: str
     reason: str
     status: int = 0
@@ -90,7 +90,7 @@ class CallEnded:
 class DtmfInfo:
     """A digit signalled by SIP INFO (application/dtmf-relay or application/dtmf)."""
 
-    call_id: str
+    sip_call_id: str
     digit: str
     duration_ms: int
 

@@ -112,12 +112,9 @@ class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
         if self.impairment is None:
             self._received(data, addr[:2])
             return
-        now = self._loop.time()
-        for at, datagram in self.impairment.decide(INCOMING, SIP, data, now):
-            if at <= now:
-                self._received(datagram, addr[:2])
-            else:
-                self._loop.call_at(at, self._received_late, datagram, addr[:2])
+        self.impairment.route(INCOMING, SIP, data, self._loop.time(),
+                              lambda d: self._received(d, addr[:2]),
+                              lambda at, d: self._loop.call_at(at, self._received_late, d, addr[:2]))
 
     def _received_late(self, data: bytes, addr: Address) -> None:
         if not self._closed:
@@ -129,12 +126,9 @@ class UdpSipTransport(_SipTransport, asyncio.DatagramProtocol):
         if self.impairment is None:
             self.transport.sendto(tx.data, tx.addr)
             return
-        now = self._loop.time()
-        for at, datagram in self.impairment.decide(OUTGOING, SIP, tx.data, now):
-            if at <= now:
-                self.transport.sendto(datagram, tx.addr)
-            else:
-                self._loop.call_at(at, self._send_late, datagram, tx.addr)
+        self.impairment.route(OUTGOING, SIP, tx.data, self._loop.time(),
+                              lambda d: self.transport.sendto(d, tx.addr),
+                              lambda at, d: self._loop.call_at(at, self._send_late, d, tx.addr))
 
     def _send_late(self, data: bytes, addr: Address) -> None:
         if not self._closed:

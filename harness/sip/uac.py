@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from .dialogs import Call, Dialog
+from .dialogs import SipCall, Dialog
 from .events import Address, CallAnswered, CallProgress, Transmit
 from .message import SipRequest, SipResponse, sendable_header
 from .sdp import SdpError, parse_sdp, read_answer
@@ -35,14 +35,14 @@ class UacRole:
         if bad:
             raise ValueError(f"headers that are not one SIP header line: {bad!r}")
         peer = destination or SipUri.parse(target).address
-        call_id = f"{secrets.token_hex(10)}@{self.host}"
+        sip_call_id = f"{secrets.token_hex(10)}@{self.host}"
         req = SipRequest(method="INVITE", uri=target, body=sdp)
         h = req.headers
         h.add("Via", self._via())
         h.add("Max-Forwards", "70")
         h.add("From", f"<{from_uri or f'sip:sma@{self.host}'}>;tag={self._new_tag()}")
         h.add("To", f"<{target}>")
-        h.add("Call-ID", call_id)
+        h.add("Call-ID", sip_call_id)
         h.add("CSeq", "1 INVITE")
         h.add("Contact", self.contact)
         h.add("Allow", self.ALLOW)
@@ -50,14 +50,14 @@ class UacRole:
         for name, value in headers:
             h.add(name, value)
         h.add("Content-Type", "application/sdp")
-        call = Call(call_id, "uac", peer, req, None, "calling", local_sdp=sdp)
+        call = SipCall(sip_call_id, "uac", peer, req, None, "calling", local_sdp=sdp)
         call.invite_tx = self._tx.send(
             req, peer, now, lambda resp, t: self._on_invite_response(call, resp, t),
             lambda timer, t: self._on_invite_timeout(call, t))
-        self._calls[call_id] = call
-        return call_id
+        self._calls[sip_call_id] = call
+        return sip_call_id
 
-    def _cancel(self, call: Call, now: float) -> None:
+    def _cancel(self, call: SipCall, now: float) -> None:
         """CANCEL our pending INVITE (§9.1): same Request-URI, Via, From, To and CSeq number."""
         call.cancel_sent = True
         inv = call.invite.headers
@@ -73,7 +73,7 @@ class UacRole:
         self._tx.send(req, call.peer, now, _ignore, _ignore)
         call.invite_tx.cancelled(now)
 
-    def _on_invite_response(self, call: Call, resp: SipResponse, now: float) -> None:
+    def _on_invite_response(self, call: SipCall, resp: SipResponse, now: float) -> None:
         kind = response_class(resp.status)
         if not call.move(kind):
             return
@@ -81,7 +81,7 @@ class UacRole:
             if call.state == "cancelling" and not call.cancel_sent:
                 self._cancel(call, now)
             elif call.state == "early" and resp.status > 100:
-                self._events.append(CallProgress(call.call_id, resp.status, resp.reason, resp.body))
+                self._events.append(CallProgress(call.sip_call_id, resp.status, resp.reason, resp.body))
         elif kind == "3xx-6xx":
             if call.cancel_sent and resp.status == 487:
                 self._end(call, "local", "CANCEL", 487)
@@ -90,7 +90,7 @@ class UacRole:
         else:
             self._on_invite_2xx(call, resp, now)
 
-    def _on_invite_2xx(self, call: Call, resp: SipResponse, now: float) -> None:
+    def _on_invite_2xx(self, call: SipCall, resp: SipResponse, now: float) -> None:
         call.dialog = Dialog.for_uac(call.invite, resp)
         call.ack = call.dialog.request("ACK", self._via(), cseq=call.invite.cseq[0]).serialize()
         self._outbox.append(Transmit(call.ack, call.peer))
@@ -105,9 +105,9 @@ class UacRole:
             self._send_bye(call, now)
             return
         call.codec = audio.codec
-        self._events.append(CallAnswered(call.call_id, resp, resp.body, audio))
+        self._events.append(CallAnswered(call.sip_call_id, resp, resp.body, audio))
 
-    def _on_invite_timeout(self, call: Call, now: float) -> None:
+    def _on_invite_timeout(self, call: SipCall, now: float) -> None:
         reason = "CANCEL not answered (timer B)" if call.cancel_sent else "no answer (timer B)"
         if call.move("timeout"):
             self._end(call, "local", reason, 408)

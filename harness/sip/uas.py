@@ -6,7 +6,7 @@ timer H ends the call with a BYE. A CANCEL before the answer gets 200, the INVIT
 """
 from __future__ import annotations
 
-from .dialogs import Call, Dialog
+from .dialogs import SipCall, Dialog
 from .events import Address, CallConfirmed, IncomingCall
 from .message import SipRequest
 from .sdp import SdpError, parse_sdp
@@ -16,30 +16,30 @@ from .transactions import ServerInvite, ServerNonInvite
 class UasRole:
     """Mixed into `SipEndpoint`; relies on its `_calls`, `_tx`, `_events` and helpers."""
 
-    def ring(self, call_id: str, status: int = 180) -> None:
+    def ring(self, sip_call_id: str, status: int = 180) -> None:
         """Send a provisional response (180 Ringing by default)."""
-        call = self._calls.get(call_id)
+        call = self._calls.get(sip_call_id)
         if call is not None and call.role == "uas" and call.move("ring"):
             self._respond(call.invite_tx, status, to_tag=call.dialog.local_tag)
 
-    def answer(self, call_id: str, sdp: bytes, now: float) -> None:
+    def answer(self, sip_call_id: str, sdp: bytes, now: float) -> None:
         """Send 200 OK with `sdp`; retransmitted until the ACK arrives (UDP)."""
-        call = self._calls.get(call_id)
+        call = self._calls.get(sip_call_id)
         if call is None or call.role != "uas" or not call.move("answer"):
             return
         call.local_sdp, call.codec = sdp, _first_codec(sdp)
         call.unacked[call.invite.cseq[0]] = call.invite_tx
         self._respond(call.invite_tx, 200, now, to_tag=call.dialog.local_tag, body=sdp)
 
-    def reject(self, call_id: str, status: int, now: float,
+    def reject(self, sip_call_id: str, status: int, now: float,
                headers: list[tuple[str, str]] = ()) -> None:
         """Refuse an unanswered INVITE with a final error response (with `headers`: a digest
         challenge, Retry-After on a 503)."""
-        call = self._calls.get(call_id)
+        call = self._calls.get(sip_call_id)
         if call is not None and call.role == "uas" and call.move("reject"):
             self._final(call, status, now, headers)
 
-    def _final(self, call: Call, status: int, now: float, headers: list[tuple[str, str]] = ()) -> None:
+    def _final(self, call: SipCall, status: int, now: float, headers: list[tuple[str, str]] = ()) -> None:
         """Our final error response to the INVITE; the call is over."""
         self._respond(call.invite_tx, status, now, to_tag=call.dialog.local_tag, headers=headers)
         self._end(call, "local", f"rejected {status}", status)
@@ -48,8 +48,8 @@ class UasRole:
         if req.call_id in self._calls:  # same Call-ID, no To tag, another branch
             self._respond(tx, 482, now)
             return
-        call = Call(req.call_id, "uas", source, req, tx, "incoming",
-                    dialog=Dialog.for_uas(req, self._new_tag()))
+        call = SipCall(req.call_id, "uas", source, req, tx, "incoming",
+                       dialog=Dialog.for_uas(req, self._new_tag()))
         self._calls[req.call_id] = call
         self._respond(tx, 100)
         self._events.append(IncomingCall(req.call_id, req, source))
@@ -74,7 +74,7 @@ class UasRole:
         tx.ack(now)
         if tx is call.invite_tx and call.move("ACK"):
             if call.state == "confirmed":
-                self._events.append(CallConfirmed(call.call_id))
+                self._events.append(CallConfirmed(call.sip_call_id))
             else:  # the layer above hung up while we waited for this ACK
                 self._send_bye(call, now)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .model import Leg
+
 
 @dataclass(frozen=True)
 class Invoke:
@@ -97,15 +99,26 @@ class StopRecordAudio:
 
 @dataclass(frozen=True)
 class PlaceCall:
-    """Place an outbound SIP leg (CallAndBridge's LEG-B, or CreateSipMediaApplicationCall's LEG-A)."""
+    """Place the outbound SIP leg `leg` (CallAndBridge's LEG-B, or CreateSipMediaApplicationCall's
+    LEG-A) to `uri`."""
 
-    call_id: str
-    to: str
-    from_: str
+    leg: Leg
     endpoint_type: str  # "PSTN" or "AWS"
     uri: str
     arn: str | None = None
     sip_headers: dict = field(default_factory=dict)
+
+    @property
+    def call_id(self) -> str:
+        return self.leg.call_id
+
+    @property
+    def to(self) -> str:
+        return self.leg.to
+
+    @property
+    def from_(self) -> str:
+        return self.leg.from_
 
 
 @dataclass(frozen=True)

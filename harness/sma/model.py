@@ -4,8 +4,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-DEFAULT_INTERRUPTIBLE = frozenset({"PlayAudio", "RecordAudio", "Pause"})
-
 
 @dataclass
 class SipMediaApplication:
@@ -22,7 +20,7 @@ class SipMediaApplication:
     runtime: str | None = None
     memory_mb: int = 128
     layers: tuple[str, ...] = ()  # folders laid out as Lambda layers (python/, nodejs/node_modules/)
-    interruptible: frozenset[str] = DEFAULT_INTERRUPTIBLE
+    interruptible: frozenset[str] | None = None  # None: each action's own default
     bots: dict[str, dict] = field(default_factory=dict)  # BotAliasArn -> scripted IntentResult
 
     @property
@@ -78,6 +76,16 @@ class Leg:
         if self.sip_headers:
             out["SipHeaders"] = dict(self.sip_headers)
         return out
+
+
+@dataclass
+class Meeting:
+    """The Chime meeting a transaction joined (JoinChimeMeeting): its id, the local leg that
+    stands for it (LEG-B, To "SMA") and the attendees muted by ModifyChimeMeetingAttendees."""
+
+    meeting_id: str | None
+    leg: Leg
+    muted: set[str] = field(default_factory=set)
 
 
 def new_id(owner: int | None = None) -> str:

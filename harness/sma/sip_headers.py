@@ -71,3 +71,10 @@ def check_sip_headers(headers: object) -> dict[str, str]:
     if bad:
         raise InvalidSipHeaders(bad)
     return dict(headers)
+
+
+def forwarded(headers) -> dict[str, str]:
+    """The headers of a received INVITE the service passes on as its leg's SipHeaders: the
+    `x-` ones, User-to-User and Diversion."""
+    return {name: value for name, value in headers.items()
+            if name.lower().startswith("x-") or name.lower() in ALLOWED_NAMES}

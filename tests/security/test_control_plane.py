@@ -20,6 +20,7 @@ from botocore.credentials import Credentials
 from conftest import PROFILES, ROOT, stub_config
 from harness.api.server import ApiSettings
 from harness.control import ControlSettings
+from harness.journal_entries import UpdateRequested
 from harness.profiles.schema import load_profile
 from harness.runner import stub_config as profile_stub_config
 from harness.stub import Stub
@@ -188,13 +189,13 @@ def test_a_route_that_is_not_a_sip_uri_template_is_refused(guarded, uri):
 
 def test_the_journal_is_served_in_pages(guarded):
     for n in range(25):
-        guarded.run_in_loop(lambda n=n: guarded._note("probe", None, n=n))
+        guarded.run_in_loop(lambda n=n: guarded._note(UpdateRequested(arguments={"n": str(n)})))
     seen, since = [], 0
     while True:
         status, _, page = call(guarded.api_port, "GET", f"/_harness/journal?since={since}&limit=10",
                                headers=BEARER)
         assert status == 200 and len(page["entries"]) <= 10
-        seen += [e["n"] for e in page["entries"] if e["kind"] == "probe"]
+        seen += [int(e["arguments"]["n"]) for e in page["entries"] if e["kind"] == "update_requested"]
         if page["next"] >= page["total"]:
             break
         since = page["next"]

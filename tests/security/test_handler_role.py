@@ -11,7 +11,7 @@ from conftest import stub_config
 from harness.api.server import ApiSettings
 from harness.control import ControlSettings
 from harness.journal_view import JournalView
-from harness.sma.lambda_env import LOCAL_CREDENTIALS
+from harness.lambdas.lambda_env import LOCAL_CREDENTIALS
 from harness.sma.model import SipMediaApplication
 from harness.stub import Stub
 

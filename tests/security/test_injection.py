@@ -10,11 +10,12 @@ import pytest
 
 from api_backend import SMA_ID as MODEL_SMA_ID, LiveApi, ModelBackend
 from conftest import ROOT, stub_config, wait_until
+from harness.journal_view import JournalView
 from harness.media.sources import InvalidAudioSource
-from harness.routes import RouteError, check_template, expand
+from harness.sma.routes import RouteError, check_template, expand
 from harness.sma.actions import ActionFailure, parse_action
-from harness.sma.buckets import valid_bucket_name
-from harness.stub import Stub, _bucket_path
+from harness.sma.buckets import object_path as _bucket_path, valid_bucket_name
+from harness.stub import Stub
 from webclient import call
 
 JSON = {"Content-Type": "application/json"}
@@ -109,10 +110,9 @@ def test_a_handler_cannot_inject_headers_into_a_bridged_leg(tmp_path, sipp_call)
     with Stub(stub_config(tmp_path, str(ROOT / "tests" / "data" / "handlers" / "security.py"))) as s:
         s.add_route("*", f"sip:{{user}}@127.0.0.1:{sink.port}")
         sipp_call(s, hold_ms=3000, to_user="+14345550122")
-        failed = wait_until(lambda: [e for e in s.journal_json() if e["kind"] == "invocation"
-                                     and e["event"]["InvocationEventType"] == "ACTION_FAILED"], 10)
+        failed = wait_until(lambda: JournalView(s.journal_json()).invocations("ACTION_FAILED"), 10)
         assert failed, s.journal_json()
-        data = failed[0]["event"]["ActionData"]
+        data = failed[0].action_data
         assert (data["ErrorType"], data["ErrorMessage"]) == (
             "InvalidActionParameter", "Invalid SIP header(s) provided: X-Case")
         assert not [d for d in sink.received() if d.startswith(b"INVITE")]
@@ -164,9 +164,8 @@ def test_a_recording_to_a_climbing_bucket_fails_and_writes_nothing_outside(tmp_p
     before = set(tmp_path.rglob("*"))
     with Stub(stub_config(run, str(ROOT / "tests" / "data" / "handlers" / "security.py"))) as s:
         call_ = sipp_call(s, hold_ms=2000, to_user="+14345550121")
-        failed = wait_until(lambda: [e for e in s.journal_json() if e["kind"] == "invocation"
-                                     and e["event"]["InvocationEventType"] == "ACTION_FAILED"], 10)
-        assert failed and failed[0]["event"]["ActionData"]["ErrorType"] == "InvalidActionParameter"
+        failed = wait_until(lambda: JournalView(s.journal_json()).invocations("ACTION_FAILED"), 10)
+        assert failed and failed[0].action_data["ErrorType"] == "InvalidActionParameter"
         call_.wait(30)
     created = {p for p in set(tmp_path.rglob("*")) - before
                if not p.is_relative_to(run) and p not in run.parents}

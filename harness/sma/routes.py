@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .sip.uri import SipUri, UriError
+from ..sip.uri import SipUri, UriError
 
 PLACEHOLDER = "{user}"
 #: CallAndBridge's `Uri` characters (sma-reference §3.10), E.164's `+` among them.

@@ -4,8 +4,8 @@ Lambda puts an SDK beside each runtime (`/var/runtime`): boto3 for Python, the J
 v2 (`aws-sdk`) for nodejs16.x and the v3 clients (`@aws-sdk/client-*`) for nodejs18.x and
 later. sip-harness keeps the same three bundles under `sdk_root()` (the virtual
 environment's `lambda-sdks/`, or `$SIP_HARNESS_SDK_DIR`), never in the user's tree. The
-versions are pinned by the manifests in `harness/sma/sdks/` (pip requirements, npm
-lockfiles); `python -m harness.sma.bundled_sdks` installs every bundle that is missing or out
+versions are pinned by the manifests in `harness/lambdas/sdks/` (pip requirements, npm
+lockfiles); `python -m harness.lambdas.bundled_sdks` installs every bundle that is missing or out
 of date and does nothing, quickly, when all are present.
 """
 from __future__ import annotations

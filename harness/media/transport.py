@@ -1,5 +1,5 @@
-"""The stub's media edge: UDP sockets for RTP and RTCP (RTP port + 1), and the one media clock
-that paces every stream.
+"""The stub's media edge, as `sip/transport.py` is its SIP edge: UDP sockets for RTP and RTCP
+(RTP port + 1), and the one media clock that paces every stream.
 
 The clock (`MediaClock`) wakes the event loop through a timerfd at absolute deadlines (loop
 timers where there is no timerfd); at each slot every started session of that slot's phase
@@ -11,6 +11,10 @@ bytes, reads the time and writes recordings.
 An engine given a `harness.netem.NetworkImpairment` passes every RTP packet through it,
 outgoing ones before `sendto` and incoming ones after `recv` (RTCP is not impaired); delayed
 ones leave (or arrive) from a loop timer. Without one (the default) nothing changes.
+
+What a session plays is asked of it in the stub's terms: a WAV file, silence, speech or
+digits (`play_file`, `play_silence`, `play_speech`, `send_digits`), each with the token its
+`on_playback_done` reports.
 """
 from __future__ import annotations
 
@@ -29,8 +33,11 @@ from ..netem import INCOMING, OUTGOING, RTP, NetworkImpairment
 from .bridge import BridgeTap, LiveFeed
 from .clock import MediaClock
 from .dtmf import DEFAULT_GAP_MS, DEFAULT_TONE_MS, DigitReceived
+from .g711 import SILENCE_BYTE
 from .recording import BOTH, Recording
 from .rtcp import RtcpError
+from .sources import FRAME_SAMPLES, RATE, wav_frames
+from .speech import speech_frames
 from .srtp import SrtpContext
 from .wavfile import HEADER_BYTES, WavFile
 from .stream import RtcpReporter, RtpReceiver, RtpSender
@@ -84,18 +91,17 @@ class MediaSession:
         self._files: dict[Recording, WavFile] = {}
         self._next_reservation = 0.0
         self._incoming_taps: list = []
-        self._bridge_taps: list = []
-        self._hearing: tuple[MediaSession, BridgeTap] | None = None
-        self._heard_by: set[MediaSession] = set()
+        self._listeners: dict[MediaSession, BridgeTap] = {}  # the sessions that hear this one
+        self._hearing: MediaSession | None = None
         self._outgoing_taps: list = []
         self.send_errors = 0
         self.rtcp_invalid = 0
         self.closed = False
 
-    def _read_rtp(self) -> None:
+    def read_rtp(self) -> None:
         """Read what the RTP socket holds (at most MAX_READS), stamped with one arrival time.
         A clock tick that is due runs first: reads must not push the sending late."""
-        self.engine._tick_if_due()
+        self.engine.tick_if_due()
         recv, now = self._rtp_socket.recv, _monotonic()
         for _ in range(MAX_READS):
             try:
@@ -107,11 +113,8 @@ class MediaSession:
             elif self.impairment is None:
                 self._rtp_received(data, now)
             else:
-                for at, packet in self.impairment.decide(INCOMING, RTP, data, now):
-                    if at <= now:
-                        self._rtp_received(packet, now)
-                    else:
-                        self.engine._loop.call_at(at, self._rtp_received_late, packet)
+                self.impairment.route(INCOMING, RTP, data, now, lambda d: self._rtp_received(d, now),
+                                      lambda at, d: self.engine.call_at(at, self._rtp_received_late, d))
 
     def _rtp_received(self, data: bytes, now: float) -> None:
         if self.srtp is not None:
@@ -128,7 +131,7 @@ class MediaSession:
         if not self.closed:
             self._rtp_received(data, _monotonic())
 
-    def _read_rtcp(self) -> None:
+    def read_rtcp(self) -> None:
         for _ in range(MAX_READS):
             try:
                 self._rtcp_received(self._rtcp_socket.recv(RECV_SIZE))
@@ -151,7 +154,7 @@ class MediaSession:
         self.remote = remote
         self.rtcp_remote = rtcp_remote or (remote[0], remote[1] + 1)
         self.reporter.start(_monotonic())
-        self.engine._activate(self)
+        self.engine.activate(self)
 
     def tick(self, now: float) -> None:
         """Run one clock tick: send this tick's packet, report finished media, RTCP, DTMF."""
@@ -162,11 +165,8 @@ class MediaSession:
             if self.impairment is None:
                 self._send_rtp(packet)
             else:
-                for at, datagram in self.impairment.decide(OUTGOING, RTP, packet, now):
-                    if at <= now:
-                        self._send_rtp(datagram)
-                    else:
-                        self.engine._loop.call_at(at, self._send_rtp_late, datagram)
+                self.impairment.route(OUTGOING, RTP, packet, now, self._send_rtp,
+                                      lambda at, d: self.engine.call_at(at, self._send_rtp_late, d))
             for track in self._outgoing_taps:
                 track.add(packet, now)
         if self.sender.done:
@@ -217,6 +217,28 @@ class MediaSession:
             self._rtcp_socket.sendto(data, self.rtcp_remote)
         except OSError:
             self.send_errors += 1
+
+    def play_file(self, path: Path, token: object, repeat: int = 1) -> None:
+        """Play the WAV file `path` (PCM of any rate and width) `repeat` times, in this
+        session's codec; InvalidAudioSource when it is missing or not PCM WAV."""
+        self.sender.play(wav_frames(path, self.sender.codec), token, repeat)
+
+    def play_silence(self, duration_ms: int, token: object) -> None:
+        """Send silence for `duration_ms` (at least one packet)."""
+        codec = self.sender.codec
+        packets = max(1, round(duration_ms * RATE / 1000 / FRAME_SAMPLES))
+        self.sender.play([bytes([SILENCE_BYTE[codec]]) * FRAME_SAMPLES] * packets, token)
+
+    async def play_speech(self, text: str, voice: str, language: str, text_type: str,
+                          token: object) -> None:
+        """Speak `text` (`text_type` "text" or "ssml") with espeak-ng in the voice closest to
+        Polly's `voice` and `language`; SpeechError when espeak-ng fails."""
+        frames = await speech_frames(text, self.sender.codec, voice, language, text_type)
+        self.sender.play(frames, token)
+
+    def stop_playing(self) -> object | None:
+        """Stop what plays (or the digits being sent) at once; the token it had."""
+        return self.sender.stop()
 
     def send_digits(self, digits: str, tone_ms: int = DEFAULT_TONE_MS, token: object = None,
                     gap_ms: int = DEFAULT_GAP_MS) -> None:
@@ -270,28 +292,30 @@ class MediaSession:
         until `stop_hearing`, or until either session closes."""
         self.stop_hearing()
         feed = LiveFeed(self.sender.codec)
-        tap = BridgeTap(other.sender.payload_type, other.sender.codec, feed)
-        other._bridge_taps.append(tap)
-        other._update_taps()
-        other._heard_by.add(self)
+        other.feed(self, BridgeTap(other.sender.payload_type, other.sender.codec, feed))
         self.sender.set_standing(feed)
-        self._hearing = (other, tap)
+        self._hearing = other
 
     def stop_hearing(self) -> None:
         """End what `hear` started: this stream hears silence again when nothing plays."""
         if self._hearing is None:
             return
-        other, tap = self._hearing
-        self._hearing = None
+        other, self._hearing = self._hearing, None
         self.sender.set_standing(None)
-        if tap in other._bridge_taps:
-            other._bridge_taps.remove(tap)
-            other._update_taps()
-        other._heard_by.discard(self)
+        other.stop_feeding(self)
+
+    def feed(self, listener: "MediaSession", tap: BridgeTap) -> None:
+        """Pass what this session receives to `tap`, for `listener` (see `hear`)."""
+        self._listeners[listener] = tap
+        self._update_taps()
+
+    def stop_feeding(self, listener: "MediaSession") -> None:
+        if self._listeners.pop(listener, None) is not None:
+            self._update_taps()
 
     def _update_taps(self) -> None:
         self._incoming_taps = [r.incoming for r in self.recordings if r.incoming is not None] \
-            + self._bridge_taps
+            + list(self._listeners.values())
         self._outgoing_taps = [r.outgoing for r in self.recordings if r.outgoing is not None]
 
     def close(self) -> None:
@@ -304,15 +328,15 @@ class MediaSession:
         with contextlib.ExitStack() as releases:  # runs every callback (last first), raises afterwards
             for sock in (self._rtcp_socket, self._rtp_socket):
                 releases.callback(sock.close)
-                releases.callback(self.engine._loop.remove_reader, sock.fileno())
+                releases.callback(self.engine.stop_reading, sock.fileno())
             for recording in list(self.recordings):
                 releases.callback(self.stop_recording, recording)
             if self.remote is not None:
                 releases.callback(lambda: self._send_rtcp(self.reporter.bye(_monotonic(), time.time())))
-            for peer in list(self._heard_by):
-                releases.callback(peer.stop_hearing)
+            for listener in list(self._listeners):
+                releases.callback(listener.stop_hearing)
             releases.callback(self.stop_hearing)
-            releases.callback(self.engine._remove, self)
+            releases.callback(self.engine.release, self)
 
 
 class MediaEngine:
@@ -352,8 +376,8 @@ class MediaEngine:
             self, sockets, RtpSender(payload_type, codec, dtmf_payload_type),
             RtpReceiver(dtmf_payload_type, payload_type, codec, inband_dtmf),
             on_playback_done, on_digit, on_recording_failed, srtp)
-        self._loop.add_reader(sockets[0].fileno(), session._read_rtp)
-        self._loop.add_reader(sockets[1].fileno(), session._read_rtcp)
+        self._loop.add_reader(sockets[0].fileno(), session.read_rtp)
+        self._loop.add_reader(sockets[1].fileno(), session.read_rtcp)
         self._sessions.add(session)
         return session
 
@@ -394,7 +418,8 @@ class MediaEngine:
     def session_count(self) -> int:
         return len(self._sessions)
 
-    def _activate(self, session: MediaSession) -> None:
+    def activate(self, session: MediaSession) -> None:
+        """Pace `session` from the next clock slot (the clock starts with its first session)."""
         if session in self._active:
             return
         if self._clock is None:
@@ -405,7 +430,8 @@ class MediaEngine:
         self._phases[phase][session] = None
         self._active[session] = phase
 
-    def _remove(self, session: MediaSession) -> None:
+    def release(self, session: MediaSession) -> None:
+        """Forget a closed session."""
         self._sessions.discard(session)
         phase = self._active.pop(session, None)
         if phase is not None:
@@ -430,7 +456,14 @@ class MediaEngine:
             self._timer = None
         self._clock = None
 
-    def _tick_if_due(self) -> None:
+    def call_at(self, at: float, callback, *args) -> None:
+        """Run `callback(*args)` at loop time `at` (a delayed datagram)."""
+        self._loop.call_at(at, callback, *args)
+
+    def stop_reading(self, fd: int) -> None:
+        self._loop.remove_reader(fd)
+
+    def tick_if_due(self) -> None:
         """Run the media clock now if its next slot is due (before reading packets)."""
         if self._clock is not None and self._loop.time() >= self._clock.next_deadline:
             self._on_clock()
@@ -453,7 +486,7 @@ class MediaEngine:
         if not self._active:
             self._stop_waking()
         elif self._timerfd is None:
-            if self._timer is not None:  # called early by _tick_if_due: one timer only
+            if self._timer is not None:  # called early by tick_if_due: one timer only
                 self._timer.cancel()
             self._timer = self._loop.call_at(self._clock.next_deadline, self._on_clock)
 
