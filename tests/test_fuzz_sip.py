@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, require_tool, wait_until
-from harness.sip.autoanswer import AutoAnswer
+from harness.testing.autoanswer import AutoAnswer
 from harness.sip.endpoint import SipEndpoint
 from harness.sip.events import CallConfirmed, DtmfInfo, MalformedMessage
 from harness.sip.framing import StreamFramer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.media.channel import LossyChannel
+from harness.testing.lossy_channel import LossyChannel
 from harness.media.dtmf import ToneDetector
 from harness.media.g711 import DECODERS
 from harness.media.recording import Recording, TrackAssembler

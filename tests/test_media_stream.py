@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.media.channel import LossyChannel
+from harness.testing.lossy_channel import LossyChannel
 from harness.media.clock import MediaClock
 from harness.media.dtmf import DigitReceived
 from harness.media.rtcp import ReceiverReport, SenderReport, SourceDescription, Bye, parse_compound

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from harness.media.engine import MediaEngine
 from harness.media.rtp import RtpPacket
 from harness.netem import INCOMING, OUTGOING, RTP, SIP, Impairment, NetworkImpairment
-from harness.sip.autoanswer import AutoAnswer
+from harness.testing.autoanswer import AutoAnswer
 from harness.sip.transport import UdpSipTransport
 
 HOST = "127.0.0.1"

@@ -27,7 +27,7 @@ from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 from harness.report.json_report import SCHEMA_PATH
 from harness.runner import Check, ProfileResult, ProfileRun, load_prompts
 from harness.wire.analysis import analyze_pcap
-from harness.wire.testing import CaptureBuilder, sdp_body, sip_message
+from harness.testing.captures import CaptureBuilder, sdp_body, sip_message
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 CAPTURE_SCHEMA = json.loads(CAPTURE_SCHEMA_PATH.read_text())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tool, wait_until
-from harness.sip.autoanswer import AutoAnswer
+from harness.testing.autoanswer import AutoAnswer
 from harness.sip.events import (CallAnswered, CallConfirmed, CallEnded, CallProgress,
                                 IncomingCall, MediaUpdated)
 from harness.sip.sdp import build_offer

@@ -13,7 +13,7 @@ import pytest
 from api_backend import SMA_ID, LiveApi, ModelBackend
 from conftest import wait_until
 from harness.api.server import ApiSettings
-from harness.sip.autoanswer import AutoAnswer
+from harness.testing.autoanswer import AutoAnswer
 from harness.sip.transport import TcpSipTransport
 from test_fuzz_sip import BASE, message
 

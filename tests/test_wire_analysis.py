@@ -12,7 +12,7 @@ from harness.wire.analysis import analyze_pcap
 from harness.wire.datagrams import decode_capture
 from harness.wire.pcap_records import read_records
 from harness.wire.rtp_streams import RtpHeaders
-from harness.wire.testing import CaptureBuilder, sdp_body, sip_message
+from harness.testing.captures import CaptureBuilder, sdp_body, sip_message
 
 CALLER, STUB = ("127.0.0.1", 5060), ("127.0.0.1", 5080)
 CALLER_RTP, STUB_RTP = ("127.0.0.1", 20000), ("127.0.0.1", 20002)

@@ -13,7 +13,7 @@ from harness.media.g711 import alaw_encode, ulaw_encode
 from harness.media.rtp import RtpPacket
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import PromptMatcher, label_packets, segments, tone_frequency
-from harness.wire.testing import CaptureBuilder, sdp_body, sip_message
+from harness.testing.captures import CaptureBuilder, sdp_body, sip_message
 
 CALLER, STUB = ("127.0.0.1", 5060), ("127.0.0.1", 5080)
 CALLER_RTP, STUB_RTP = ("127.0.0.1", 20000), ("127.0.0.1", 20002)

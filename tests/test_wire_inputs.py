@@ -15,7 +15,7 @@ from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import dtmf_events, stream_pcm, tone_frequency
 from harness.wire.calls import find_calls
 from harness.wire.pcap_records import read_records
-from harness.wire.testing import stream_table, tshark_stream_table
+from harness.testing.captures import stream_table, tshark_stream_table
 from test_wire_tshark import assert_same_as_tshark
 
 DATA = Path(__file__).parent / "data" / "wire"

@@ -13,7 +13,7 @@ from harness.media.rtp import RtpPacket
 from harness.wire.analysis import analyze_pcap
 from harness.wire.calls import stream_quality
 from harness.wire.quality import burst_ratio, loss_pattern, mos_from_r, r_factor
-from harness.wire.testing import CaptureBuilder
+from harness.testing.captures import CaptureBuilder
 
 N = 500
 SRC, DST = ("10.0.0.1", 4000), ("10.0.0.2", 4002)

@@ -10,7 +10,7 @@ from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.wire.analysis import analyze_pcap
 from harness.wire.report_text import render_analysis
-from harness.wire.testing import CaptureBuilder, sdp_body, sip_message, tshark_stream_table
+from harness.testing.captures import CaptureBuilder, sdp_body, sip_message, tshark_stream_table
 
 CALLER, CALLEE = ("127.0.0.1", 5060), ("127.0.0.1", 5080)
 CALLER_RTP, CALLEE_RTP = ("127.0.0.1", 20000), ("127.0.0.1", 30000)

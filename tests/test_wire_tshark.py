@@ -14,7 +14,7 @@ from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import dtmf_events, label_packets, segments
-from harness.wire.testing import (CaptureBuilder, sdp_body, sip_message, stream_table,
+from harness.testing.captures import (CaptureBuilder, sdp_body, sip_message, stream_table,
                                   tshark_stream_table)
 
 DATA = Path(__file__).parent / "data" / "wire"

@@ -17,7 +17,7 @@ from harness.profiles.schema import load_profile
 from harness.runner import ProfileRun
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import content_segments, label_packets, segments, stream_pcm
-from harness.wire.testing import CaptureBuilder
+from harness.testing.captures import CaptureBuilder
 from harness.wire.words import RecognitionError, Recognizer, normalise
 
 DATA = Path(__file__).parent / "data" / "wire"

@@ -20,6 +20,10 @@ Example::
         call.wait_for("DISCONNECTED", timeout=15)
         assert wire_capture.prompts(call) == ["welcome.wav", "goodbye.wav"]
         assert sma_stub.journal().event_types()[-1] == "HANGUP"
+
+The submodules are the project's own test helpers, not part of this API: `autoanswer` (a SIP
+user agent that answers, without the SMA), `lossy_channel` (an in-memory datagram path with
+seeded loss) and `captures` (synthetic pcaps, tshark's stream table).
 """
 from __future__ import annotations
 
@@ -28,9 +32,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .caller import Call, Caller, CallerError
-from .journal_view import CallLeg, HandlerResponse, Invocation, JournalView, Problem
-from .wire.analysis import WireAnalysis
+from ..caller import Call, Caller, CallerError
+from ..journal_view import CallLeg, HandlerResponse, Invocation, JournalView, Problem
+from ..wire.analysis import WireAnalysis
 
 __all__ = ["SmaStub", "WireCapture", "sma_stub_for", "stub_config_for", "JournalView",
            "Invocation", "HandlerResponse", "CallLeg", "Problem", "WireAnalysis", "Call",
@@ -58,10 +62,10 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
     writes to "S3".
     """
     import dataclasses
-    from .profiles.schema import handler_path, load_profile
-    from .runner import RTP_PORTS_PER_RUN, rtp_block, stub_config
-    from .sma.model import SipMediaApplication, SipRule, rule_id
-    from .stub import StubConfig
+    from ..profiles.schema import handler_path, load_profile
+    from ..runner import RTP_PORTS_PER_RUN, rtp_block, stub_config
+    from ..sma.model import SipMediaApplication, SipRule, rule_id
+    from ..stub import StubConfig
     run_dir, base = Path(run_dir), Path(base or Path.cwd())
     if handler is not None:
         handler = handler_path(base, str(handler))
@@ -132,7 +136,7 @@ class SmaStub:
 
     def api_client(self):
         """A chime-sdk-voice client (botocore, the same interface as boto3's) bound to the stub."""
-        from .runner import api_client
+        from ..runner import api_client
         return api_client(self.stub, REGION)
 
     def add_route(self, number: str, uri: str) -> None:
@@ -168,7 +172,7 @@ class WireCapture:
     """A capture of a stub's SIP, API and RTP ports into `path` (needs CAP_NET_RAW)."""
 
     def __init__(self, stub: SmaStub, path: str | Path):
-        from .wire.capture import Capture
+        from ..wire.capture import Capture
         cfg = stub.config
         ports = f"port {stub.sip_port} or tcp port {stub.api_port}"
         if cfg.rtp_port_range:
@@ -194,7 +198,7 @@ class WireCapture:
 
     def analysis(self) -> WireAnalysis:
         """The capture analysed: SIP ladder and dialogs, HTTP requests, RTP streams (stops it)."""
-        from .wire.analysis import analyze_pcap
+        from ..wire.analysis import analyze_pcap
         if self._analysis is None:
             time.sleep(0.3)  # the last BYE/200 and RTP reach the socket
             self.stop()
@@ -204,8 +208,8 @@ class WireCapture:
     def prompts(self, call: Call) -> list[str]:
         """The prompts (WAV file names in the stub's bucket) the stub played to `call`, in
         order, as the capture shows them."""
-        from .runner import load_prompts
-        from .wire.audio import prompts_played
+        from ..runner import load_prompts
+        from ..wire.audio import prompts_played
         leg = next((l for l in self.stub.journal().legs() if l.sip_call_id == call.call_id), None)
         if leg is None:
             raise CallerError(f"the stub has no leg for {call!r}")
@@ -219,7 +223,7 @@ def sma_stub_for(handler: str | Path | None = None, *, profile: str | Path | Non
                  run_dir: str | Path, **settings) -> Iterator[SmaStub]:
     """Start an embedded stub for `handler` or `profile` (see `stub_config_for` for the
     settings), stopped when the block ends."""
-    from .stub import Stub
+    from ..stub import Stub
     config = stub_config_for(handler, profile=profile, run_dir=run_dir, **settings)
     with Stub(config) as stub:
         yield SmaStub(stub)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .endpoint import SipEndpoint
-from .events import IncomingCall
-from .sdp import SdpError, answer_offer, build_answer, parse_sdp
+from ..sip.endpoint import SipEndpoint
+from ..sip.events import IncomingCall
+from ..sip.sdp import SdpError, answer_offer, build_answer, parse_sdp
 
 
 class AutoAnswer:
