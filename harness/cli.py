@@ -1,4 +1,4 @@
-"""The `sip-harness` command: run, validate, serve, calls, call, analyze and fidelity (see
+"""The `sip-harness` command: run, validate, serve, calls, call, analyze, load and fidelity (see
 `DESCRIPTION`, which `--help` prints)."""
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _credentials(values: list[str], default_account: str) -> dict[str, tuple[str
 def cmd_run(args) -> int:
     from .report import write_junit
     from .report.summary import result_lines
-    from .runner import run_profiles
+    from .run.profile import run_profiles
     profiles = _load_all(args.paths, args.k)
     if not profiles:
         print("no profile selected", file=sys.stderr)
@@ -190,7 +190,7 @@ def cmd_calls(args) -> int:
 def cmd_call(args) -> int:
     """One troubleshooting call: place it, capture it, hang up, print what the wire shows."""
     from .caller import Caller, CallerError
-    from .runner import load_prompts
+    from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.capture import Capture, CaptureError
     from .wire.report_text import render_analysis
@@ -251,7 +251,7 @@ def _srtp_keys(values: list[str]) -> dict[tuple[str, int], object]:
 def cmd_analyze(args) -> int:
     """The text report of a capture; its page (--html) and facts (--json) when asked."""
     from .report import Options, Selection, write_capture_report
-    from .runner import load_prompts
+    from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import PcapError
     from .wire.report_text import render_analysis
@@ -299,11 +299,38 @@ def cmd_analyze(args) -> int:
     return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
 
 
+def cmd_load(args) -> int:
+    """Load mode: many calls from SIPp and pjsua2 into an embedded stub, a sample verified on
+    the wire; progress on stderr, the JSON summary on stdout."""
+    import json
+    from .run.load import LoadError, LoadSpec, run_load
+    from .wire.capture import CaptureError
+    spec = LoadSpec(sipp_calls=args.calls, pjsua2_calls=args.pjsua2, rate=args.rate, ramp_s=args.ramp,
+                    concurrent=args.concurrent, prompt=args.prompt, repeat=args.repeat,
+                    sample=args.sample, max_seconds=args.max_seconds, echo=not args.no_echo,
+                    realtime=args.realtime, bucket_dir=Path(args.bucket) if args.bucket else None,
+                    out_dir=Path(args.out) if args.out else None)
+    if args.handler:
+        spec.handler = args.handler
+    if args.scenario:
+        spec.scenario = Path(args.scenario)
+    try:
+        result = run_load(spec, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except LoadError as exc:
+        print(f"sip-harness load: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CaptureError as exc:
+        print(f"sip-harness load: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result.summary, indent=2))
+    return EXIT_OK if result.summary["passed"] else EXIT_FAILED
+
+
 def cmd_fidelity_compare(args) -> int:
     """Run the profile's call flow on the emulator and diff its invocations with the trace."""
     import json
     from .fidelity import TraceError, compare, journal_records, read_trace, report_json
-    from .runner import ProfileRun
+    from .run.profile import ProfileRun
     try:
         trace = read_trace(Path(args.trace))
     except (OSError, TraceError) as exc:
@@ -407,7 +434,7 @@ def _words_text(document: dict) -> str:
 
 DESCRIPTION = """\
 SIP test harness with media emulation for Amazon Chime SDK SIP media applications: run,
-validate, serve, calls, call, analyze and fidelity (each command has its own --help).
+validate, serve, calls, call, analyze, load and fidelity (each command has its own --help).
 
 exit codes: 0 every profile passed; 1 a profile failed or erred; 2 bad usage or an invalid
 profile (the message names file, line and field)."""
@@ -549,6 +576,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
     analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
                          help="decrypt the SRTP from HOST:PORT with this SDES inline key")
+    load = command("load", "many calls from SIPp and pjsua2 into an embedded stub, a sample "
+                           "verified on the wire (JSON summary on stdout)", cmd_load)
+    load.add_argument("--calls", type=int, default=100, help="calls SIPp places (0: none)")
+    load.add_argument("--pjsua2", type=int, default=0, help="calls pjsua2 workers place")
+    load.add_argument("--rate", type=float, default=10.0, help="new calls per second, per source")
+    load.add_argument("--ramp", type=int, default=0, help="seconds SIPp takes to climb to --rate")
+    load.add_argument("--concurrent", type=int, help="at most this many calls up, per source")
+    load.add_argument("--prompt", default="tone-1000hz.wav",
+                      help="the handler's prompt, a key under BUCKET/prompts (the default one is "
+                           "written into OUT when no --bucket is given)")
+    load.add_argument("--repeat", type=int, default=1, help="times the prompt plays before the hangup")
+    load.add_argument("--sample", type=int, default=8, help="RTP port pairs captured (0: no capture)")
+    load.add_argument("--max-seconds", type=float, default=120.0, help="stop after this long")
+    load.add_argument("--no-echo", action="store_true", help="SIPp sends no RTP back")
+    load.add_argument("--realtime", action="store_true", help="the stub's thread under SCHED_FIFO (root)")
+    load.add_argument("--bucket", help="the bucket folder the prompt is in (BUCKET/prompts/PROMPT)")
+    load.add_argument("--handler", help="a handler that plays $BENCH_PROMPT $BENCH_REPEAT times and "
+                                        "hangs up (default: the bundled play_hangup.py)")
+    load.add_argument("--scenario", help="SIPp's scenario: a caller that waits for the stub's BYE "
+                                         "(default: the bundled uac_until_bye.xml)")
+    load.add_argument("--out", help="artifact folder (default: a new temporary one)")
     fidelity = command("fidelity", "compare traces of the real service with the emulator", None)
     fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)
     fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE",

@@ -118,7 +118,7 @@ def served_config(options: ServeOptions):
     from .api.server import ApiSettings
     from .control import ControlSettings
     from .profiles.schema import load_profile
-    from .runner import stub_config
+    from .run.setup import stub_config
     from .stub import StubConfig
     out = options.out.resolve()
     profile = load_profile(options.profile) if options.profile else None
@@ -146,7 +146,7 @@ def served_config(options: ServeOptions):
 def session_config(path: Path, run_dir: Path):
     """A remote run's session: its profile's stub section, its files in `run_dir`."""
     from .profiles.schema import load_profile
-    from .runner import stub_config
+    from .run.setup import stub_config
     return stub_config(load_profile(path), run_dir)
 
 

@@ -132,7 +132,9 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
     when there is a capture (the report alone without one)."""
     from .journal_view import JournalView
     from .report import write_profile_reports
-    from .runner import ProfileResult, check_nothing_after_last_hangup, load_prompts
+    from .results import ProfileResult
+    from .run.verify import check_nothing_after_last_hangup
+    from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import write_pcap
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,8 +149,9 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
     tx = next((e["transaction_id"] for e in entries if e.get("transaction_id")), "?")
     sma = next((e.get("sip_media_application_id") for e in entries if e["kind"] == "call_arrived"), None)
     result = ProfileResult(f"transaction {tx}", sma or "", str(folder))
-    result.checks = [check_nothing_after_last_hangup(entries)]
-    result.problems = [p.to_json() for p in JournalView(entries).problems()]
+    journal = JournalView(entries)
+    result.checks = [check_nothing_after_last_hangup(journal)]
+    result.problems = [p.to_json() for p in journal.problems()]
     result.verdict = "pass" if all(c.passed for c in result.checks) and not result.problems else "fail"
     times = [e["time"] for e in entries]
     result.duration_s = round(max(times) - min(times), 3) if times else 0.0

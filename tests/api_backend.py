@@ -22,7 +22,7 @@ CREDENTIALS = {"AKIDOWNER": ("owner-secret", OWNER_ACCOUNT),
 
 
 class ModelBackend:
-    """`harness.api.server.Backend` over a real `SmaService`; transactions are the model's own."""
+    """`harness.api.operations.Backend` over a real `SmaService`; transactions are the model's own."""
 
     def __init__(self):
         self.service = SmaService(time.monotonic, lambda: int(time.time() * 1000))

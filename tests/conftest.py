@@ -55,7 +55,7 @@ def stub(tmp_path):
         yield s
 
 
-UNTIL_BYE = ROOT / "bench" / "scenarios" / "uac_until_bye.xml"
+UNTIL_BYE = ROOT / "harness" / "run" / "load_assets" / "uac_until_bye.xml"
 
 
 class SippCall:

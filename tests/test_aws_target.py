@@ -16,7 +16,7 @@ import yaml
 
 from conftest import PROFILES, ROOT, SMA_ID, require_capture
 from harness import cli
-from harness.runner import RTP_PORTS_PER_RUN, rtp_block
+from harness.run.setup import RTP_PORTS_PER_RUN, rtp_block
 from sip_harness.trace import TRACE_FILE_ENV
 
 ACCESS_KEY, SECRET = "AKIDSTANDIN0000001", "stand-in-secret"

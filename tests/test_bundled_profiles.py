@@ -4,7 +4,7 @@ import pytest
 
 from conftest import PROFILES
 from harness.profiles.schema import load_profile
-from harness.runner import ProfileRun
+from harness.run.profile import ProfileRun
 
 
 @pytest.mark.parametrize("path", sorted(PROFILES.glob("*.yaml")), ids=lambda p: p.stem)

@@ -8,7 +8,7 @@ import pytest
 from conftest import PROFILES, require_tool
 from harness.media.sources import read_wav
 from harness.profiles.schema import load_profile
-from harness.runner import ProfileRun
+from harness.run.profile import ProfileRun
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import tone_frequency
 
@@ -67,8 +67,7 @@ def test_the_caller_heard_the_first_prompt_then_the_second(run):
 
 def wire_result(run):
     """What a run shows on the wire: the SIP ladder and the prompts the stub played."""
-    from harness.runner import load_prompts
-    from harness.wire.audio import label_packets, segments
+    from harness.wire.audio import label_packets, load_prompts, segments
     wire = analyze_pcap(f"{run.run_dir}/capture.pcap")
     (dialog,) = wire.dialogs.values()
     journal = json.loads(open(f"{run.run_dir}/journal.json").read())

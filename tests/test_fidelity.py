@@ -12,7 +12,7 @@ from conftest import PROFILES, ROOT, require_capture
 from harness import cli
 from harness.fidelity import compare, journal_records, read_trace
 from harness.profiles.schema import load_profile
-from harness.runner import ProfileRun
+from harness.run.profile import ProfileRun
 from sip_harness.trace import MARK, TRACE_FILE_ENV, traced
 
 PROFILE = PROFILES / "update_switches_prompt.yaml"

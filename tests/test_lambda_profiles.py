@@ -13,7 +13,8 @@ from conftest import PROFILES
 from harness.local_aws import LocalAws, LocalAwsConfig, LocalAwsError
 from harness.profiles.schema import load_profile
 from harness.profiles.strict import ProfileError
-from harness.runner import _check_table, local_aws_config, stub_config
+from harness.run.setup import local_aws_config, stub_config
+from harness.run.verify import check_table
 from harness.sma import runtimes
 from harness.stub import Stub
 
@@ -196,14 +197,14 @@ def test_a_seed_the_service_refuses_stops_the_stub_from_starting(tmp_path):
 
 def test_an_expected_item_that_differs_fails_with_what_was_found():
     found = [{"caller": "+1", "calls": 2, "ended": "2026-01-01T00:00:00Z"}]
-    ok = _check_table("T", found, [{"key": {"caller": "+1"}, "calls": 2,
+    ok = check_table("T", found, [{"key": {"caller": "+1"}, "calls": 2,
                                     "ended": {"matches": r"\d{4}-.*Z"}}])
     assert ok.passed
-    bad = _check_table("T", found, [{"key": {"caller": "+1"}, "calls": 3},
+    bad = check_table("T", found, [{"key": {"caller": "+1"}, "calls": 3},
                                     {"key": {"caller": "+9"}}])
     assert not bad.passed
     assert bad.detail == "item {'caller': '+1'}: calls is 2, expected 3; no item with key {'caller': '+9'}"
-    assert not _check_table("T", None, [{"key": {"caller": "+1"}}]).passed
+    assert not check_table("T", None, [{"key": {"caller": "+1"}}]).passed
 
 
 def test_a_seeded_table_has_its_global_secondary_indexes():

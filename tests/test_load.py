@@ -3,7 +3,7 @@ hung up by the stub after its prompt; every call is in the sample and verified o
 import time
 
 from conftest import require_tool
-from harness.load import LoadSpec, run_load
+from harness.run.load import LoadSpec, run_load
 
 
 def test_load_mode_smoke(tmp_path):
@@ -22,3 +22,11 @@ def test_load_mode_smoke(tmp_path):
     assert s["sample"]["rtp_lost"] == 0
     assert s["passed"]
     assert (tmp_path / "summary.json").is_file() and (tmp_path / "capture.pcap").is_file()
+
+
+def test_the_load_command_names_what_it_lacks_before_it_starts_anything(tmp_path, capsys):
+    from harness.cli import main
+    assert main(["load", "--prompt", "welcome.wav", "--out", str(tmp_path)]) == 2
+    assert "the prompt 'welcome.wav' needs the bucket folder it is in" in capsys.readouterr().err
+    assert main(["load", "--bucket", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert f"no prompt {tmp_path / 'prompts' / 'tone-1000hz.wav'}" in capsys.readouterr().err

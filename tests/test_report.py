@@ -25,7 +25,9 @@ from harness.report import write_profile_reports, write_junit
 from harness.report.json_report import build_report
 from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 from harness.report.json_report import SCHEMA_PATH
-from harness.runner import Check, ProfileResult, ProfileRun, load_prompts
+from harness.results import Check, ProfileResult
+from harness.run.profile import ProfileRun
+from harness.wire.audio import load_prompts
 from harness.wire.analysis import analyze_pcap
 from harness.testing.captures import CaptureBuilder, sdp_body, sip_message
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import stub_config, wait_until
 from harness.control import ControlSettings
 from harness.journal import Journal, MalformedTally
-from harness.runner import rtp_block
+from harness.run.setup import rtp_block
 from harness.stub import Stub
 from test_fuzz_sip import BASE, message, sdp
 from webclient import call as http

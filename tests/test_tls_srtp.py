@@ -12,7 +12,7 @@ from conftest import PROFILES, require_capture
 from harness import cli
 from harness.media.srtp import SrtpContext
 from harness.profiles.schema import load_profile
-from harness.runner import ProfileRun
+from harness.run.profile import ProfileRun
 from harness.sip.digest import DigestChallenger, parse_params
 from harness.sip.sdes import SdesCrypto, SdesError
 from harness.sip.sdp import SdpError, answer_offer, build_answer, parse_sdp
@@ -157,7 +157,7 @@ def test_tls_stub_refuses_wrong_credentials_and_plain_rtp(tmp_path):
     credentials end in 407, a plain-RTP offer in 488, and the right call still goes through."""
     import dataclasses
     from harness.caller import Caller
-    from harness.runner import stub_config
+    from harness.run.setup import stub_config
     from harness.stub import Stub
     profile = load_profile(PROFILES / "update_switches_prompt_tls_srtp.yaml")
     config = stub_config(profile, tmp_path)

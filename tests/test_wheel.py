@@ -2,6 +2,7 @@
 venv outside the checkout, runs a user's own pytest file (their handler, a call, an update with
 boto3, a check on the capture) through the documented API only, and `serve` starts without a
 profile from any folder."""
+import json
 import math
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, ROOT, require_capture
+from conftest import free_port, ROOT, require_capture, require_tool
 
 USER_HANDLER = '''\
 def play(key, repeat=1):
@@ -119,6 +120,21 @@ def test_a_users_own_pytest_file_runs_against_the_installed_wheel(installed, tmp
     (folder,) = (tmp_path / "artifacts").iterdir()
     assert (folder / "capture.pcap").stat().st_size > 10_000
     assert (folder / "handler-greeter.log").exists()
+
+
+def test_the_installed_load_command_runs_from_any_folder_with_what_the_wheel_holds(installed, tmp_path):
+    """`sip-harness load` needs nothing of a checkout: its handler and SIPp scenario are in
+    the wheel, its prompt is written into the run folder."""
+    require_capture()
+    require_tool("sipp")
+    done = subprocess.run([str(installed / "bin" / "sip-harness"), "load", "--calls", "4", "--rate", "4",
+                           "--sample", "4", "--max-seconds", "30", "--out", str(tmp_path / "load")],
+                          cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["passed"] and summary["sources"]["sipp"]["succeeded"] == 4
+    assert summary["sample"]["verified"] == summary["sample"]["calls"] == 4
+    assert "site-packages" in summary["spec"]["handler"] and "site-packages" in summary["spec"]["scenario"]
 
 
 def test_the_installed_command_serves_without_a_profile_from_any_folder(installed, tmp_path):

@@ -14,7 +14,7 @@ from harness.media.g711 import ulaw_decode, ulaw_encode
 from harness.media.rtp import RtpPacket
 from harness.media.sources import read_wav
 from harness.profiles.schema import load_profile
-from harness.runner import ProfileRun
+from harness.run.profile import ProfileRun
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import content_segments, label_packets, segments, stream_pcm
 from harness.testing.captures import CaptureBuilder

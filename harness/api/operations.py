@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
 from ..sma.errors import BadRequest, Forbidden, NotFound
 from ..sma.sip_headers import InvalidSipHeaders, check_sip_headers
 from ..sma.model import SipMediaApplication, SipRule
+from ..sma.service import SmaService
 from .validation import json_body, optional_query_id, page, path_id, phone_number, string_map
 
-if TYPE_CHECKING:
-    from .server import Backend
+
+class Backend(Protocol):
+    """What the API needs from the stub."""
+
+    service: SmaService  # applications and rules, for the read operations and ownership
+    draining: bool  # True while shutting down: every operation answers 503
+
+    def update_call(self, sma_id: str, transaction_id: str,
+                    arguments: dict[str, str]) -> str: ...
+
+    def create_call(self, sma_id: str, from_number: str, to_number: str,
+                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str: ...
+
 
 CALLER_ACCOUNT = web.RequestKey("caller_account", str | None)
 

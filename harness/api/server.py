@@ -15,17 +15,15 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from aiohttp import web
 
 from ..sma.errors import BadRequest, Forbidden, ServiceUnavailable, SmaError
-from ..sma.service import SmaService
 from .auth import SigV4Verifier
 from .errors import Throttled, error_parts
 from .hosts import is_allowed
 from .openapi import openapi_document
-from .operations import CALLER_ACCOUNT, OPERATION_NAMES, ROUTES, Operations, ok
+from .operations import CALLER_ACCOUNT, OPERATION_NAMES, ROUTES, Backend, Operations, ok
 from .throttle import TokenBuckets
 
 log = logging.getLogger(__name__)
@@ -33,19 +31,6 @@ MAX_BODY_BYTES = 256 * 1024
 #: The application's SigV4 verifier (None when no credentials are configured), for the
 #: routes other modules add (the control routes accept a signature instead of their token).
 VERIFIER = web.AppKey("sigv4_verifier", object)
-
-
-class Backend(Protocol):
-    """What the API needs from the stub."""
-
-    service: SmaService  # applications and rules, for the read operations and ownership
-    draining: bool  # True while shutting down: every operation answers 503
-
-    def update_call(self, sma_id: str, transaction_id: str,
-                    arguments: dict[str, str]) -> str: ...
-
-    def create_call(self, sma_id: str, from_number: str, to_number: str,
-                    sip_headers: dict[str, str], arguments: dict[str, str]) -> str: ...
 
 
 @dataclass(frozen=True)

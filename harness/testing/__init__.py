@@ -63,9 +63,7 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
     """
     import dataclasses
     from ..profiles.schema import handler_path, load_profile
-    from ..runner import RTP_PORTS_PER_RUN, rtp_block, stub_config
-    from ..sma.model import SipMediaApplication, SipRule, rule_id
-    from ..stub import StubConfig
+    from ..run.setup import handler_config, stub_config
     run_dir, base = Path(run_dir), Path(base or Path.cwd())
     if handler is not None:
         handler = handler_path(base, str(handler))
@@ -80,17 +78,12 @@ def stub_config_for(handler: str | Path | None = None, *, profile: str | Path | 
         return config
     if handler is None:
         raise ValueError("name a handler or a profile")
-    sma = SipMediaApplication(sma_id, handler, name=Path(handler.partition(":")[0]).stem or "handler",
-                              environment=dict(environment or {}), runtime=runtime)
-    rules = [SipRule(rule_id(f"{sma_id}/{i + 1}"), "ToPhoneNumber", number, [(1, sma_id)])
-             for i, number in enumerate(numbers)]
     if bucket is None:
         bucket = run_dir / "bucket"
         bucket.mkdir(parents=True, exist_ok=True)
-    low = rtp_block()
-    return StubConfig([sma], rules, Path(bucket).resolve(), run_dir=run_dir,
-                      handler_timeout_s=timeout_ms / 1000, handler_retries=retries,
-                      rtp_port_range=(low, low + RTP_PORTS_PER_RUN))
+    return handler_config(handler, Path(bucket), run_dir, sma_id=sma_id, numbers=numbers,
+                          environment=environment, runtime=runtime, timeout_s=timeout_ms / 1000,
+                          retries=retries)
 
 
 class SmaStub:
@@ -136,7 +129,7 @@ class SmaStub:
 
     def api_client(self):
         """A chime-sdk-voice client (botocore, the same interface as boto3's) bound to the stub."""
-        from ..runner import api_client
+        from ..run.setup import api_client
         return api_client(self.stub, REGION)
 
     def add_route(self, number: str, uri: str) -> None:
@@ -172,13 +165,12 @@ class WireCapture:
     """A capture of a stub's SIP, API and RTP ports into `path` (needs CAP_NET_RAW)."""
 
     def __init__(self, stub: SmaStub, path: str | Path):
+        from ..run.setup import stub_filter
         from ..wire.capture import Capture
         cfg = stub.config
-        ports = f"port {stub.sip_port} or tcp port {stub.api_port}"
-        if cfg.rtp_port_range:
-            ports += f" or udp portrange {cfg.rtp_port_range[0]}-{cfg.rtp_port_range[1]}"
         self.stub, self.path = stub, Path(path)
-        self._capture = Capture(str(self.path), iface="lo", bpf=f"host {cfg.host} and ({ports})")
+        self._capture = Capture(str(self.path), iface="lo", bpf=stub_filter(
+            cfg.host, stub.sip_port, stub.api_port, cfg.rtp_port_range))
         self._analysis: WireAnalysis | None = None
         self.stats = None
 
@@ -200,7 +192,8 @@ class WireCapture:
         """The capture analysed: SIP ladder and dialogs, HTTP requests, RTP streams (stops it)."""
         from ..wire.analysis import analyze_pcap
         if self._analysis is None:
-            time.sleep(0.3)  # the last BYE/200 and RTP reach the socket
+            from ..run.setup import SETTLE_S
+            time.sleep(SETTLE_S)  # the last BYE/200 and RTP reach the socket
             self.stop()
             self._analysis = analyze_pcap(str(self.path))
         return self._analysis
@@ -208,8 +201,7 @@ class WireCapture:
     def prompts(self, call: Call) -> list[str]:
         """The prompts (WAV file names in the stub's bucket) the stub played to `call`, in
         order, as the capture shows them."""
-        from ..runner import load_prompts
-        from ..wire.audio import prompts_played
+        from ..wire.audio import load_prompts, prompts_played
         leg = next((l for l in self.stub.journal().legs() if l.sip_call_id == call.call_id), None)
         if leg is None:
             raise CallerError(f"the stub has no leg for {call!r}")

@@ -21,7 +21,7 @@ from conftest import PROFILES, ROOT, stub_config
 from harness.api.server import ApiSettings
 from harness.control import ControlSettings
 from harness.profiles.schema import load_profile
-from harness.runner import stub_config as profile_stub_config
+from harness.run.setup import stub_config as profile_stub_config
 from harness.stub import Stub
 from webclient import call, free_port, wait_ready
 

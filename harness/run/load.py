@@ -1,29 +1,27 @@
-"""Load mode: many calls into an embedded stub, from SIPp and from pjsua2, a sample on the wire.
+"""Load mode (`sip-harness load`): many calls into an embedded stub, from SIPp and from pjsua2,
+a sample of them verified on the wire.
 
-The stub serves `bench/handlers/play_hangup.py`: every call hears a prompt and is hung up by
-the stub. SIPp (`bench/scenarios/uac_until_bye.xml`, `-rtp_echo` sends the stub's RTP back)
-and a pool of pjsua2 workers each place their calls at `rate` per second, with at most
-`concurrent` up at once (`sipp -r R -l N`): a high rate and a limit keep N calls up.
+The stub serves a handler that plays a prompt and hangs up (by default `load_assets/
+play_hangup.py`, with a 2 s 1000 Hz tone written into the run folder as its prompt; a handler,
+a bucket folder and a SIPp scenario of your own can be passed in). SIPp (the scenario
+`load_assets/uac_until_bye.xml`; `-rtp_echo` sends the stub's RTP back) and a pool of pjsua2
+workers each place their calls at `rate` per second, with at most `concurrent` up at once
+(`sipp -r R -l N`): a high rate and a limit keep N calls up.
 
 The sample: the capture takes every SIP message plus the RTP of the lowest `sample` port pairs
 of the stub's RTP range (the stub binds the lowest free pair, so the first calls and every call
-that finds one of those pairs free land there); those calls are judged from the capture alone:
-a complete ladder with the stub's BYE, the stub's stream without loss, the prompt recognised.
-The driver prints a progress line a second; every loop is bounded by `max_seconds`.
-
-    python -m harness.load --calls 200 --rate 20 --pjsua2 8 --sample 8
+that finds one of those pairs free land there); `verify.sampled_calls` judges those calls from
+the capture alone. The driver prints a progress line a second; every loop is bounded by
+`max_seconds`.
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import csv
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,27 +31,30 @@ from pathlib import Path
 
 import numpy as np
 
-from .caller import Caller, CallerError
-from .media.sources import read_wav
-from .sma.model import SipMediaApplication, SipRule, rule_id
-from .stub import Stub, StubConfig
-from .wire.analysis import WireAnalysis, analyze_pcap
-from .wire.audio import PromptMatcher, label_packets
-from .wire.capture import Capture
+from ..caller import Caller, CallerError
+from ..journal_view import JournalView
+from ..media.sources import read_wav, tone, write_wav
+from ..stub import Stub
+from ..wire.analysis import analyze_pcap
+from ..wire.capture import Capture
+from .setup import RTP_BASE, capturing, free_rtp_range, handler_config, udp_free
+from .verify import sampled_calls
 
-ROOT = Path(__file__).resolve().parent.parent
-HANDLER = ROOT / "bench" / "handlers" / "play_hangup.py"
-SCENARIO = ROOT / "bench" / "scenarios" / "uac_until_bye.xml"
-BUCKET = ROOT / "sip_profiles" / "bucket"
+ASSETS = Path(__file__).resolve().parent / "load_assets"
 HOST = "127.0.0.1"
 TO, FROM = "+14345550101", "+14255550199"
 SMA_ID = "load-sma"
+#: the prompt load mode writes when no bucket folder is given
+DEFAULT_PROMPT, DEFAULT_PROMPT_HZ, DEFAULT_PROMPT_S = "tone-1000hz.wav", 1000.0, 2.0
 TICK_S = 0.05
 JOURNAL_BYTES_PER_CALL = 32 * 1024  # journal kept per call, so the summary counts every call
 SETUP_TIMEOUT_S = 10.0
-#: The stub's RTP ports lie below the kernel's ephemeral range (no SIP or API socket falls in
-#: them) and above SIPp's media ports.
-SIPP_MEDIA_BASE, RTP_BASE, RTP_TOP = 7000, 10000, 32000
+#: SIPp's media ports lie below the stub's RTP ports
+SIPP_MEDIA_BASE = 7000
+
+
+class LoadError(RuntimeError):
+    """The load cannot run as asked (SIPp missing, a prompt without its bucket folder)."""
 
 
 @dataclass
@@ -61,20 +62,26 @@ class LoadSpec:
     """What to run. `rate` and `concurrent` apply to each source (SIPp, pjsua2) on its own;
     with `ramp_s`, SIPp's rate climbs in equal steps, one a second, to `rate` over that time.
     `realtime` runs the stub's thread under SCHED_FIFO (root), as a media server would run, so
-    other processes on the machine cannot delay its media clock."""
+    other processes on the machine cannot delay its media clock.
+
+    `handler` plays `<bucket_dir>/prompts/<prompt>` `repeat` times (it reads BENCH_PROMPT and
+    BENCH_REPEAT) and hangs up; `scenario` is SIPp's, a caller that waits for the stub's BYE.
+    Without `bucket_dir`, the default prompt is written into the run folder."""
 
     sipp_calls: int = 100
     pjsua2_calls: int = 0
     rate: float = 10.0
     ramp_s: int = 0
     concurrent: int | None = None
-    prompt: str = "tone-1000hz.wav"
+    prompt: str = DEFAULT_PROMPT
     repeat: int = 1
     sample: int = 8
     max_seconds: float = 120.0
     echo: bool = True
     realtime: bool = False
-    bucket_dir: Path = BUCKET
+    bucket_dir: Path | None = None
+    handler: str = str(ASSETS / "play_hangup.py")
+    scenario: Path = ASSETS / "uac_until_bye.xml"
     rtp_ports: tuple[int, int] | None = None
     out_dir: Path | None = None
     progress_s: float = 1.0
@@ -94,12 +101,16 @@ def run_load(spec: LoadSpec, progress: Callable[[str], None] = print) -> LoadRes
     """Run the load described by `spec`; returns when every call ended or time ran out."""
     out = Path(spec.out_dir or tempfile.mkdtemp(prefix="sip-harness-load-")).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    prompt_s = len(read_wav((spec.bucket_dir / "prompts" / spec.prompt).read_bytes())) / 8000
-    call_s = prompt_s * spec.repeat
-    ports = spec.rtp_ports or _rtp_range(_ports_needed(spec, call_s))
+    bucket = bucket_folder(spec, out)
+    prompt_pcm = read_wav((bucket / "prompts" / spec.prompt).read_bytes())
+    call_s = len(prompt_pcm) / 8000 * spec.repeat
+    ports = spec.rtp_ports or free_rtp_range(_ports_needed(spec, call_s))
     sample_ports = (ports[0], ports[0] + 2 * spec.sample - 1)
     before = set(threading.enumerate())
-    stub = Stub(_stub_config(spec, out, ports)).start()
+    config = handler_config(spec.handler, bucket, out, sma_id=SMA_ID, name="load", rtp=ports,
+                            environment={"BENCH_PROMPT": spec.prompt, "BENCH_REPEAT": str(spec.repeat)},
+                            journal_max_bytes=JOURNAL_BYTES_PER_CALL * (spec.sipp_calls + spec.pjsua2_calls + 100))
+    stub = Stub(config).start()
     try:
         thread = next(t for t in threading.enumerate() if t not in before and t.name == "sma-stub")
         if spec.realtime:  # the handler processes the thread starts get the normal policy back
@@ -119,45 +130,50 @@ def run_load(spec: LoadSpec, progress: Callable[[str], None] = print) -> LoadRes
     if stats is not None:
         summary["capture"] = {"path": stats.path, "packets": stats.packets,
                               "kernel_drops": stats.kernel_drops}
-        summary["sample"] = verify_sample(analyze_pcap(stats.path), journal, stub.sip_port,
-                                          sample_ports, spec, prompt_s)
+        summary["sample"] = sampled_calls(analyze_pcap(stats.path), JournalView(journal), HOST,
+                                          stub.sip_port, sample_ports, spec.prompt, prompt_pcm,
+                                          round(call_s / 0.02))
     summary["passed"] = _passed(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return LoadResult(summary, journal, driver.cpu)
 
 
-def _stub_config(spec: LoadSpec, out: Path, ports: tuple[int, int]) -> StubConfig:
-    sma = SipMediaApplication(SMA_ID, str(HANDLER), name="load", environment={
-        "BENCH_PROMPT": spec.prompt, "BENCH_REPEAT": str(spec.repeat)})
-    return StubConfig([sma], [SipRule(rule_id("load"), "ToPhoneNumber", "*", [(1, SMA_ID)])],
-                      spec.bucket_dir.resolve(), run_dir=out, rtp_port_range=ports,
-                      journal_max_bytes=JOURNAL_BYTES_PER_CALL * (spec.sipp_calls + spec.pjsua2_calls + 100))
+def bucket_folder(spec: LoadSpec, out: Path) -> Path:
+    """The bucket folder the handler plays from: the spec's, or one in `out` holding the
+    default prompt."""
+    if spec.bucket_dir is not None:
+        bucket = Path(spec.bucket_dir).resolve()
+        if not (bucket / "prompts" / spec.prompt).is_file():
+            raise LoadError(f"no prompt {bucket / 'prompts' / spec.prompt}")
+        return bucket
+    if spec.prompt != DEFAULT_PROMPT:
+        raise LoadError(f"the prompt {spec.prompt!r} needs the bucket folder it is in "
+                        f"(<bucket>/prompts/{spec.prompt}): give --bucket")
+    bucket = out / "bucket"
+    (bucket / "prompts").mkdir(parents=True, exist_ok=True)
+    write_wav(bucket / "prompts" / DEFAULT_PROMPT, tone(DEFAULT_PROMPT_HZ, DEFAULT_PROMPT_S))
+    return bucket
 
 
 def _drive(spec: LoadSpec, stub: Stub, driver: "_Driver", pcap: Path, sample_ports: tuple[int, int],
            call_s: float):
     """Capture the sample, start the callers, run the driver; stop everything it started."""
-    capture = sipp = caller = None
-    stats = None
-    try:
-        if spec.sample:
-            capture = Capture(pcap, bpf=f"udp and host {HOST} and (port {stub.sip_port} or "
-                                         f"portrange {sample_ports[0]}-{sample_ports[1]})")
-            capture.start()
-        if spec.sipp_calls:
-            sipp = _Sipp(spec, stub.sip_port, pcap.parent, call_s)
-        if spec.pjsua2_calls:
-            caller = Caller(workdir=pcap.parent / "caller")
-        driver.run(sipp, caller)
-    finally:
-        if sipp is not None:
-            sipp.stop()
-        if caller is not None:
-            caller.close()
-        if capture is not None:
-            time.sleep(0.3)  # the last BYE/200 and RTP reach the capture
-            stats = capture.stop()
-    return sipp, stats
+    sipp = caller = None
+    capture = Capture(pcap, bpf=f"udp and host {HOST} and (port {stub.sip_port} or "
+                                f"portrange {sample_ports[0]}-{sample_ports[1]})") if spec.sample else None
+    with capturing(capture) if capture is not None else contextlib.nullcontext():
+        try:
+            if spec.sipp_calls:
+                sipp = _Sipp(spec, stub.sip_port, pcap.parent, call_s)
+            if spec.pjsua2_calls:
+                caller = Caller(workdir=pcap.parent / "caller")
+            driver.run(sipp, caller)
+        finally:
+            if sipp is not None:
+                sipp.stop()
+            if caller is not None:
+                caller.close()
+    return sipp, capture.stats if capture is not None else None
 
 
 def _ports_needed(spec: LoadSpec, call_s: float) -> int:
@@ -165,24 +181,6 @@ def _ports_needed(spec: LoadSpec, call_s: float) -> int:
     up = sum(min(calls, spec.concurrent or calls, int(spec.rate * (call_s + 5)) + 1)
              for calls in (spec.sipp_calls, spec.pjsua2_calls))
     return 2 * (up + spec.sample + 32)
-
-
-def _rtp_range(size: int) -> tuple[int, int]:
-    """A random range of `size` ports below the ephemeral range whose first ports are free."""
-    for _ in range(50):
-        lo = random.randrange(RTP_BASE, RTP_TOP - size, 2)
-        if all(_udp_free(port) for port in range(lo, lo + 8)):
-            return lo, lo + size - 1
-    raise OSError("no free RTP port range")
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def udp_drops(sip_port: int, rtp_ports: tuple[int, int]) -> dict:
@@ -205,11 +203,11 @@ class _Sipp:
     def __init__(self, spec: LoadSpec, port: int, out: Path, call_s: float):
         sipp = shutil.which("sipp")
         if sipp is None:
-            raise RuntimeError("sipp is not installed (Debian package sip-tester)")
+            raise LoadError("sipp is not installed (Debian package sip-tester)")
         self.stats = out / "sipp-stats.csv"
         media_port = next(p for p in range(SIPP_MEDIA_BASE, RTP_BASE, 4)
-                          if all(_udp_free(p + i) for i in range(4)))
-        argv = [sipp, "-sf", str(SCENARIO), "-s", TO, "-i", HOST, "-mi", HOST, "-p", "0",
+                          if all(udp_free(p + i, HOST) for i in range(4)))
+        argv = [sipp, "-sf", str(spec.scenario), "-s", TO, "-i", HOST, "-mi", HOST, "-p", "0",
                 "-mp", str(media_port), "-m", str(spec.sipp_calls),
                 "-recv_timeout", str(int((call_s + 30) * 1000)),
                 "-timeout", f"{int(spec.max_seconds) + 5}s", "-timeout_error",
@@ -362,94 +360,28 @@ class _Driver:
             if len(self.cpu) > 1 else 0.0
         return {"spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(spec).items()},
                 "out_dir": str(self.out), "seconds": round(elapsed, 2), "sources": sources,
-                "stub": {**stub_figures(journal), "cpu_share": round(cpu, 3), "left_open": leftovers}}
+                "stub": {**stub_figures(JournalView(journal)), "cpu_share": round(cpu, 3),
+                         "left_open": leftovers}}
 
 
-def stub_figures(journal: list[dict]) -> dict:
+def stub_figures(journal: JournalView) -> dict:
     """Counts, peak concurrency and INVITE-to-answer times from the stub's journal."""
-    kinds: dict[str, int] = {}
-    arrived, answered, steps = {}, [], []
-    for e in journal:
-        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
-        if e["kind"] == "call_arrived":
-            arrived[e["transaction_id"]] = e["time"]
-            steps.append((e["time"], 1))
-        elif e["kind"] == "answered" and e["transaction_id"] in arrived:
-            answered.append(e["time"] - arrived[e["transaction_id"]])
-        elif e["kind"] == "sip_ended":
-            steps.append((e["time"], -1))
+    arrivals, ended = journal.of_kind("call_arrived"), journal.of_kind("sip_ended")
+    arrived = {e["transaction_id"]: e["time"] for e in arrivals}
+    answered = [e["time"] - arrived[e["transaction_id"]] for e in journal.of_kind("answered")
+                if e["transaction_id"] in arrived]
     up = peak = 0
-    for _, step in sorted(steps):
+    for _, step in sorted([(e["time"], 1) for e in arrivals] + [(e["time"], -1) for e in ended]):
         up += step
         peak = max(peak, up)
     setup = np.array(answered) * 1000 if answered else np.zeros(1)
-    by_stub = sum(1 for e in journal if e["kind"] == "sip_ended" and e.get("by") == "local")
-    return {"calls_arrived": kinds.get("call_arrived", 0), "answered": len(answered),
-            "ended": kinds.get("sip_ended", 0), "hung_up_by_stub": by_stub, "peak_up": peak,
-            "rejected": kinds.get("sip_rejected", 0), "internal_errors": kinds.get("internal_error", 0),
-            "handler_failures": sum(1 for e in journal if e["kind"] == "response" and e.get("failed")),
+    return {"calls_arrived": len(arrivals), "answered": len(answered),
+            "ended": len(ended), "hung_up_by_stub": sum(1 for e in ended if e.get("by") == "local"),
+            "peak_up": peak, "rejected": len(journal.of_kind("sip_rejected")),
+            "internal_errors": len(journal.of_kind("internal_error")),
+            "handler_failures": sum(1 for e in journal.of_kind("response") if e.get("failed")),
             "answer_ms_p50": round(float(np.percentile(setup, 50)), 2),
             "answer_ms_p99": round(float(np.percentile(setup, 99)), 2)}
-
-
-def verify_sample(wire: WireAnalysis, journal: list[dict], sip_port: int, ports: tuple[int, int],
-                  spec: LoadSpec, prompt_s: float) -> dict:
-    """Judge, from the capture alone, every call whose stub RTP port lies in `ports`."""
-    pcm = read_wav((spec.bucket_dir / "prompts" / spec.prompt).read_bytes())
-    matcher = PromptMatcher({spec.prompt: pcm})
-    expected = round(prompt_s * spec.repeat / 0.02)
-    calls = [e for e in journal if e["kind"] == "call_arrived" and ports[0] <= e["rtp_port"] <= ports[1]]
-    next_use: dict[str, float] = {}  # a call's port serves the next call from that call's arrival
-    last: dict[int, dict] = {}
-    for call in calls:
-        if call["rtp_port"] in last:
-            next_use[last[call["rtp_port"]]["sip_call_id"]] = call["time"]
-        last[call["rtp_port"]] = call
-    failures, deviations, lost = [], [], 0
-    for call in calls:
-        problem, stream = _check_call(wire, call, next_use.get(call["sip_call_id"]), sip_port)
-        if stream is not None:
-            lost += stream.stats.lost
-            ts = np.array([f.ts_ns for f in stream.packets], dtype=np.int64)
-            deviations.append(np.abs(np.diff(ts) / 1e6 - 20.0))
-            heard = sum(1 for p in label_packets(stream, matcher=matcher)
-                        if p.kind == "prompt" and p.prompt == spec.prompt)
-            if problem is None and heard < 0.95 * expected:
-                problem = f"{spec.prompt} heard in {heard} packets of the {expected} it takes"
-        if problem is not None:
-            failures.append(f"{call['sip_call_id']}: {problem}")
-    dev = np.concatenate(deviations) if deviations else np.zeros(1)
-    return {"ports": list(ports), "calls": len(calls), "verified": len(calls) - len(failures),
-            "failures": failures[:5], "rtp_lost": lost,
-            "interval_deviation_ms_p99": round(float(np.percentile(dev, 99)), 3),
-            "interval_deviation_ms_max": round(float(dev.max()), 3)}
-
-
-def _check_call(wire: WireAnalysis, call: dict, until: float | None, sip_port: int):
-    """(problem or None, the stub's RTP stream to the caller or None) for one sampled call whose
-    port serves the next call from `until` on."""
-    dialog = wire.dialogs.get(call["sip_call_id"], [])
-    seen = {_label(m) for m in dialog}
-    missing = [step for step in ("INVITE", "200 INVITE", "ACK", "BYE", "200 BYE") if step not in seen]
-    if missing:
-        return f"not on the wire: {', '.join(missing)}", None
-    bye = next(m for m in dialog if _label(m) == "BYE")
-    if bye.src[1] != sip_port:
-        return "the BYE did not come from the stub", None
-    end = until or float("inf")
-    streams = [s for s in wire.streams(src=(HOST, call["rtp_port"]))
-               if call["time"] <= s.start_ts_ns / 1e9 < end]
-    if len(streams) != 1:
-        return f"{len(streams)} RTP streams from the stub's port {call['rtp_port']}", None
-    stream = streams[0]
-    if stream.stats.lost or stream.stats.sequence_errors:
-        return f"{stream.stats.lost} RTP packets lost, {stream.stats.sequence_errors} sequence errors", stream
-    return None, stream
-
-
-def _label(msg) -> str:
-    m = msg.message
-    return m.method if hasattr(m, "method") else f"{m.status} {m.cseq[1]}"
 
 
 def _passed(summary: dict) -> bool:
@@ -460,33 +392,3 @@ def _passed(summary: dict) -> bool:
     sampled = sample is None or (sample["calls"] > 0 and sample["verified"] == sample["calls"])
     stub = summary["stub"]
     return placed and sampled and not stub["left_open"] and not stub["internal_errors"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sip-harness load", description=__doc__.splitlines()[0])
-    p.add_argument("--calls", type=int, default=100, help="calls SIPp places (0: none)")
-    p.add_argument("--pjsua2", type=int, default=0, help="calls pjsua2 workers place")
-    p.add_argument("--rate", type=float, default=10.0, help="new calls per second, per source")
-    p.add_argument("--ramp", type=int, default=0, help="seconds SIPp takes to climb to --rate")
-    p.add_argument("--concurrent", type=int, help="at most this many calls up, per source")
-    p.add_argument("--prompt", default="tone-1000hz.wav", help="key under <bucket>/prompts")
-    p.add_argument("--repeat", type=int, default=1, help="times the prompt plays before the hangup")
-    p.add_argument("--sample", type=int, default=8, help="RTP port pairs captured (0: no capture)")
-    p.add_argument("--max-seconds", type=float, default=120.0, help="stop after this long")
-    p.add_argument("--no-echo", action="store_true", help="SIPp sends no RTP back")
-    p.add_argument("--realtime", action="store_true", help="stub thread under SCHED_FIFO (root)")
-    p.add_argument("--bucket", type=Path, default=BUCKET)
-    p.add_argument("--out", type=Path, help="artifact folder (default: a new temporary one)")
-    args = p.parse_args(argv)
-    spec = LoadSpec(sipp_calls=args.calls, pjsua2_calls=args.pjsua2, rate=args.rate, ramp_s=args.ramp,
-                    concurrent=args.concurrent, prompt=args.prompt, repeat=args.repeat,
-                    sample=args.sample, max_seconds=args.max_seconds, echo=not args.no_echo,
-                    realtime=args.realtime,
-                    bucket_dir=args.bucket, out_dir=args.out)
-    result = run_load(spec, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(json.dumps(result.summary, indent=2))
-    return 0 if result.summary["passed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

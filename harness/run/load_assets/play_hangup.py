@@ -1,4 +1,4 @@
-"""Benchmark handler: answers with a prompt, then hangs up.
+"""Load mode's handler (`sip-harness load`, the benchmarks): answers with a prompt, then hangs up.
 
 The prompt is `BENCH_PROMPT` (an S3 key in the bucket "prompts", default tone-1000hz.wav)
 played `BENCH_REPEAT` times (default 1), both from the handler's environment.
