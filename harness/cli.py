@@ -300,20 +300,25 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_load(args) -> int:
-    """Load mode: many calls from SIPp and pjsua2 into an embedded stub, a sample verified on
-    the wire; progress on stderr, the JSON summary on stdout."""
+    """Load mode: many calls from SIPp and pjsua2 into an embedded stub (or one already served,
+    --to), a sample verified on the wire; progress on stderr, the JSON summary on stdout."""
     import json
     from .run.load import LoadError, LoadSpec, run_load
     from .wire.capture import CaptureError
+    target = _host_port(args.to, "--to") if args.to else None
+    if args.api and not target:
+        raise UsageError("--api names the API of the stub --to places the calls into: give --to")
     spec = LoadSpec(sipp_calls=args.calls, pjsua2_calls=args.pjsua2, rate=args.rate, ramp_s=args.ramp,
                     concurrent=args.concurrent, prompt=args.prompt, repeat=args.repeat,
                     sample=args.sample, max_seconds=args.max_seconds, echo=not args.no_echo,
                     realtime=args.realtime, bucket_dir=Path(args.bucket) if args.bucket else None,
-                    out_dir=Path(args.out) if args.out else None)
+                    out_dir=Path(args.out) if args.out else None, target=target, api_url=args.api,
+                    number=args.number, hold_ms=args.hold_ms,
+                    scenario=Path(args.scenario) if args.scenario else None)
     if args.handler:
+        if target:
+            raise UsageError("--handler is for the embedded stub: the served one runs its own")
         spec.handler = args.handler
-    if args.scenario:
-        spec.scenario = Path(args.scenario)
     try:
         result = run_load(spec, progress=lambda line: print(line, file=sys.stderr, flush=True))
     except LoadError as exc:
@@ -324,6 +329,14 @@ def cmd_load(args) -> int:
         return EXIT_FAILED
     print(json.dumps(result.summary, indent=2))
     return EXIT_OK if result.summary["passed"] else EXIT_FAILED
+
+
+def _host_port(text: str, flag: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{flag} {text!r}: give HOST:PORT")
+    return host.strip("[]"), int(port)
 
 
 def cmd_fidelity_compare(args) -> int:
@@ -576,18 +589,30 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
     analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
                          help="decrypt the SRTP from HOST:PORT with this SDES inline key")
-    load = command("load", "many calls from SIPp and pjsua2 into an embedded stub, a sample "
-                           "verified on the wire (JSON summary on stdout)", cmd_load)
+    load = command("load", "many calls from SIPp and pjsua2 into an embedded stub, or into one "
+                           "already served (--to), a sample verified on the wire (JSON summary "
+                           "on stdout)", cmd_load)
     load.add_argument("--calls", type=int, default=100, help="calls SIPp places (0: none)")
     load.add_argument("--pjsua2", type=int, default=0, help="calls pjsua2 workers place")
     load.add_argument("--rate", type=float, default=10.0, help="new calls per second, per source")
     load.add_argument("--ramp", type=int, default=0, help="seconds SIPp takes to climb to --rate")
     load.add_argument("--concurrent", type=int, help="at most this many calls up, per source")
+    load.add_argument("--to", metavar="HOST:PORT",
+                      help="place the calls into the stub (or cluster, `serve --workers N`) served "
+                           "there instead of an embedded one; its own handler answers them")
+    load.add_argument("--api", metavar="URL", help="with --to: the served stub's API, which must "
+                                                   "answer /ready before the first call")
+    load.add_argument("--number", default="+14345550101", help="the number the calls are placed to")
+    load.add_argument("--hold-ms", type=int, metavar="MS",
+                      help="the callers hang up after this long (default: they wait for the stub's BYE)")
     load.add_argument("--prompt", default="tone-1000hz.wav",
                       help="the handler's prompt, a key under BUCKET/prompts (the default one is "
-                           "written into OUT when no --bucket is given)")
+                           "written into OUT when no --bucket is given; with --to, checked only "
+                           "with --bucket)")
     load.add_argument("--repeat", type=int, default=1, help="times the prompt plays before the hangup")
-    load.add_argument("--sample", type=int, default=8, help="RTP port pairs captured (0: no capture)")
+    load.add_argument("--sample", type=int, default=8,
+                      help="calls verified on the wire (0: no capture); embedded: the RTP port "
+                           "pairs captured")
     load.add_argument("--max-seconds", type=float, default=120.0, help="stop after this long")
     load.add_argument("--no-echo", action="store_true", help="SIPp sends no RTP back")
     load.add_argument("--realtime", action="store_true", help="the stub's thread under SCHED_FIFO (root)")

@@ -11,6 +11,7 @@ open), never the live stub.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -24,6 +25,7 @@ from ..media.sources import read_wav, read_wav_channels
 from ..profiles.strict import Invalid
 from ..results import Check
 from ..sip.message import SipResponse
+from ..sip.uri import SipUri, UriError, uri_of
 from ..wire.audio import (PromptMatcher, dtmf_events, label_packets, load_prompts, prompts_in, segments,
                           stream_pcm, tone_frequency)
 from ..wire.http_requests import HttpRequest
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from ..caller import Call
     from ..wire.analysis import WireAnalysis
     from ..wire.rtp_streams import RtpStream
+    from ..wire.sip_ladder import SipOnWire
 
 EVENT_TYPES = ("NEW_INBOUND_CALL", "NEW_OUTBOUND_CALL", "RINGING", "CALL_ANSWERED",
                "ACTION_SUCCESSFUL", "ACTION_FAILED", "ACTION_INTERRUPTED", "HANGUP",
@@ -620,56 +623,91 @@ def nothing_left_behind(run: Evidence) -> Iterator[Check]:
                 dict(run.leftovers))
 
 
-# ---- load mode: a sample of many calls, each judged from the capture alone -----------------
-def sampled_calls(wire: WireAnalysis, journal: JournalView, host: str, sip_port: int,
-                  ports: tuple[int, int], prompt: str, prompt_pcm: np.ndarray, packets: int) -> dict:
-    """Judge, from the capture alone, every call whose stub RTP port lies in `ports`: a
-    complete ladder with the stub's BYE, the stub's one stream to it without loss, and the
+# ---- load mode: many calls, each judged from the capture alone ----------------------------
+@dataclass(frozen=True)
+class WireCall:
+    """One call as the capture shows it on the callers' side of the `target` it was placed to."""
+
+    sip_call_id: str
+    invited_ns: int  # when its INVITE reached the target
+    messages: tuple[SipOnWire, ...]  # between the callers and the target
+    media: tuple[str, int] | None  # where the far end's RTP comes from (its SDP answer)
+    answered_by: str | None  # host:port of the Contact of the far end's 200 OK
+
+
+def wire_calls(wire: WireAnalysis, target: tuple[str, int]) -> list[WireCall]:
+    """Every call the capture shows placed to `target`, in the order their INVITEs arrived
+    (what a proxy in front, e.g. a cluster's Kamailio, relays on is left out)."""
+    found = []
+    for sip_call_id, dialog in wire.dialogs.items():
+        leg = tuple(m for m in dialog if target in (m.src, m.dst))
+        invite = next((m for m in leg if _ladder_step(m) == "INVITE" and m.dst == target), None)
+        if invite is None:
+            continue
+        answer = next((m for m in leg if _ladder_step(m) == "200 INVITE" and m.src == target), None)
+        sdp = parse_sdp_audio(answer.message.body) if answer is not None and answer.message.body else None
+        found.append(WireCall(sip_call_id, invite.ts_ns, leg, (sdp.address, sdp.port) if sdp else None,
+                              _contact_address(answer.message.headers.get("contact")) if answer else None))
+    return sorted(found, key=lambda c: c.invited_ns)
+
+
+def answered_by(calls: Sequence[WireCall]) -> dict[str, int]:
+    """How many of the calls each far end (the Contact of its 200 OK) answered."""
+    return dict(sorted(Counter(c.answered_by for c in calls if c.answered_by).items()))
+
+
+def sampled_calls(wire: WireAnalysis, target: tuple[str, int], *, sampled: Callable[[tuple[str, int]], bool],
+                  limit: int | None = None, bye_from_target: bool = True, prompt: str | None = None,
+                  prompt_pcm: np.ndarray | None = None, packets: int = 0) -> dict:
+    """Judge, from the capture alone, the calls to `target` whose far-end media address is
+    `sampled` (the first `limit` of them): a complete ladder with the BYE from the target (or
+    from the caller), one stream from the far end without loss, and, given a prompt, the
     prompt heard in at least 95 % of the `packets` it takes."""
-    matcher = PromptMatcher({prompt: prompt_pcm})
-    calls = [e for e in journal.of_kind("call_arrived") if ports[0] <= e["rtp_port"] <= ports[1]]
-    next_use: dict[str, float] = {}  # a call's port serves the next call from that call's arrival
-    last: dict[int, dict] = {}
+    calls = wire_calls(wire, target)
+    next_use: dict[str, int] = {}  # a media address serves the next call from that call's INVITE on
+    last: dict[tuple[str, int], WireCall] = {}
     for call in calls:
-        if call["rtp_port"] in last:
-            next_use[last[call["rtp_port"]]["sip_call_id"]] = call["time"]
-        last[call["rtp_port"]] = call
+        if call.media in last:
+            next_use[last[call.media].sip_call_id] = call.invited_ns
+        last[call.media] = call
+    sample = [c for c in calls if c.media is not None and sampled(c.media)][:limit]
+    matcher = PromptMatcher({prompt: prompt_pcm}) if prompt else None
     failures, deviations, lost = [], [], 0
-    for call in calls:
-        problem, stream = _sampled_call(wire, call, next_use.get(call["sip_call_id"]), host, sip_port)
+    for call in sample:
+        problem, stream = _sampled_call(wire, call, next_use.get(call.sip_call_id), target, bye_from_target)
         if stream is not None:
             lost += stream.stats.lost
             ts = np.array([f.ts_ns for f in stream.packets], dtype=np.int64)
             deviations.append(np.abs(np.diff(ts) / 1e6 - 20.0))
-            heard_packets = sum(1 for p in label_packets(stream, matcher=matcher)
-                                if p.kind == "prompt" and p.prompt == prompt)
-            if problem is None and heard_packets < 0.95 * packets:
-                problem = f"{prompt} heard in {heard_packets} packets of the {packets} it takes"
+            if matcher is not None and problem is None:
+                heard_packets = sum(1 for p in label_packets(stream, matcher=matcher)
+                                    if p.kind == "prompt" and p.prompt == prompt)
+                if heard_packets < 0.95 * packets:
+                    problem = f"{prompt} heard in {heard_packets} packets of the {packets} it takes"
         if problem is not None:
-            failures.append(f"{call['sip_call_id']}: {problem}")
+            failures.append(f"{call.sip_call_id}: {problem}")
     dev = np.concatenate(deviations) if deviations else np.zeros(1)
-    return {"ports": list(ports), "calls": len(calls), "verified": len(calls) - len(failures),
+    return {"calls": len(sample), "verified": len(sample) - len(failures),
             "failures": failures[:5], "rtp_lost": lost,
             "interval_deviation_ms_p99": round(float(np.percentile(dev, 99)), 3),
             "interval_deviation_ms_max": round(float(dev.max()), 3)}
 
 
-def _sampled_call(wire: WireAnalysis, call: dict, until: float | None, host: str, sip_port: int):
-    """(problem or None, the stub's RTP stream to the caller or None) for one sampled call whose
-    port serves the next call from `until` on."""
-    dialog = wire.dialogs.get(call["sip_call_id"], [])
-    seen = {_ladder_step(m) for m in dialog}
+def _sampled_call(wire: WireAnalysis, call: WireCall, until_ns: int | None, target: tuple[str, int],
+                  bye_from_target: bool):
+    """(problem or None, the far end's RTP stream to the caller or None) for one sampled call
+    whose media address serves the next call from `until_ns` on."""
+    seen = {_ladder_step(m) for m in call.messages}
     missing = [step for step in ("INVITE", "200 INVITE", "ACK", "BYE", "200 BYE") if step not in seen]
     if missing:
         return f"not on the wire: {', '.join(missing)}", None
-    bye = next(m for m in dialog if _ladder_step(m) == "BYE")
-    if bye.src[1] != sip_port:
-        return "the BYE did not come from the stub", None
-    end = until or float("inf")
-    streams = [s for s in wire.streams(src=(host, call["rtp_port"]))
-               if call["time"] <= s.start_ts_ns / 1e9 < end]
+    bye = next(m for m in call.messages if _ladder_step(m) == "BYE")
+    if (bye.src == target) != bye_from_target:
+        return f"the BYE came from {'the caller' if bye_from_target else 'the far end'}", None
+    end = until_ns or float("inf")
+    streams = [s for s in wire.streams(src=call.media) if call.invited_ns <= s.start_ts_ns < end]
     if len(streams) != 1:
-        return f"{len(streams)} RTP streams from the stub's port {call['rtp_port']}", None
+        return f"{len(streams)} RTP streams from the far end's {call.media[0]}:{call.media[1]}", None
     stream = streams[0]
     if stream.stats.lost or stream.stats.sequence_errors:
         return f"{stream.stats.lost} RTP packets lost, {stream.stats.sequence_errors} sequence errors", stream
@@ -679,6 +717,15 @@ def _sampled_call(wire: WireAnalysis, call: dict, until: float | None, host: str
 def _ladder_step(msg) -> str:
     m = msg.message
     return m.method if hasattr(m, "method") else f"{m.status} {m.cseq[1]}"
+
+
+def _contact_address(contact: str | None) -> str | None:
+    """host:port of a Contact header's URI (None when it has none or cannot be read)."""
+    try:
+        host, port = SipUri.parse(uri_of(contact)).address
+    except (UriError, TypeError, AttributeError):
+        return None
+    return f"{host}:{port}"
 
 
 # ---- helpers --------------------------------------------------------------------------------

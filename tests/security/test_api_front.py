@@ -78,6 +78,7 @@ def test_serve_with_credentials_requires_sigv4_on_the_api(tmp_path):
 def test_a_credentials_file_without_keys_is_a_usage_error(tmp_path):
     (tmp_path / "credentials").write_text("[ops]\nregion = us-east-1\n")
     done = subprocess.run([str(Path(sys.executable).parent / "sip-harness"), "serve",
-                           "--credentials", str(tmp_path / "credentials"), "--out", str(tmp_path)],
+                           "--credentials", str(tmp_path / "credentials"), "--out", str(tmp_path),
+                           "--sip-port", str(free_port()), "--api-port", str(free_port())],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "needs aws_access_key_id" in done.stderr
+    assert done.returncode == 2 and "needs aws_access_key_id" in done.stderr, done.stderr
