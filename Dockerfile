@@ -14,7 +14,7 @@ RUN echo "wireshark-common wireshark-common/install-setuid boolean false" | debc
  && if command -v python3 >/dev/null; then python=""; else python="python3 python3-venv"; fi \
  && apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
-      sip-tester tshark libpcap0.8 espeak-ng nodejs libcap2-bin $python >/dev/null \
+      sip-tester tshark libpcap0.8 espeak-ng nodejs kamailio libcap2-bin $python >/dev/null \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv
 

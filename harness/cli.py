@@ -1,4 +1,4 @@
-"""The `sip-harness` command: run, validate, serve, calls, call, analyze, load and fidelity (see
+"""The `sip-harness` command: run, report, validate, serve, calls, call, analyze, load and fidelity (see
 `DESCRIPTION`, which `--help` prints)."""
 from __future__ import annotations
 
@@ -84,10 +84,17 @@ def _credentials(values: list[str], default_account: str) -> dict[str, tuple[str
 
 
 def cmd_run(args) -> int:
+    from .parallel import parse_shard, run_parallel, shard
     from .report import write_junit
+    from .report.run_report import write_run_report
     from .report.summary import result_lines
     from .run.profile import run_profiles
     profiles = _load_all(args.paths, args.k)
+    if args.shard:
+        try:
+            profiles = shard(profiles, *parse_shard(args.shard))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not profiles:
         print("no profile selected", file=sys.stderr)
         return EXIT_USAGE
@@ -97,8 +104,14 @@ def cmd_run(args) -> int:
         print("sip-harness: --stub and --target aws exclude each other", file=sys.stderr)
         return EXIT_USAGE
     access = _remote_access(args) if args.stub else None
-    results = run_profiles(profiles, out, progress=lambda line: print(line, flush=True),
-                           stub_url=args.stub, access=access, aws=aws)
+    progress = lambda line: print(line, flush=True)  # noqa: E731
+    if args.jobs > 1:
+        try:
+            results = run_parallel(profiles, out, args.jobs, progress, args.stub, access, aws)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        results = run_profiles(profiles, out, progress, stub_url=args.stub, access=access, aws=aws)
     print()
     for r in results:
         latency = f"{r.update_to_switch_ms:.1f} ms" if r.update_to_switch_ms is not None else "-"
@@ -111,12 +124,28 @@ def cmd_run(args) -> int:
     partial = junit.with_name(f".{junit.name}.partial")
     try:  # whole or not at all: CI must not read half a file
         os.replace(write_junit(results, partial), junit)
+        write_run_report(results, out)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         print(f"sip-harness: could not write {junit}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"\n{passed}/{len(results)} profiles passed; artifacts in {out} (JUnit: {junit})")
     return EXIT_OK if passed == len(results) else EXIT_FAILED
+
+
+def cmd_report_merge(args) -> int:
+    """Merge shards' run folders into one run report."""
+    from .report.run_report import MergeError, merge_runs
+    try:
+        run, junit = merge_runs([Path(f) for f in args.folders], Path(args.out))
+    except MergeError as exc:
+        print(f"sip-harness report merge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    import json
+    counts = json.loads(run.read_text())["counts"]
+    print(f"{counts['passed']}/{counts['profiles']} profiles passed in {len(args.folders)} "
+          f"folders; {run} and {junit}")
+    return EXIT_OK if counts["passed"] == counts["profiles"] else EXIT_FAILED
 
 
 def _aws_settings(args):
@@ -150,14 +179,23 @@ def cmd_validate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serve import ServeOptions, StartupError, parse_port_range, run
+    """Serve one stub, or a cluster of them (--workers, --worker), in a new event loop."""
+    import asyncio
+    from .serve import ServeOptions, StartupError, parse_port_range, serve
     try:
-        run(ServeOptions(Path(args.profile) if args.profile else None, args.host, args.sip_port,
-                         args.api_port, parse_port_range(args.rtp_ports), Path(args.out),
-                         args.log_format, args.transaction_artifacts, args.tls_port,
-                         args.credentials, frozenset(args.allowed_host), args.control,
-                         Path(args.control_token_file) if args.control_token_file else None,
-                         tuple(Path(d) for d in args.profiles_dir), args.drain_seconds))
+        options = ServeOptions(Path(args.profile) if args.profile else None, args.host, args.sip_port,
+                               args.api_port, parse_port_range(args.rtp_ports), Path(args.out),
+                               args.log_format, args.transaction_artifacts, args.tls_port,
+                               args.credentials, frozenset(args.allowed_host), args.control,
+                               Path(args.control_token_file) if args.control_token_file else None,
+                               tuple(Path(d) for d in args.profiles_dir), args.drain_seconds,
+                               args.worker_index, args.workers, tuple(args.worker))
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        if options.workers or options.remote_workers:
+            from .cluster.serve_cluster import serve_cluster
+            asyncio.run(serve_cluster(options))
+        else:
+            asyncio.run(serve(options))
     except StartupError as exc:
         print(f"sip-harness serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -447,7 +485,8 @@ def _words_text(document: dict) -> str:
 
 DESCRIPTION = """\
 SIP test harness with media emulation for Amazon Chime SDK SIP media applications: run,
-validate, serve, calls, call, analyze, load and fidelity (each command has its own --help).
+report, validate, serve, calls, call, analyze, load and fidelity (each command has its own
+--help).
 
 exit codes: 0 every profile passed; 1 a profile failed or erred; 2 bad usage or an invalid
 profile (the message names file, line and field)."""
@@ -492,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", help="only profiles whose name or file name contains this")
     run.add_argument("--out", help="artifact folder (default: artifacts/run-<time>)")
     run.add_argument("--junit", metavar="FILE", help="JUnit XML file (default: OUT/junit.xml)")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="run N profiles at once, each in a process of its own (1 to 8)")
+    run.add_argument("--shard", metavar="K/N",
+                     help="run only the K-th of N stable shares of the profiles (by file name), "
+                          "for a suite spread over N machines; `report merge` joins the shards")
     run.add_argument("--stub", metavar="URL",
                      help="run against `sip-harness serve` at URL (its API base) instead of an embedded stub")
     run.add_argument("--control-token-file", metavar="FILE",
@@ -514,6 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ca-file", help="aws: the CA bundle the Voice Connector's certificate is checked with")
     run.add_argument("--trace", help="aws: a file of sip_harness.trace lines of the real handler "
                                      "(makes the handler's events observable)")
+    report = command("report", "work with run reports", None)
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    merge = report_sub.add_parser("merge", help="merge the run folders of several shards into one "
+                                                "run report (run.json and junit.xml)",
+                                  formatter_class=_Defaults)
+    merge.add_argument("folders", nargs="+", help="run folders (`run --out`), e.g. one per shard")
+    merge.add_argument("--out", required=True, help="folder for the merged run.json and junit.xml")
+    merge.set_defaults(func=cmd_report_merge)
     validate = command("validate", "check profiles, their handlers and files without running them",
                        cmd_validate)
     validate.add_argument("paths", nargs="*", default=["sip_profiles"], help="profile files or folders")
@@ -550,6 +602,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the folder of --profile); repeatable")
     serve.add_argument("--drain-seconds", type=float, default=10.0,
                        help="on SIGTERM/SIGINT, how long to wait for calls to end")
+    serve.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="serve with N stub processes (on 127.0.0.2, .3, ...) behind Kamailio "
+                            "(SIP, hashed on Call-ID) and one API front on --host")
+    serve.add_argument("--worker", action="append", default=[], metavar="HOST:SIP_PORT:API_PORT",
+                       help="a worker of the cluster on another machine (`serve --worker-index K` "
+                            "there); repeatable, in index order")
+    serve.add_argument("--worker-index", type=int, default=None, metavar="K",
+                       help="this stub is worker K of a cluster: its TransactionIds name it")
     calls = command("calls", "list the calls up now on a served stub, with their TransactionIds", cmd_calls)
     calls.add_argument("--stub", metavar="URL", default="http://127.0.0.1:8080",
                        help="the served stub's API base URL")

@@ -56,7 +56,8 @@ def _authorized(request: web.Request, settings: ControlSettings, body: bytes) ->
         raise Unauthorized("the control token is not this stub's")
     verifier = request.app[VERIFIER]
     if header.startswith("AWS4-HMAC-SHA256") and verifier is not None:
-        verifier.caller_account(request.method, request.raw_path, request.headers, body)
+        verifier.caller_account(request.method, request.raw_path, request.headers, body,
+                                roles=False)
         return
     raise Unauthorized("the /_harness/ routes need Authorization: Bearer <control token>"
                        + (" or a SigV4 signature" if verifier is not None else ""))

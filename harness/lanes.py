@@ -8,7 +8,11 @@ import os
 LANES = 8
 
 
+LANE_ENV = "SIP_HARNESS_LANE"
+
+
 def lane() -> int:
-    """This process's lane: N of `PYTEST_XDIST_WORKER=gwN`, modulo `LANES` (0 without it)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    """This process's lane: `SIP_HARNESS_LANE` (each process of `run -j N` has its own), else
+    N of `PYTEST_XDIST_WORKER=gwN`, modulo `LANES` (0 without either)."""
+    worker = os.environ.get(LANE_ENV) or os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     return int(worker) % LANES if worker.isdigit() else 0

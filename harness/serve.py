@@ -49,6 +49,9 @@ class ServeOptions:
     control_token_file: Path | None = None  # default OUT/control-token
     profiles_dirs: tuple[Path, ...] = ()  # where sessions and configure load profiles from
     drain_seconds: float = 10.0
+    worker_index: int | None = None  # this stub is worker K of a cluster (in its TransactionIds)
+    workers: int = 0  # N > 0: a cluster of N local workers behind Kamailio (cluster/)
+    remote_workers: tuple[str, ...] = ()  # a cluster's workers elsewhere, HOST:SIP_PORT:API_PORT
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -139,7 +142,8 @@ def served_config(options: ServeOptions):
         control = ControlSettings(token, tuple(folders))
     config = dataclasses.replace(base, host=options.host, sip_port=options.sip_port,
                                  api_port=options.api_port, rtp_port_range=options.rtp_ports,
-                                 api=api, control=control, journal_path=out / "journal.jsonl")
+                                 api=api, control=control, journal_path=out / "journal.jsonl",
+                                 worker_index=options.worker_index)
     return config, profile, token_file
 
 
@@ -216,9 +220,3 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
         if worker is not None:
             await loop.run_in_executor(None, worker.close)
         log.line({"time": time.time()}, "serve", "stopped", artifacts=str(out))
-
-
-def run(options: ServeOptions) -> None:
-    """Serve in a new event loop (the `serve` command)."""
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    asyncio.run(serve(options))

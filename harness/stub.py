@@ -23,7 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .api import access as api_access
-from .api.server import ApiSettings, build_app
+from .api.server import VERIFIER, ApiSettings, build_app
 from .api.serving import ApiRunner
 from .media.dtmf import SOURCE_SIP_INFO, DigitReceived
 from .media.engine import MediaEngine, MediaSession
@@ -49,7 +49,7 @@ from .journal import DEFAULT_MAX_BYTES, Journal, MalformedTally
 from .local_aws import LocalAws, LocalAwsConfig
 from .sma.errors import BadRequest, NotFound, ResourceLimitExceeded, ServiceUnavailable
 from .sma.handlers import FunctionConfig, HandlerRunner, InvocationResult, create_handler
-from .sma.lambda_env import Endpoints
+from .sma.lambda_env import LOCAL_CREDENTIALS, Endpoints, RoleCredentials
 from .sma.model import Leg, SipMediaApplication, SipRule, new_id
 from .sma.service import SmaService
 
@@ -113,6 +113,7 @@ class StubConfig:
     impairment: NetworkImpairment | None = None
     journal_max_bytes: int = DEFAULT_MAX_BYTES  # the newest entries kept in memory
     journal_path: Path | None = None  # also append each entry to this JSON-lines file
+    worker_index: int | None = None  # in a cluster: carried in every TransactionId (model.new_id)
     aws: LocalAwsConfig | None = None
     #: SIP over TLS as well as UDP and TCP (None: no TLS listener)
     tls: TlsSettings | None = None
@@ -199,6 +200,8 @@ class Stub:
         self._api_runner: ApiRunner | None = None
         self.api_port = 0
         self.local_aws: LocalAws | None = None
+        #: the functions' execution roles the API accepts (see `SigV4Verifier.roles`)
+        self._roles: dict[str, tuple[str, str, str]] = {}
 
     # ---- life cycle ---------------------------------------------------------------------
     async def start_async(self) -> None:
@@ -219,6 +222,8 @@ class Stub:
                     cfg.host, cfg.tls.port, self._on_tls,
                     server_context(str(cfg.tls.certificate), str(cfg.tls.private_key)), client)
             app = build_app(self, cfg.api)
+            if app[VERIFIER] is not None:
+                app[VERIFIER].roles = self._roles
             if cfg.control is not None:
                 if cfg.control.token is None and not cfg.api.credentials:
                     raise ValueError("the control routes need a token or API credentials")
@@ -249,7 +254,8 @@ class Stub:
     async def _load_applications(self, cfg: StubConfig) -> None:
         """A fresh service model with the SMAs, rules and handlers of `cfg`, and its local AWS
         services. Handlers reach those and this stub's API through their endpoint variables."""
-        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000))
+        self.service = SmaService(self._loop.time, lambda: int(time.time() * 1000),
+                                  cfg.worker_index)
         if cfg.aws is not None:
             log_path = None
             if cfg.run_dir is not None:
@@ -258,12 +264,18 @@ class Stub:
             self.local_aws = await LocalAws.start(cfg.aws, log_path)
         endpoints = Endpoints(self.local_aws.endpoint if self.local_aws else None,
                               self.handler_api_url)
+        self._roles.clear()
         for sma in cfg.applications:
             self.service.add_application(sma)
+            role = LOCAL_CREDENTIALS
+            if cfg.api.credentials:  # the API checks signatures: the role's must pass
+                role = RoleCredentials.issue()
+                self._roles[role.access_key_id] = (role.secret_access_key, role.session_token,
+                                                   sma.aws_account_id)
             log_path = cfg.run_dir / f"handler-{sma.name}.log" if cfg.run_dir else None
             self._handlers[sma.sip_media_application_id] = create_handler(FunctionConfig(
                 sma.handler, function_name=sma.name, env=sma.environment, runtime=sma.runtime,
-                memory_mb=sma.memory_mb, layers=sma.layers, endpoints=endpoints,
+                memory_mb=sma.memory_mb, layers=sma.layers, endpoints=endpoints, credentials=role,
                 timeout_s=cfg.handler_timeout_s, retries=cfg.handler_retries,
                 log_path=log_path, region=sma.aws_region, account=sma.aws_account_id))
         for rule in cfg.rules:

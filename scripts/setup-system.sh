@@ -12,6 +12,7 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)  # the engine those test
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # their local base image (`make image-base`)
 command -v node >/dev/null 2>&1 || need+=(nodejs)  # runs Node.js handlers
 command -v npm >/dev/null 2>&1 || need+=(npm)  # installs the AWS SDKs the Node.js runtimes bundle
+[ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null 2>&1 || need+=(kamailio)  # serve --workers
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
@@ -22,4 +23,12 @@ echo "setup: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
+# Packages with a service (kamailio) must not start it: the harness runs its own instances.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+fi
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+[ -n "$made_policy" ] && rm -f "$policy"
+true

@@ -56,7 +56,7 @@ def test_a_python_handler_sees_lambdas_environment_and_none_of_the_harnesss(harn
     env = out["env"]
     assert HARNESS_KEY not in json.dumps(out) and "harness-only" not in json.dumps(out)
     assert "AWS_PROFILE" not in env and "AWS_DEFAULT_PROFILE" not in env
-    assert out["access_key"] == LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"] and out["profiles"] == []
+    assert out["access_key"] == LOCAL_CREDENTIALS.access_key_id and out["profiles"] == []
     assert env["HOME"] != str(harness_secrets)
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-central-1"
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
@@ -88,7 +88,7 @@ def test_a_node_handler_sees_lambdas_environment_and_none_of_the_harnesss(harnes
     out = result.response
     env = out["env"]
     assert HARNESS_KEY not in json.dumps(out) and "AWS_PROFILE" not in env
-    assert env["AWS_ACCESS_KEY_ID"] == LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    assert env["AWS_ACCESS_KEY_ID"] == LOCAL_CREDENTIALS.access_key_id
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs18.x" and env["_HANDLER"] == "introspect.handler"
     assert env["NODE_PATH"].split(":")[0] == str(bundle_dir("nodejs-v3"))
     ctx = out["context"]
@@ -236,7 +236,7 @@ def test_every_sdk_goes_to_the_local_services_and_to_the_stubs_api(spec, runtime
     assert ("aws", "POST", "/", "DynamoDB_20120810.ListTables") in where
     assert ("stub", "GET", "/sip-media-applications/sma-1", None) in where
     assert ("stub", "GET", "/accounts", None) in where  # the legacy chime client
-    key = LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    key = LOCAL_CREDENTIALS.access_key_id
     assert all(f"Credential={key}/" in s["authorization"] for s in seen)
 
 

@@ -41,14 +41,19 @@ def _authorization_fields(header: str) -> dict[str, str]:
 
 
 class SigV4Verifier:
-    """Maps a signed request to the account of its access key, or raises Unauthorized."""
+    """Maps a signed request to the account of its access key, or raises Unauthorized.
+
+    `credentials` are the users' keys (access key id -> (secret, account)); `roles` are the
+    handlers' execution roles (access key id -> (secret, session token, account)), which the
+    stub issues as it loads the functions and which sign API calls only."""
 
     def __init__(self, credentials: Mapping[str, tuple[str, str]],
                  wall_clock: Callable[[], float]):
         self.credentials, self.wall_clock = credentials, wall_clock
+        self.roles: dict[str, tuple[str, str, str]] = {}
 
     def caller_account(self, method: str, raw_path: str, headers: CIMultiDictProxy[str],
-                       body: bytes) -> str:
+                       body: bytes, *, roles: bool = True) -> str:
         header = headers.get("Authorization")
         if header is None:
             raise Unauthorized("Request is missing a SigV4 Authorization header")
@@ -57,7 +62,16 @@ class SigV4Verifier:
         if len(scope) != 5 or scope[4] != "aws4_request":
             raise Unauthorized("Credential must be <key>/<date>/<region>/<service>/aws4_request")
         access_key, scope_date, region, service, _ = scope
-        if access_key not in self.credentials:
+        if access_key in self.roles:
+            if not roles:
+                raise Unauthorized("a function's execution role cannot use this route")
+            secret, token, account = self.roles[access_key]
+            if not hmac.compare_digest(headers.get("X-Amz-Security-Token", "").encode(),
+                                       token.encode()):
+                raise Unauthorized("The security token included in the request is invalid")
+        elif access_key in self.credentials:
+            secret, account = self.credentials[access_key]
+        else:
             raise Unauthorized("The security token included in the request is invalid")
         if service != SIGNING_NAME:
             raise Unauthorized(f"Credential should be scoped to service '{SIGNING_NAME}'")
@@ -75,7 +89,6 @@ class SigV4Verifier:
             for value in values:
                 request.headers[name] = value
         request.context["timestamp"] = amz_date
-        secret, account = self.credentials[access_key]
         signer = SigV4Auth(Credentials(access_key, secret), service, region)
         try:
             expected = signer.signature(

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import aiohttp
 
-from .lambda_env import Endpoints, FunctionIdentity, lambda_environment
+from .lambda_env import (LOCAL_CREDENTIALS, Endpoints, FunctionIdentity, RoleCredentials,
+                         lambda_environment)
 from .lambda_log import (InvocationLog, end_line, init_start_line, peak_memory_mb, report_line,
                          start_line, timeout_line)
 from .runtimes import NODE_WORKER, PYTHON_WORKER, ResolvedRuntime, resolve
@@ -68,6 +69,7 @@ class FunctionConfig:
     memory_mb: int = DEFAULT_MEMORY_MB
     layers: tuple[str, ...] = ()
     endpoints: Endpoints = field(default_factory=Endpoints)
+    credentials: RoleCredentials = LOCAL_CREDENTIALS
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
     region: str = "us-east-1"
@@ -214,7 +216,8 @@ class ProcessHandler(HandlerRunner):
             self._home = Path(tempfile.mkdtemp(prefix="sip-harness-lambda-home-"))
         nonce = "@@sip-harness-" + secrets.token_hex(8) + "@@"
         stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{secrets.token_hex(16)}"
-        env = lambda_environment(self.runtime, self.identity, c.endpoints, self._home, stream)
+        env = lambda_environment(self.runtime, self.identity, c.endpoints, self._home, stream,
+                                 c.credentials)
         env["SIP_HARNESS_NONCE"] = nonce
         proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -13,6 +13,8 @@ services (`AWS_ENDPOINT_URL`) and at the stub's API (`AWS_ENDPOINT_URL_CHIME_SDK
 from __future__ import annotations
 
 import os
+import secrets
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +28,33 @@ RESERVED = frozenset({
     "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
 })
-LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "ASIASIPHARNESSLOCAL0",
-    "AWS_SECRET_ACCESS_KEY": "sip-harness-local-secret-access-key",
-    "AWS_SESSION_TOKEN": "sip-harness-local-session-token",
-}
+
+
+@dataclass(frozen=True)
+class RoleCredentials:
+    """The temporary credentials of a function's execution role, as Lambda hands them over."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+
+    @classmethod
+    def issue(cls) -> RoleCredentials:
+        """Fresh random ones, for a stub whose API checks signatures: they sign its API calls
+        and nothing else (they open no control route, and nobody else knows them)."""
+        alphabet = string.ascii_uppercase + string.digits
+        return cls("ASIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+                   secrets.token_urlsafe(30), secrets.token_urlsafe(48))
+
+    def variables(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+                "AWS_SESSION_TOKEN": self.session_token}
+
+
+#: what handlers get when the stub's API checks no signatures (moto accepts any)
+LOCAL_CREDENTIALS = RoleCredentials("ASIASIPHARNESSLOCAL0", "sip-harness-local-secret-access-key",
+                                    "sip-harness-local-session-token")
 
 
 @dataclass(frozen=True)
@@ -65,7 +89,8 @@ class FunctionIdentity:
 
 
 def lambda_environment(runtime: ResolvedRuntime, fn: FunctionIdentity, endpoints: Endpoints,
-                       home: Path, log_stream: str) -> dict[str, str]:
+                       home: Path, log_stream: str,
+                       credentials: RoleCredentials = LOCAL_CREDENTIALS) -> dict[str, str]:
     """The complete environment of one worker process."""
     env = {
         "PATH": os.pathsep.join([str(Path(runtime.executable).parent), "/usr/local/bin",
@@ -87,7 +112,7 @@ def lambda_environment(runtime: ResolvedRuntime, fn: FunctionIdentity, endpoints
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
         "LAMBDA_TASK_ROOT": str(fn.task_root),
         "LAMBDA_RUNTIME_DIR": str(runtime.sdk_path),
-        **LOCAL_CREDENTIALS,
+        **credentials.variables(),
     }
     if runtime.runtime.language == "nodejs":  # both unreserved: a configuration may replace them
         env.setdefault("NODE_PATH", os.pathsep.join(

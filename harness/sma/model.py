@@ -80,9 +80,19 @@ class Leg:
         return out
 
 
-def new_id() -> str:
-    """A GUID as the service writes them."""
-    return str(uuid.uuid4())
+def new_id(owner: int | None = None) -> str:
+    """A GUID as the service writes them; with `owner` (0-255), its last byte names the stub
+    worker that holds it, so a cluster's API front finds the owner from the id alone."""
+    guid = str(uuid.uuid4())
+    return guid if owner is None else f"{guid[:-2]}{owner:02x}"
+
+
+def owner_of(transaction_id: str) -> int | None:
+    """The worker `new_id(owner)` named in an id, or None for an id not of that form."""
+    try:
+        return uuid.UUID(transaction_id).bytes[-1]
+    except (ValueError, TypeError):
+        return None
 
 
 def rule_id(name: str) -> str:

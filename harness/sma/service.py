@@ -32,8 +32,10 @@ class ActionRateLimiter:
 class SmaService:
     """Registries and routing; the transactions themselves are `CallTransaction`s."""
 
-    def __init__(self, clock: Callable[[], float], wall_ms: Callable[[], int]):
+    def __init__(self, clock: Callable[[], float], wall_ms: Callable[[], int],
+                 owner: int | None = None):
         self.clock, self.wall_ms = clock, wall_ms
+        self.owner = owner  # a cluster worker's index, carried in its TransactionIds
         self.applications: dict[str, SipMediaApplication] = {}
         self.rules: list[SipRule] = []
         self.transactions: dict[str, CallTransaction] = {}
@@ -57,7 +59,7 @@ class SmaService:
                         fallbacks: list[SipMediaApplication] | None = None) -> CallTransaction:
         """Create and register the transaction of a new call routed to `sma`; `fallbacks` are
         the SIP rule's next targets, tried when the handler cannot be invoked."""
-        tx = CallTransaction(sma, new_id(), rule.sip_rule_id if rule else None, self.clock,
+        tx = CallTransaction(sma, new_id(self.owner), rule.sip_rule_id if rule else None, self.clock,
                              self.wall_ms, fallbacks, self.action_limiter.allow)
         self.transactions[tx.transaction_id] = tx
         return tx
