@@ -195,3 +195,24 @@ def test_a_killed_worker_loses_only_its_own_calls(cluster, tmp_path):
         for call in calls:  # the dead worker's calls end with the caller (no BYE answers them)
             if call.state != "DISCONNECTED":
                 call.hangup()
+
+
+def test_sip_harness_load_into_the_cluster_splits_the_calls_over_both_workers(cluster, tmp_path):
+    """`sip-harness load --to --api`: 20 SIPp calls through Kamailio, each held 1 s; the JSON
+    summary shows every call answered on the wire, by both workers (their 200 OK's Contact)."""
+    require_tool("sipp")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "sip-harness"), "load", "--to", f"127.0.0.1:{cluster.sip_port}",
+         "--api", f"http://127.0.0.1:{cluster.api_port}", "--calls", "20", "--rate", "10",
+         "--hold-ms", "1000", "--sample", "4", "--max-seconds", "60", "--out", str(tmp_path / "load")],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    summary = json.loads(done.stdout)
+    assert done.returncode == 0 and summary["passed"], (done.stderr[-2000:], summary)
+    assert summary["target"]["ready"] == {"status": "ready", "workers": 2}
+    assert summary["sources"]["sipp"]["succeeded"] == 20
+    wire = summary["wire"]
+    assert wire["calls"] == wire["answered"] == 20, wire
+    workers = {f"127.0.0.{k + 2}:{cluster.sip_port}" for k in (0, 1)}
+    assert set(wire["answered_by"]) == workers and sum(wire["answered_by"].values()) == 20, wire
+    assert summary["sample"]["verified"] == 4 and summary["sample"]["rtp_lost"] == 0, summary["sample"]
+    assert "[load" in done.stderr
