@@ -15,6 +15,7 @@ from harness.stub import Stub, StubConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "sip_profiles"
+TEST_DATA = ROOT / "tests" / "data"
 SMA_ID = "5f0e8c2a-6d1b-4c55-9a3e-2b7f1e0d9c41"
 
 
@@ -47,6 +48,23 @@ def stub_config(tmp_path: Path, handler: str = "handlers/update_prompt.py", **kw
     sma = SipMediaApplication(SMA_ID, str(PROFILES / handler), name="update-prompt")
     rule = SipRule("rule-1", "ToPhoneNumber", "*", [(1, SMA_ID)])
     return StubConfig([sma], [rule], PROFILES / "bucket", run_dir=tmp_path, **kw)
+
+
+@pytest.fixture(scope="session")
+def bundled_run(tmp_path_factory):
+    """`bundled_run(stem)`: the executed `ProfileRun` of the bundled profile `stem`.yaml, made
+    once per test process, so the tests that read the same run share it."""
+    from harness.profiles.schema import load_profile
+    from harness.run.profile import ProfileRun
+    runs = {}
+
+    def run(stem: str):
+        if stem not in runs:
+            runs[stem] = ProfileRun(load_profile(PROFILES / f"{stem}.yaml"), tmp_path_factory.mktemp(stem),
+                                    progress=lambda line: None)
+            runs[stem].execute()
+        return runs[stem]
+    return run
 
 
 @pytest.fixture

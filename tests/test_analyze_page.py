@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from conftest import require_tool
+from conftest import TEST_DATA, require_tool
 from harness.cli import EXIT_OK, EXIT_USAGE, main
 from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 
-DATA = Path(__file__).parent / "data" / "wire"
+DATA = TEST_DATA / "wire"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 

@@ -3,12 +3,10 @@ capture. A failure names the checks that failed and the artifact folder."""
 import pytest
 
 from conftest import PROFILES
-from harness.profiles.schema import load_profile
-from harness.run.profile import ProfileRun
 
 
 @pytest.mark.parametrize("path", sorted(PROFILES.glob("*.yaml")), ids=lambda p: p.stem)
-def test_bundled_profile_passes(path, tmp_path):
-    result = ProfileRun(load_profile(path), tmp_path, progress=lambda line: None).execute()
+def test_bundled_profile_passes(path, bundled_run):
+    result = bundled_run(path.stem).result
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed]
     assert result.verdict == "pass", (result.error, failed, result.run_dir)

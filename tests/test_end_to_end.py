@@ -7,17 +7,13 @@ import pytest
 
 from conftest import PROFILES, require_tool
 from harness.media.sources import read_wav
-from harness.profiles.schema import load_profile
-from harness.run.profile import ProfileRun
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import tone_frequency
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    profile = load_profile(PROFILES / "update_switches_prompt.yaml")
-    result = ProfileRun(profile, tmp_path_factory.mktemp("run"), progress=lambda line: None).execute()
-    return result
+def run(bundled_run):
+    return bundled_run("update_switches_prompt").result
 
 
 def test_profile_passes_with_every_check(run):
@@ -78,8 +74,7 @@ def wire_result(run):
     return [m.summary for m in dialog], played
 
 
-def test_a_node_handler_drives_the_profile_to_the_same_wire_result(run, tmp_path):
-    node = ProfileRun(load_profile(PROFILES / "update_switches_prompt_node.yaml"), tmp_path,
-                      progress=lambda line: None).execute()
+def test_a_node_handler_drives_the_profile_to_the_same_wire_result(run, bundled_run):
+    node = bundled_run("update_switches_prompt_node").result
     assert node.verdict == "pass", [(c.name, c.detail) for c in node.checks if not c.passed]
     assert wire_result(node) == wire_result(run)

@@ -8,9 +8,9 @@ from harness.caller import Caller
 from harness.sma.model import SipMediaApplication, SipRule
 from harness.stub import Stub, StubConfig
 
-from conftest import PROFILES, wait_until
+from conftest import PROFILES, TEST_DATA, wait_until
 
-HANDLER = Path(__file__).parent / "data" / "handlers" / "faults.py"
+HANDLER = TEST_DATA / "handlers" / "faults.py"
 
 
 @pytest.fixture

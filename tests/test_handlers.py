@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conftest import require_tool
+from conftest import TEST_DATA, require_tool
 from harness.sma.handlers import FunctionConfig, create_handler
 
-DATA = Path(__file__).parent / "data" / "handlers"
+DATA = TEST_DATA / "handlers"
 SPECS = {"python": str(DATA / "behaviours.py"), "node": str(DATA / "behaviours.js")}
 
 

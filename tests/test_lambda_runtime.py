@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conftest import require_tool
+from conftest import TEST_DATA, require_tool
 from harness.sma import runtimes
 from harness.sma import bundled_sdks
 from harness.sma.bundled_sdks import BUNDLES, bundle_dir, sdk_root
@@ -18,7 +18,7 @@ from harness.sma.handlers import FunctionConfig, create_handler
 from harness.sma.lambda_env import LOCAL_CREDENTIALS, Endpoints
 from harness.sma.runtimes import RuntimeUnavailable
 
-DATA = Path(__file__).parent / "data" / "handlers"
+DATA = TEST_DATA / "handlers"
 PY, JS, MJS = str(DATA / "introspect.py"), str(DATA / "introspect.js"), str(DATA / "introspect.mjs")
 HARNESS_KEY = "AKIAHARNESSOWNKEY000"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from conftest import TEST_DATA, require_tool
 from harness.media.rtcp import (Bye, ReceiverReport, ReportBlock, RtcpError, SenderReport,
                                 SourceDescription, UnknownRtcp, build_compound, ntp_middle,
                                 ntp_timestamp, parse_compound, rtcp_interval)
 from harness.media.rtp import RtpError, RtpPacket, TelephoneEvent
 
-DATA = Path(__file__).parent / "data" / "media"
+DATA = TEST_DATA / "media"
 E = math.e - 1.5  # RFC 3550 A.7 compensation
 
 

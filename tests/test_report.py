@@ -20,13 +20,11 @@ from PIL import Image  # comes with matplotlib
 from conftest import PROFILES
 from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
-from harness.profiles.schema import load_profile
 from harness.report import write_profile_reports, write_junit
 from harness.report.json_report import build_report
 from harness.report.capture_report import CAPTURE_SCHEMA_PATH
 from harness.report.json_report import SCHEMA_PATH
 from harness.results import Check, ProfileResult
-from harness.run.profile import ProfileRun
 from harness.wire.audio import load_prompts
 from harness.wire.analysis import analyze_pcap
 from harness.testing.captures import CaptureBuilder, sdp_body, sip_message
@@ -44,11 +42,10 @@ def validate_capture(document: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(bundled_run):
     """The bundled switch profile run for real, then reported from the files it left."""
-    profile = load_profile(PROFILES / "update_switches_prompt.yaml")
-    profile_run = ProfileRun(profile, tmp_path_factory.mktemp("run"), progress=lambda line: None)
-    result = profile_run.execute()
+    profile_run = bundled_run("update_switches_prompt")
+    result = profile_run.result
     run_dir = Path(result.run_dir)
     journal = json.loads((run_dir / "journal.json").read_text())
     wire = analyze_pcap(str(run_dir / "capture.pcap"))

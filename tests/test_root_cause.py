@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROFILES, ROOT, require_capture
+from conftest import PROFILES, ROOT, TEST_DATA, require_capture
 
 BIN = Path(sys.executable).parent
-CASES = Path(__file__).parent / "data" / "root_cause"
+CASES = TEST_DATA / "root_cause"
 
 #: profile file -> texts its root cause must show
 ROWS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool, wait_until
+from conftest import TEST_DATA, require_tool, wait_until
 from harness.testing.autoanswer import AutoAnswer
 from harness.sip.events import (CallAnswered, CallConfirmed, CallEnded, CallProgress,
                                 IncomingCall, MediaUpdated)
@@ -20,7 +20,7 @@ from harness.sip.sdp import build_offer
 from harness.sip.transactions import Timers
 from harness.sip.transport import TcpSipTransport, UdpSipTransport
 
-SCENARIOS = Path(__file__).parent / "data" / "sipp"
+SCENARIOS = TEST_DATA / "sipp"
 HOST = "127.0.0.1"
 
 

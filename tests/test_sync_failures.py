@@ -10,9 +10,9 @@ from harness.caller import Caller
 from harness.sma.model import SipMediaApplication, SipRule, rule_id
 from harness.stub import Stub, StubConfig
 
-from conftest import PROFILES, wait_until
+from conftest import PROFILES, TEST_DATA, wait_until
 
-HANDLER = Path(__file__).parent / "data" / "handlers" / "failing_actions.py"
+HANDLER = TEST_DATA / "handlers" / "failing_actions.py"
 CASES = [("01", "PlayAudio", "InvalidAudioSource"),
          ("02", "PlayAudioAndGetDigits", "InvalidAudioSource"),
          ("03", "RecordAudio", "SystemException"),

@@ -12,7 +12,6 @@ from conftest import PROFILES, require_capture
 from harness import cli
 from harness.media.srtp import SrtpContext
 from harness.profiles.schema import load_profile
-from harness.run.profile import ProfileRun
 from harness.sip.digest import DigestChallenger, parse_params
 from harness.sip.sdes import SdesCrypto, SdesError
 from harness.sip.sdp import SdpError, answer_offer, build_answer, parse_sdp
@@ -85,14 +84,10 @@ def test_digest_challenge_and_answers():
 
 
 @pytest.fixture(scope="module")
-def side_by_side(tmp_path_factory):
+def side_by_side(bundled_run):
     """The TLS+SRTP bundled profile and its clear-text twin, run one after the other."""
     require_capture()
-    out = tmp_path_factory.mktemp("side-by-side")
-    results = {}
-    for name in ("update_switches_prompt_tls_srtp", "update_switches_prompt"):
-        results[name] = ProfileRun(load_profile(PROFILES / f"{name}.yaml"), out, lambda line: None).execute()
-    return results
+    return {name: bundled_run(name).result for name in ("update_switches_prompt_tls_srtp", "update_switches_prompt")}
 
 
 def _message_logs(result) -> list[Path]:

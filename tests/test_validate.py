@@ -97,7 +97,7 @@ def test_version_and_help_show_defaults_and_every_command(capsys):
         main(["--help"])
     top = capsys.readouterr().out
     description = top.split("options:")[0]
-    for command in ("run", "validate", "serve", "calls", "call", "analyze", "fidelity"):
+    for command in ("run", "report", "validate", "serve", "calls", "call", "analyze", "load", "fidelity"):
         assert re.search(rf"\b{command}\b", description), command
     with pytest.raises(SystemExit):
         main(["serve", "--help"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tool
+from conftest import TEST_DATA, require_tool
 from harness.cli import EXIT_USAGE, main
 from harness.wire.analysis import analyze_pcap
 from harness.wire.audio import dtmf_events, stream_pcm, tone_frequency
@@ -18,7 +18,7 @@ from harness.wire.pcap_records import read_records
 from harness.testing.captures import stream_table, tshark_stream_table
 from test_wire_tshark import assert_same_as_tshark
 
-DATA = Path(__file__).parent / "data" / "wire"
+DATA = TEST_DATA / "wire"
 CALLS = ["call-ethernet.pcap", "call-vlan.pcap", "call-sll.pcap", "call-sll2.pcap", "call-null.pcap",
          "call-raw.pcap", "call-ipv6.pcap", "call-two-interfaces.pcapng", "call-tshark.pcapng",
          "call-editcap-usec.pcap"]

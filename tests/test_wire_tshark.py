@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tool
+from conftest import TEST_DATA, require_tool
 from harness.media.g711 import ulaw_encode
 from harness.media.rtp import RtpPacket, TelephoneEvent
 from harness.wire.analysis import analyze_pcap
@@ -17,7 +17,7 @@ from harness.wire.audio import dtmf_events, label_packets, segments
 from harness.testing.captures import (CaptureBuilder, sdp_body, sip_message, stream_table,
                                   tshark_stream_table)
 
-DATA = Path(__file__).parent / "data" / "wire"
+DATA = TEST_DATA / "wire"
 A, B = ("127.0.0.1", 5060), ("127.0.0.1", 5080)
 MA, MB = ("127.0.0.1", 20000), ("127.0.0.1", 20002)
 

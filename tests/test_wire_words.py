@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PROFILES, require_tool
+from conftest import PROFILES, TEST_DATA, require_tool
 from harness.media.g711 import ulaw_decode, ulaw_encode
 from harness.media.rtp import RtpPacket
 from harness.media.sources import read_wav
@@ -20,7 +20,7 @@ from harness.wire.audio import content_segments, label_packets, segments, stream
 from harness.testing.captures import CaptureBuilder
 from harness.wire.words import RecognitionError, Recognizer, normalise
 
-DATA = Path(__file__).parent / "data" / "wire"
+DATA = TEST_DATA / "wire"
 
 
 def telephone_speech(text: str) -> np.ndarray:
