@@ -82,12 +82,6 @@ def test_every_fault_of_every_file_in_one_pass(tmp_path, capsys):
     assert "ok  " in out and "update_switches_prompt.yaml" in out  # the good file is still listed
 
 
-def test_the_bundled_profiles_validate(capsys):
-    assert main(["validate", str(PROFILES)]) == EXIT_OK
-    out = capsys.readouterr().out
-    assert out.count("ok  ") == len(list(PROFILES.glob("*.yaml")))
-
-
 def test_version_and_help_show_defaults_and_every_command(capsys):
     import pytest
     with pytest.raises(SystemExit):
