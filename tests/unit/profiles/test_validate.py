@@ -2,7 +2,7 @@
 fault of every file in one pass, each at its file:line:col; the command's own help."""
 import re
 
-from harness.cli import EXIT_OK, EXIT_USAGE, main
+from harness.cli import EXIT_USAGE, main
 
 from conftest import PROFILES
 
