@@ -680,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--handler", help="a handler that plays $BENCH_PROMPT $BENCH_REPEAT times and "
                                         "hangs up (default: the bundled play_hangup.py)")
     load.add_argument("--scenario", help="SIPp's scenario: a caller that waits for the stub's BYE "
-                                         "(default: the bundled uac_until_bye.xml)")
+                                         "(default: the bundled uac_until_bye.xml; with --hold-ms, "
+                                         "SIPp's own uac)")
     load.add_argument("--out", help="artifact folder (default: a new temporary one)")
     fidelity = command("fidelity", "compare traces of the real service with the emulator", None)
     fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)

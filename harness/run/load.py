@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +117,8 @@ def run_load(spec: LoadSpec, progress: Callable[[str], None] = print) -> LoadRes
     """Run the load described by `spec`; returns when every call ended or time ran out."""
     out = Path(spec.out_dir or tempfile.mkdtemp(prefix="sip-harness-load-")).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if spec.scenario is None and spec.hold_ms is None:
+        spec = replace(spec, scenario=ASSETS / "uac_until_bye.xml")
     result = _served(spec, out, progress) if spec.target else _embedded(spec, out, progress)
     result.summary["passed"] = _passed(result.summary)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
@@ -290,7 +292,7 @@ class _Sipp:
         if spec.scenario is None and spec.hold_ms is not None:
             scenario = ["-sn", "uac", "-d", str(spec.hold_ms)]
         else:
-            scenario = ["-sf", str(spec.scenario or ASSETS / "uac_until_bye.xml")]
+            scenario = ["-sf", str(spec.scenario)]
         local = HOST if target[0].startswith("127.") else None  # else the address SIPp finds
         argv = [sipp, *scenario, "-s", spec.number, *(["-i", local, "-mi", local] if local else []),
                 "-p", "0", "-mp", str(media_port), "-m", str(spec.sipp_calls),
