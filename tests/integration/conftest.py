@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sma.model import SipMediaApplication, SipRule
+from harness.run.setup import handler_config
 from harness.stub import Stub, StubConfig
 from support import PROFILES, ROOT, SMA_ID, TEST_DATA, free_port, require_capture, require_tool, wait_until
 
@@ -17,9 +17,11 @@ __all__ = ["PROFILES", "ROOT", "SMA_ID", "TEST_DATA", "free_port", "require_capt
 
 
 def stub_config(tmp_path: Path, handler: str = "handlers/update_prompt.py", **kw) -> StubConfig:
-    sma = SipMediaApplication(SMA_ID, str(PROFILES / handler), name="update-prompt")
-    rule = SipRule("rule-1", "ToPhoneNumber", "*", [(1, SMA_ID)])
-    return StubConfig([sma], [rule], PROFILES / "bucket", run_dir=tmp_path, **kw)
+    """The stub's settings for a bundled handler (or any, by path) serving every number, with
+    the bundled prompts; `kw` are further StubConfig fields."""
+    return handler_config(str(PROFILES / handler), PROFILES / "bucket", tmp_path, sma_id=SMA_ID,
+                          name="update-prompt", timeout_s=kw.pop("handler_timeout_s", 5.0),
+                          retries=kw.pop("handler_retries", 1), rtp=kw.pop("rtp_port_range", None), **kw)
 
 
 @pytest.fixture(scope="session")
