@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.journal_view import JournalView
+from harness.media.rtp import RtpPacket
 from harness.run import verify
 from harness.run.verify import Evidence, Expect, SwitchExpect
 from harness.testing.captures import CaptureBuilder, sdp_body, sip_message
@@ -91,3 +92,46 @@ def test_the_prompts_the_expectations_name_are_listed_for_validate():
                     switch=SwitchExpect(from_prompt="d.wav", to_prompt="e.wav"))
     assert verify.named_prompts(expect) == [(("prompts", 0), "a.wav"), (("heard", "b", 0), "c.wav"),
                                             (("switch", "from_prompt"), "d.wav"), (("switch", "to_prompt"), "e.wav")]
+
+
+# ---- load mode: each call judged from the capture alone -----------------------------------------
+PROXY, WORKERS = ("127.0.0.1", 5060), {"w0": ("127.0.0.2", 5060), "w1": ("127.0.0.3", 5060)}
+SIPP, SIPP_MEDIA = ("127.0.0.1", 6000), ("127.0.0.1", 7000)
+
+
+def proxied_call(cb: CaptureBuilder, t: float, call_id: str, worker: str, media_port: int, *,
+                 lose: int | None = None, bye: bool = True) -> None:
+    """A call from SIPp through a proxy, answered by `worker` (its Contact), 10 RTP packets
+    from the worker's media to SIPp (packet `lose` missing), hung up by the far end."""
+    media = (WORKERS[worker][0], media_port)
+    cb.udp(t, SIPP, PROXY, sip_message("INVITE sip:+14345550101@127.0.0.1 SIP/2.0", call_id, "1 INVITE",
+                                       SIPP, sdp_body(*SIPP_MEDIA, {0: "PCMU/8000"})))
+    answer = sip_message("SIP/2.0 200 OK", call_id, "1 INVITE", PROXY, sdp_body(*media, {0: "PCMU/8000"}))
+    cb.udp(t + 0.1, PROXY, SIPP, answer.replace(b"Contact: <sip:127.0.0.1:5060>",
+                                                f"Contact: <sip:{WORKERS[worker][0]}:5060>".encode()))
+    cb.udp(t + 0.2, SIPP, PROXY, sip_message("ACK sip:127.0.0.1 SIP/2.0", call_id, "1 ACK", SIPP))
+    for i in range(10):
+        if i != lose:
+            cb.udp(t + 0.3 + 0.02 * i, media, SIPP_MEDIA, RtpPacket(0, i + 1, 160 * i, 0x1000 + media_port,
+                                                                      b"\xff" * 160).build())
+    if bye:
+        cb.udp(t + 0.6, PROXY, SIPP, sip_message("BYE sip:127.0.0.1 SIP/2.0", call_id, "2 BYE", PROXY))
+        cb.udp(t + 0.61, SIPP, PROXY, sip_message("SIP/2.0 200 OK", call_id, "2 BYE", SIPP))
+
+
+def test_load_calls_are_judged_from_the_wire_and_counted_by_who_answered(tmp_path):
+    cb = CaptureBuilder()
+    proxied_call(cb, 0.0, "c1", "w0", 20000)
+    proxied_call(cb, 1.0, "c2", "w1", 30000, lose=4)
+    proxied_call(cb, 2.0, "c3", "w1", 30002, bye=False)
+    wire = analyze_pcap(cb.write(str(tmp_path / "load.pcap")))
+    calls = verify.wire_calls(wire, PROXY)
+    assert [c.sip_call_id for c in calls] == ["c1", "c2", "c3"]
+    assert verify.answered_by(calls) == {"127.0.0.2:5060": 1, "127.0.0.3:5060": 2}
+    sample = verify.sampled_calls(wire, PROXY, sampled=lambda media: True)
+    assert (sample["calls"], sample["verified"], sample["rtp_lost"]) == (3, 1, 1)
+    assert sample["failures"] == ["c2: 1 RTP packets lost, 1 sequence errors", "c3: not on the wire: BYE, 200 BYE"]
+    assert verify.sampled_calls(wire, PROXY, sampled=lambda media: media[1] == 20000)["verified"] == 1
+    (caller_hung_up,) = verify.sampled_calls(wire, PROXY, sampled=lambda media: True, limit=1,
+                                             bye_from_target=False)["failures"]
+    assert caller_hung_up == "c1: the BYE came from the far end"
