@@ -18,7 +18,10 @@ spreads, and on a bigger machine `--workers` up to its cores shows the scaling. 
 JSON object.
 
     python bench/bench_cluster.py [--workers 1 2] [--rates 100 200 300 400] [--seconds 8]
-        [--calls 200] [--window 6]
+        [--calls 200] [--window 6] [--rounds 1]
+
+With `--rounds R` every configuration runs R times, the rounds one after the other (so a
+noisy minute hits every configuration alike), and the summary gives medians.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,6 +173,40 @@ def concurrency(sip_port: int, calls: int, window: float, work: Path, rtp: tuple
     return figures
 
 
+def one_round(args, work: Path, rtp: tuple[int, int], media_port: int) -> dict:
+    """SIPp against SIPp, then every `--workers` count, one after the other."""
+    results: dict = {}
+    with sipp_uas() as uas:
+        results["sipp_vs_sipp"] = {"setups": climb(uas, args.rates, args.seconds, work,
+                                                   media_port, until_bye=False)}
+    repeat = int((args.calls / 100.0 + args.window + 6) / 2.0) + 1
+    for n in args.workers:
+        entry: dict = {}
+        with cluster(n, profile(work / f"setups-{n}", "beep-200ms.wav", 1), work, rtp) as sip:
+            entry["setups"] = climb(sip, args.rates, args.seconds, work, media_port, until_bye=True)
+        with cluster(n, profile(work / f"media-{n}", "tone-2s.wav", repeat), work, rtp) as sip:
+            entry["media"] = concurrency(sip, args.calls, args.window, work, rtp, media_port, f"w{n}")
+        results[f"workers_{n}"] = entry
+    return results
+
+
+def summary(rounds: list[dict]) -> dict:
+    """Per configuration over the rounds: the median rate kept, and for the media runs the
+    median p99 and how many rounds passed."""
+    out = {}
+    for name in rounds[0]:
+        kept = [r[name]["setups"]["setups_per_s_kept"] for r in rounds]
+        entry = {"setups_per_s_kept": statistics.median(kept), "setups_per_s_kept_each_round": kept}
+        media = [r[name]["media"] for r in rounds if "media" in r[name]]
+        if media:
+            entry["media_calls"] = media[0]["calls"]
+            entry["media_p99_ms"] = statistics.median(m["interval_deviation_ms_p99"] for m in media)
+            entry["media_lost"] = sum(m["lost"] for m in media)
+            entry["media_rounds_passed"] = f"{sum(m['passed'] for m in media)}/{len(media)}"
+        out[name] = entry
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+",
@@ -177,27 +215,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each rate's run")
     parser.add_argument("--calls", type=int, default=200, help="concurrent calls with media")
     parser.add_argument("--window", type=float, default=6.0, help="seconds with all calls up")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every configuration this often, interleaved, and report medians")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     rtp = (26000, 26000 + 4 * (args.calls + 64))
     media_port = 40000
-    out: dict = {"benchmark": "stub_cluster", "cores": os.cpu_count(), "results": {}}
-    with sipp_uas() as uas:
-        out["results"]["sipp_vs_sipp"] = {"setups": climb(uas, args.rates, args.seconds, work,
-                                                          media_port, until_bye=False)}
-    repeat = int((args.calls / 100.0 + args.window + 6) / 2.0) + 1
-    for n in args.workers:
-        entry: dict = {}
-        with cluster(n, profile(work / f"setups-{n}", "beep-200ms.wav", 1), work, rtp) as sip:
-            entry["setups"] = climb(sip, args.rates, args.seconds, work, media_port, until_bye=True)
-        with cluster(n, profile(work / f"media-{n}", "tone-2s.wav", repeat), work, rtp) as sip:
-            entry["media"] = concurrency(sip, args.calls, args.window, work, rtp, media_port, f"w{n}")
-        out["results"][f"workers_{n}"] = entry
-    base = out["results"].get("workers_1", {}).get("setups", {}).get("setups_per_s_kept") or 0
-    ref = out["results"]["sipp_vs_sipp"]["setups"]["setups_per_s_kept"] or 0
-    out["ratios"] = {name: {"setups_vs_1_worker": round(r["setups"]["setups_per_s_kept"] / base, 2) if base else None,
-                            "setups_vs_sipp": round(r["setups"]["setups_per_s_kept"] / ref, 3) if ref else None}
-                     for name, r in out["results"].items() if name.startswith("workers_")}
+    rounds = [one_round(args, work, rtp, media_port) for _ in range(args.rounds)]
+    medians = summary(rounds)
+    base = medians.get("workers_1", {}).get("setups_per_s_kept") or 0
+    ref = medians["sipp_vs_sipp"]["setups_per_s_kept"] or 0
+    out = {"benchmark": "stub_cluster", "cores": os.cpu_count(), "rounds": args.rounds,
+           "summary": medians,
+           "ratios": {name: {"setups_vs_1_worker": round(m["setups_per_s_kept"] / base, 2) if base else None,
+                             "setups_vs_sipp": round(m["setups_per_s_kept"] / ref, 3) if ref else None}
+                      for name, m in medians.items() if name.startswith("workers_")},
+           "results": rounds}
     print(json.dumps(out, indent=2))
     shutil.rmtree(work, ignore_errors=True)
 

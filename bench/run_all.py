@@ -26,6 +26,10 @@ BENCHMARKS = {
     "analysis": ("bench_analysis.py", [], ["--calls", "20", "--seconds", "30", "--runs", "1"], 1800),
     "sip_core": ("bench_sip.py", [], ["--seconds", "2", "--rates", "100,200"], 600),
     "speech": ("bench_speech.py", [], ["--sentences", "20"], 900),
+    "suite_parallel": ("bench_parallel.py", [], ["--shards", "2"], 1800),
+    "cluster": ("bench_cluster.py", ["--rounds", "3", "--rates", "200", "250", "300", "350", "400",
+                                     "450", "500", "600", "800", "--seconds", "6"],
+                ["--rates", "100", "200", "--seconds", "4", "--calls", "50"], 3600),
 }
 
 
@@ -97,6 +101,26 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
     if "call_setups_per_s" in r:
         out.append(("bare SIP core (no SMA, no media): parses/s, SIPp call setups/s",
                     f"{r['parse_per_s']:,}/s, {r['call_setups_per_s']}/s", "—"))
+    r = results.get("suite_parallel", {})
+    if "ratio" in r:
+        out.append((f"the bundled suite ({r['profiles']} profiles), `run -j 4` vs one after the other; "
+                    f"`--shard K/{len(r['shards'])}` merged",
+                    f"{r['jobs_4_s']} s vs {r['sequential_s']} s: **{r['ratio']}×**, same verdicts: "
+                    f"{'yes' if r['same_verdicts'] else 'NO'}; shards merged same verdicts: "
+                    f"{'yes' if r['shards_merged_same_verdicts'] else 'NO'}", "≤ 0.4×"))
+    r = results.get("cluster", {})
+    if "summary" in r:
+        ref = r["summary"]["sipp_vs_sipp"]["setups_per_s_kept"]
+        calls = r["summary"]["workers_1"]["media_calls"]
+        parts = [f"SIPp vs SIPp {ref}/s"]
+        for name, m in r["summary"].items():
+            if name.startswith("workers_"):
+                parts.append(f"{name.split('_')[1]} worker(s) {m['setups_per_s_kept']}/s "
+                             f"({r['ratios'][name]['setups_vs_1_worker']}× of 1), media p99 "
+                             f"{m['media_p99_ms']} ms, {m['media_lost']} lost, {m['media_rounds_passed']} rounds passed")
+        out.append((f"`serve --workers N` behind Kamailio: set-ups/s kept (median of {r['rounds']} interleaved "
+                    f"rounds) and {calls} concurrent calls with media (p99 ≤ 2 ms, 0 lost); the load generator "
+                    f"shares the {r['cores']} cores", "; ".join(parts), "—"))
     return out
 
 

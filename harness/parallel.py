@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .lanes import LANE_ENV, LANES
+from .lanes import LANES, take_own_lane
 
 if TYPE_CHECKING:
     from .aws_target import AwsSettings
@@ -48,7 +48,7 @@ def shard(profiles: Sequence[Profile], k: int, n: int) -> list[Profile]:
 def _take_lane(counter) -> None:
     """A worker process's initializer: the next free lane."""
     with counter.get_lock():
-        os.environ[LANE_ENV] = str(counter.value % LANES)
+        take_own_lane(counter.value)
         counter.value += 1
 
 

@@ -32,6 +32,7 @@ import yaml
 
 from conftest import ROOT, require_tool
 from harness.cli import build_parser
+from harness.sma.model import owner_of
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 LOCAL_BASE = "sip-harness-base:bookworm"
@@ -75,6 +76,17 @@ def test_ports_agree_between_services():
     load = COMPOSE["services"]["load"]["command"]
     assert load[0] == "sipp" and load[-1].endswith(f":{sip}")
     assert COMPOSE["services"]["suite"]["network_mode"] == "service:stub"
+    front, scale = COMPOSE["services"]["front"]["command"], COMPOSE["services"]["scale-load"]
+    assert scale["command"][0] == "sipp" and scale["command"][-1].endswith(f":{option(front, '--sip-port')}")
+    assert scale["network_mode"] == "service:front"
+    workers = [front[i + 1] for i, arg in enumerate(front) if arg == "--worker"]
+    assert len(workers) == 2
+    for worker in workers:
+        host, sip_port, api_port = worker.split(":")
+        served = [c for c in COMPOSE["services"].values() if "--worker-index" in c["command"]
+                  and option(c["command"], "--host") == host]
+        assert len(served) == 1 and option(served[0]["command"], "--sip-port") == sip_port
+        assert f"http://{host}:{api_port}/ready" in " ".join(served[0]["healthcheck"]["test"])
 
 
 def test_files_the_images_and_commands_name_exist():
@@ -287,3 +299,25 @@ def test_the_load_profile_runs_sipp_against_the_stub_service(image, tmp_path):
     assert re.search(rf"Successful call\s*\|\s*\d+\s*\|\s*{calls}\s", screen), screen[-3000:]
     assert re.search(r"Failed call\s*\|\s*\d+\s*\|\s*0\s", screen), screen[-3000:]
     assert (project.artifacts / "sipp-stats.csv").read_text().startswith("StartTime;")
+
+
+def test_the_scale_profile_spreads_sipps_calls_over_two_workers_behind_kamailio(image, tmp_path):
+    """`docker-compose --profile scale up --exit-code-from scale-load scale-load`: Kamailio in
+    the front's container hands SIPp's calls to the two worker services, each call to one
+    worker (its TransactionId names it), and every call succeeds."""
+    project = Project(tmp_path, "sipharnessscale", {"services": {"front": stub_without_network()}})
+    done = project.run("--profile", "scale", "up", "--exit-code-from", "scale-load", "scale-load")
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    cluster = project.artifacts / "cluster"
+    screen = (cluster / "sipp-screen.log").read_text()
+    calls = int(option(COMPOSE["services"]["scale-load"]["command"], "-m"))
+    assert re.search(rf"Successful call\s*\|\s*\d+\s*\|\s*{calls}\s", screen), screen[-3000:]
+    assert re.search(r"Failed call\s*\|\s*\d+\s*\|\s*0\s", screen), screen[-3000:]
+    arrived = {}
+    for worker in (0, 1):
+        lines = (cluster / f"worker-{worker}" / "journal.jsonl").read_text().splitlines()
+        arrived[worker] = [e["transaction_id"] for e in map(json.loads, lines)
+                           if e["kind"] == "call_arrived"]
+        assert all(owner_of(tx) == worker for tx in arrived[worker])
+    assert len(arrived[0]) + len(arrived[1]) == calls
+    assert min(len(arrived[0]), len(arrived[1])) >= calls // 4, {w: len(t) for w, t in arrived.items()}

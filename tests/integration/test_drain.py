@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PROFILES, ROOT, SippCall, wait_until
-from webclient import free_port, wait_ready
+from test_stub_resources import final, invite
+from webclient import call as http, free_port, wait_ready
 
 BIN = Path(sys.executable).parent
 CALLS = 3
@@ -79,3 +81,56 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
 
 def recording_entries(entries: list[dict]) -> list[dict]:
     return [e for e in entries if e["kind"] == "recording_started"]
+
+
+SLOW_HANGUP = '''
+import time
+
+def lambda_handler(event, context):
+    kind = event["InvocationEventType"]
+    if kind == "NEW_INBOUND_CALL":
+        return {"SchemaVersion": "1.0", "Actions": [{"Type": "PlayAudio", "Parameters": {
+            "Repeat": 20, "AudioSource": {"Type": "S3", "BucketName": "prompts", "Key": "tone-440hz.wav"}}}]}
+    if kind == "HANGUP":
+        time.sleep(4)  # the drain waits for this invocation
+    return {"SchemaVersion": "1.0", "Actions": []}
+'''
+
+
+def test_while_draining_a_new_call_gets_503_and_the_api_is_unavailable(tmp_path):
+    """Between the signal and the end of the last invocation, an INVITE is answered 503 with
+    Retry-After, `/ready` and the API answer 503, and the call that was up still drains."""
+    handler = tmp_path / "slow_hangup.py"
+    handler.write_text(SLOW_HANGUP)
+    profile = tmp_path / "slow.yaml"
+    profile.write_text(f"name: slow hangup\nstub:\n  handler: {handler}\n  bucket_dir: {PROFILES / 'bucket'}\n"
+                       "steps:\n  - sleep_ms: 1\n")
+    out, port, sip_port = tmp_path / "serve", free_port(), free_port()
+    proc = subprocess.Popen([str(BIN / "sip-harness"), "serve", "--profile", str(profile),
+                             "--sip-port", str(sip_port), "--api-port", str(port),
+                             "--rtp-ports", "31900-31940", "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_ready(port, proc)
+        up = SippCall(f"127.0.0.1:{sip_port}", 0, "+14345550123", until_bye=True)
+        confirmed = lambda: [e for e in journal(out / "journal.jsonl") if e["kind"] == "sip_confirmed"]
+        assert wait_until(confirmed, 15), journal(out / "journal.jsonl")
+        proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: any(e["kind"] == "draining" for e in journal(out / "journal.jsonl")), 10)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(10)
+            s.connect(("127.0.0.1", sip_port))
+            s.sendall(invite(1))
+            reply = final(s)
+        status, _, body = http(port, "GET", "/ready")
+        assert proc.poll() is None, "the drain ended before the new call was tried"
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert reply.startswith(b"SIP/2.0 503") and b"\r\nRetry-After: 5\r\n" in reply, reply[:300]
+    assert status == 503, body
+    assert up.wait(10) == 0  # the call that was up got its BYE
+    arrivals = [e for e in journal(out / "journal.jsonl") if e["kind"] == "call_arrived"]
+    assert len(arrivals) == 1  # the refused INVITE made no transaction

@@ -2,6 +2,7 @@
 around a real handler, and `sip-harness fidelity compare` on equal and altered traces."""
 import copy
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,12 +11,14 @@ import yaml
 
 from conftest import PROFILES, ROOT, require_capture
 from harness import cli
-from harness.fidelity import compare, journal_records, read_trace
+from harness.fidelity import compare, journal_records, kind, read_trace
 from harness.profiles.schema import load_profile
 from harness.run.profile import ProfileRun
+from harness.sma.model import rule_id
 from sip_harness.trace import MARK, TRACE_FILE_ENV, traced
 
 PROFILE = PROFILES / "update_switches_prompt.yaml"
+DATA = ROOT / "tests" / "data"
 
 
 def test_traced_logs_one_line_per_invocation_and_keeps_errors(tmp_path, monkeypatch):
@@ -134,3 +137,26 @@ def test_ids_numbers_and_times_do_not_count_but_their_roles_do(traced_run, tmp_p
     (difference,) = compare(records, emulator)
     assert difference.path.endswith("Participants[0].CallId")
     assert (difference.trace, difference.emulator) == ("<CallId 2>", "<CallId 1>")
+
+
+def test_a_trace_of_the_documented_example_events_matches_the_emulator(traced_run):
+    """The same flow written from the developer guide's example events (each line names its
+    page) and the workshop's captured NEW_INBOUND_CALL: the emulator's events have their shape,
+    order, ActionData and CallDetails, field by field."""
+    documented = read_trace(DATA / "traces" / "documented_update_flow.jsonl")
+    _, emulator = traced_run
+    assert [kind(r) for r in documented] == [kind(r) for r in emulator]
+    assert compare(documented, emulator) == []
+    del documented[4]["event"]["ActionData"]["Parameters"]["ParticipantTag"]
+    (difference,) = compare(documented, emulator)
+    assert difference.path.endswith("invocations[4].event.ActionData.Parameters.ParticipantTag")
+
+
+def test_the_sip_rule_id_has_the_services_form_and_is_the_same_every_run(traced_run):
+    """SipRuleId is a GUID, as the service's ids are (the developer guide's example shows one),
+    derived from the SMA and rule, so a handler that stores it sees the same one every run."""
+    _, emulator = traced_run
+    details = emulator[0]["event"]["CallDetails"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", details["SipRuleId"])
+    assert details["SipRuleId"] == rule_id(f"{details['SipMediaApplicationId']}/1")
+    assert {r["event"]["CallDetails"]["SipRuleId"] for r in emulator} == {details["SipRuleId"]}

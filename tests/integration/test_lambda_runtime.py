@@ -21,6 +21,7 @@ from harness.sma.runtimes import RuntimeUnavailable
 DATA = TEST_DATA / "handlers"
 PY, JS, MJS = str(DATA / "introspect.py"), str(DATA / "introspect.js"), str(DATA / "introspect.mjs")
 HARNESS_KEY = "AKIAHARNESSOWNKEY000"
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"  # a Node.js log line's time
 
 
 def invoke(spec, events, tmp_path, **kw):
@@ -143,10 +144,36 @@ def test_node_console_lines_carry_the_request_id(tmp_path):
     (result,) = invoke(JS, [{"kind": "log"}], tmp_path)
     rid = result.requests[0]["request_id"]
     lines = blocks((tmp_path / "handler.log").read_text())[rid]
-    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-    assert re.fullmatch(rf"{stamp}\t{rid}\tINFO\tinfo from {rid}", lines[1])
-    assert re.fullmatch(rf"{stamp}\t{rid}\tERROR\tan error line", lines[2])
+    assert re.fullmatch(rf"{STAMP}\t{rid}\tINFO\tinfo from {rid}", lines[1])
+    assert re.fullmatch(rf"{STAMP}\t{rid}\tERROR\tan error line", lines[2])
     assert lines[-2] == f"END RequestId: {rid}" and lines[-1].startswith(f"REPORT RequestId: {rid}\t")
+
+
+def test_node_errors_are_logged_as_lambdas_node_runtime_logs_them(tmp_path):
+    """A handler that throws: `Invoke Error` with the error as JSON on its request's line; one
+    that throws while it loads: `Uncaught Exception` on a line whose RequestId is `undefined`
+    (there is no request during init). Both reach the invocation result with their own words."""
+    require_tool("node")
+    (result,) = invoke(JS, [{"kind": "raise"}], tmp_path)
+    assert result.failed and result.errors[0]["errorType"] == "TypeError"
+    rid = result.requests[0]["request_id"]
+    line = next(l for l in blocks((tmp_path / "handler.log").read_text())[rid] if "Invoke Error" in l)
+    head, _, error = line.partition("Invoke Error \t")
+    assert re.fullmatch(rf"{STAMP}\t{rid}\tERROR\t", head), line
+    error = json.loads(error)
+    assert (error["errorType"], error["errorMessage"]) == ("TypeError", "boom")
+    assert error["stack"][0] == "TypeError: boom" and "introspect.js:" in error["stack"][1]
+
+    broken = tmp_path / "broken.js"
+    broken.write_text('throw new RangeError("init failed");\nexports.handler = async () => ({});\n')
+    (tmp_path / "init").mkdir()
+    (result,) = invoke(str(broken), [{"kind": "log"}], tmp_path / "init")
+    assert result.failed and result.errors[0]["errorMessage"] == "init failed"
+    text = (tmp_path / "init" / "handler.log").read_text()
+    line = next(l for l in text.splitlines() if "Uncaught Exception" in l)
+    head, _, error = line.partition("Uncaught Exception \t")
+    assert re.fullmatch(rf"{STAMP}\tundefined\tERROR\t", head), line
+    assert json.loads(error)["errorType"] == "RangeError"
 
 
 @pytest.mark.parametrize("name", ["python3.11", "python3.12", "python3.13"])

@@ -26,6 +26,7 @@ ROWS = {
     "action_type": ["INVALID_LAMBDA_RESPONSE", "InvalidActionType", "'PlayAudo'"],
     "missing_prompt": ["ACTION_FAILED", "InvalidAudioSource",
                        "s3://prompts/welcome-typo.wav not found"],
+    "response_too_large": ["Function.ResponseSizeTooLarge", "6291456 bytes"],
 }
 
 

@@ -9,6 +9,9 @@ exports.handler = async (event, context) => {
     console.error("an error line");
     return {};
   }
+  if (event.kind === "raise") {
+    throw new TypeError("boom");
+  }
   if (event.kind === "calls") {
     const AWS = require("aws-sdk");
     await new AWS.DynamoDB().listTables({}).promise();
