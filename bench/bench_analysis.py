@@ -39,7 +39,7 @@ from harness.report import Options, write_capture_report  # noqa: E402
 from harness.report.capture_report import build_capture_document  # noqa: E402
 from harness.wire.analysis import analyze_pcap  # noqa: E402
 from harness.wire.calls import find_calls, stream_quality  # noqa: E402
-from harness.wire.testing import (sdp_body, sip_message, stream_table,  # noqa: E402
+from harness.testing.captures import (sdp_body, sip_message, stream_table,  # noqa: E402
                                   tshark_stream_table, udp_frame)
 
 T0_NS = 1_700_000_000_000_000_000

@@ -41,14 +41,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, TsharkCapture, pacing
+from common import TsharkCapture, pacing
 
 from harness.media.sources import tone, write_wav
+from harness.run.load import ASSETS
 from harness.wire.analysis import analyze_pcap
 
 SIPP = shutil.which("sipp") or "sipp"
-UNTIL_BYE = ROOT / "bench" / "scenarios" / "uac_until_bye.xml"
-HANDLER = ROOT / "bench" / "handlers" / "play_hangup.py"
+UNTIL_BYE = ASSETS / "uac_until_bye.xml"
+HANDLER = ASSETS / "play_hangup.py"
 KEPT = 1.10
 P99_BOUND_MS = 2.0
 

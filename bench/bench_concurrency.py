@@ -1,7 +1,7 @@
 """Concurrent calls with media on the stub's one event-loop thread: the largest N whose RTP
 stays within bounds.
 
-For each N (rising; the first N that fails ends the run), load mode (`harness.load`) has SIPp
+For each N (rising; the first N that fails ends the run), load mode (`harness.run.load`) has SIPp
 place N calls into the embedded stub at `--ramp` calls/s with `-rtp_echo` (so the stub also
 receives 50 packets/s per call) while the stub plays a prompt long enough to cover the ramp and
 a `--window` of seconds with all N calls up; then the stub hangs up. tshark captures every
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import tempfile
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from common import TsharkCapture, cpu_share, keep_if_failed, pacing, tshark_rtp_
 
 from harness.journal_entries import Answered, Hangup
 from harness.journal_view import JournalView
-from harness.load import RTP_BASE, RTP_TOP, LoadSpec, run_load
+from harness.run.load import LoadSpec, run_load
+from harness.run.setup import free_rtp_range
 from harness.wire.analysis import analyze_pcap
 
 PROMPT, PROMPT_S = "tone-1000hz.wav", 2.0
@@ -38,12 +38,12 @@ P99_BOUND_MS = 2.0
 def step(n: int, window: float, ramp: float, sample: int, realtime: bool) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"bench-concurrency-{n}-"))
     size = 2 * (n + sample + 64)
-    lo = random.randrange(RTP_BASE, RTP_TOP - size, 2)
+    lo, hi = free_rtp_range(size)
     repeat = math.ceil((n / ramp + window + 4) / PROMPT_S)
-    capture = TsharkCapture(work / "rtp.pcap", f"udp and src portrange {lo}-{lo + size - 1}")
+    capture = TsharkCapture(work / "rtp.pcap", f"udp and src portrange {lo}-{hi}")
     try:
         result = run_load(LoadSpec(sipp_calls=n, rate=ramp, concurrent=n, prompt=PROMPT,
-                                   repeat=repeat, sample=sample, rtp_ports=(lo, lo + size - 1),
+                                   repeat=repeat, sample=sample, rtp_ports=(lo, hi),
                                    realtime=realtime,
                                    max_seconds=n / ramp + repeat * PROMPT_S + 60,
                                    out_dir=work / "load"), progress=lambda line: None)

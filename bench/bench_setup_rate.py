@@ -1,7 +1,7 @@
 """Call setups per second through the whole stub: SIPp at rising `-r` rates, each call answered
 by the handler (a Python worker process), played a 200 ms beep and hung up by the stub.
 
-For each rate, load mode (`harness.load`) has SIPp place `rate x --seconds` calls (with
+For each rate, load mode (`harness.run.load`) has SIPp place `rate x --seconds` calls (with
 `-rtp_echo`) into the embedded stub, climbing to the rate over `--ramp` seconds while the
 handler's warm pool grows (a cold start per worker, as Lambda scales out); a sample of the calls
 is verified on the wire. `setups_per_s` is the answer rate of the calls that arrived after the
@@ -24,7 +24,7 @@ from common import cpu_share, keep_if_failed
 
 from harness.journal_entries import Answered
 from harness.journal_view import JournalView
-from harness.load import LoadSpec, run_load
+from harness.run.load import LoadSpec, run_load
 from harness.media.sources import tone, write_wav
 
 BEEP = "beep-200ms.wav"

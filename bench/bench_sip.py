@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.sip.autoanswer import AutoAnswer  # noqa: E402
+from harness.testing.autoanswer import AutoAnswer  # noqa: E402
 from harness.sip.message import parse_message  # noqa: E402
 from harness.sip.sdp import build_offer  # noqa: E402
 from harness.sip.transport import UdpSipTransport  # noqa: E402

@@ -760,7 +760,7 @@ MEDIA_SINKS = 4  # the media port, RTCP, the odd-port case, a move (and its RTCP
 def _media_sinks() -> list[socket.socket]:
     """UDP sockets on four consecutive ports from an even one, in this lane's RTP block: the
     media the stub sends for the fuzzer's offers arrives (and is dropped) here."""
-    from harness.runner import rtp_block
+    from harness.run.setup import rtp_block
     base = rtp_block() + 300  # above the ports the stub itself may take in the lane
     for first in range(base, base + 96, MEDIA_SINKS):
         sinks = []

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.profiles.schema import load_profile  # noqa: E402
-from harness.runner import ProfileRun  # noqa: E402
+from harness.run.profile import ProfileRun  # noqa: E402
 from harness.wire.analysis import analyze_pcap  # noqa: E402
 from harness.wire.audio import stream_pcm  # noqa: E402
 from harness.wire.words import Recognizer, speech_pieces  # noqa: E402

@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 
 from harness.caller import Caller  # noqa: E402
 from harness.journal_view import JournalView  # noqa: E402
-from harness.runner import api_client, load_prompts  # noqa: E402
+from harness.run.setup import api_client  # noqa: E402
+from harness.wire.audio import load_prompts  # noqa: E402
 from harness.sma.model import SipMediaApplication, SipRule  # noqa: E402
 from harness.stub import Stub, StubConfig  # noqa: E402
 from harness.wire.analysis import analyze_pcap  # noqa: E402

@@ -1,4 +1,4 @@
-"""The `sip-harness` command: run, report, validate, serve, calls, call, analyze and fidelity (see
+"""The `sip-harness` command: run, report, validate, serve, calls, call, analyze, load and fidelity (see
 `DESCRIPTION`, which `--help` prints)."""
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def cmd_run(args) -> int:
     from .report import write_junit
     from .report.run_report import write_run_report
     from .report.summary import result_lines
-    from .runner import run_profiles
+    from .run.profile import run_profiles
     profiles = _load_all(args.paths, args.k)
     if args.shard:
         try:
@@ -179,15 +179,23 @@ def cmd_validate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serve import ServeOptions, StartupError, parse_port_range, run
+    """Serve one stub, or a cluster of them (--workers, --worker), in a new event loop."""
+    import asyncio
+    from .serve import ServeOptions, StartupError, parse_port_range, serve
     try:
-        run(ServeOptions(Path(args.profile) if args.profile else None, args.host, args.sip_port,
-                         args.api_port, parse_port_range(args.rtp_ports), Path(args.out),
-                         args.log_format, args.transaction_artifacts, args.tls_port,
-                         args.credentials, frozenset(args.allowed_host), args.control,
-                         Path(args.control_token_file) if args.control_token_file else None,
-                         tuple(Path(d) for d in args.profiles_dir), args.drain_seconds,
-                         args.worker_index, args.workers, tuple(args.worker)))
+        options = ServeOptions(Path(args.profile) if args.profile else None, args.host, args.sip_port,
+                               args.api_port, parse_port_range(args.rtp_ports), Path(args.out),
+                               args.log_format, args.transaction_artifacts, args.tls_port,
+                               args.credentials, frozenset(args.allowed_host), args.control,
+                               Path(args.control_token_file) if args.control_token_file else None,
+                               tuple(Path(d) for d in args.profiles_dir), args.drain_seconds,
+                               args.worker_index, args.workers, tuple(args.worker))
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        if options.workers or options.remote_workers:
+            from .cluster.serve_cluster import serve_cluster
+            asyncio.run(serve_cluster(options))
+        else:
+            asyncio.run(serve(options))
     except StartupError as exc:
         print(f"sip-harness serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -220,7 +228,7 @@ def cmd_calls(args) -> int:
 def cmd_call(args) -> int:
     """One troubleshooting call: place it, capture it, hang up, print what the wire shows."""
     from .caller import Caller, CallerError
-    from .runner import load_prompts
+    from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.capture import Capture, CaptureError
     from .wire.report_text import render_analysis
@@ -281,7 +289,7 @@ def _srtp_keys(values: list[str]) -> dict[tuple[str, int], object]:
 def cmd_analyze(args) -> int:
     """The text report of a capture; its page (--html) and facts (--json) when asked."""
     from .report import Options, Selection, write_capture_report
-    from .runner import load_prompts
+    from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import PcapError
     from .wire.report_text import render_analysis
@@ -329,11 +337,51 @@ def cmd_analyze(args) -> int:
     return EXIT_FAILED if any(f.failed for f in analysis.srtp) else EXIT_OK
 
 
+def cmd_load(args) -> int:
+    """Load mode: many calls from SIPp and pjsua2 into an embedded stub (or one already served,
+    --to), a sample verified on the wire; progress on stderr, the JSON summary on stdout."""
+    import json
+    from .run.load import LoadError, LoadSpec, run_load
+    from .wire.capture import CaptureError
+    target = _host_port(args.to, "--to") if args.to else None
+    if args.api and not target:
+        raise UsageError("--api names the API of the stub --to places the calls into: give --to")
+    spec = LoadSpec(sipp_calls=args.calls, pjsua2_calls=args.pjsua2, rate=args.rate, ramp_s=args.ramp,
+                    concurrent=args.concurrent, prompt=args.prompt, repeat=args.repeat,
+                    sample=args.sample, max_seconds=args.max_seconds, echo=not args.no_echo,
+                    realtime=args.realtime, bucket_dir=Path(args.bucket) if args.bucket else None,
+                    out_dir=Path(args.out) if args.out else None, target=target, api_url=args.api,
+                    number=args.number, hold_ms=args.hold_ms,
+                    scenario=Path(args.scenario) if args.scenario else None)
+    if args.handler:
+        if target:
+            raise UsageError("--handler is for the embedded stub: the served one runs its own")
+        spec.handler = args.handler
+    try:
+        result = run_load(spec, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except LoadError as exc:
+        print(f"sip-harness load: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CaptureError as exc:
+        print(f"sip-harness load: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result.summary, indent=2))
+    return EXIT_OK if result.summary["passed"] else EXIT_FAILED
+
+
+def _host_port(text: str, flag: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{flag} {text!r}: give HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
 def cmd_fidelity_compare(args) -> int:
     """Run the profile's call flow on the emulator and diff its invocations with the trace."""
     import json
     from .fidelity import TraceError, compare, journal_records, read_trace, report_json
-    from .runner import ProfileRun
+    from .run.profile import ProfileRun
     try:
         trace = read_trace(Path(args.trace))
     except (OSError, TraceError) as exc:
@@ -437,7 +485,8 @@ def _words_text(document: dict) -> str:
 
 DESCRIPTION = """\
 SIP test harness with media emulation for Amazon Chime SDK SIP media applications: run,
-report, validate, serve, calls, call, analyze and fidelity (each command has its own --help).
+report, validate, serve, calls, call, analyze, load and fidelity (each command has its own
+--help).
 
 exit codes: 0 every profile passed; 1 a profile failed or erred; 2 bad usage or an invalid
 profile (the message names file, line and field)."""
@@ -600,6 +649,40 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a caller's SIP message log (caller-N.messages.jsonl): SIP over TLS")
     analyze.add_argument("--srtp-key", action="append", default=[], metavar="HOST:PORT=KEY",
                          help="decrypt the SRTP from HOST:PORT with this SDES inline key")
+    load = command("load", "many calls from SIPp and pjsua2 into an embedded stub, or into one "
+                           "already served (--to), a sample verified on the wire (JSON summary "
+                           "on stdout)", cmd_load)
+    load.add_argument("--calls", type=int, default=100, help="calls SIPp places (0: none)")
+    load.add_argument("--pjsua2", type=int, default=0, help="calls pjsua2 workers place")
+    load.add_argument("--rate", type=float, default=10.0, help="new calls per second, per source")
+    load.add_argument("--ramp", type=int, default=0, help="seconds SIPp takes to climb to --rate")
+    load.add_argument("--concurrent", type=int, help="at most this many calls up, per source")
+    load.add_argument("--to", metavar="HOST:PORT",
+                      help="place the calls into the stub (or cluster, `serve --workers N`) served "
+                           "there instead of an embedded one; its own handler answers them")
+    load.add_argument("--api", metavar="URL", help="with --to: the served stub's API, which must "
+                                                   "answer /ready before the first call")
+    load.add_argument("--number", default="+14345550101", help="the number the calls are placed to")
+    load.add_argument("--hold-ms", type=int, metavar="MS",
+                      help="the callers hang up after this long (default: they wait for the stub's BYE)")
+    load.add_argument("--prompt", default="tone-1000hz.wav",
+                      help="the handler's prompt, a key under BUCKET/prompts (the default one is "
+                           "written into OUT when no --bucket is given; with --to, checked only "
+                           "with --bucket)")
+    load.add_argument("--repeat", type=int, default=1, help="times the prompt plays before the hangup")
+    load.add_argument("--sample", type=int, default=8,
+                      help="calls verified on the wire (0: no capture); embedded: the RTP port "
+                           "pairs captured")
+    load.add_argument("--max-seconds", type=float, default=120.0, help="stop after this long")
+    load.add_argument("--no-echo", action="store_true", help="SIPp sends no RTP back")
+    load.add_argument("--realtime", action="store_true", help="the stub's thread under SCHED_FIFO (root)")
+    load.add_argument("--bucket", help="the bucket folder the prompt is in (BUCKET/prompts/PROMPT)")
+    load.add_argument("--handler", help="a handler that plays $BENCH_PROMPT $BENCH_REPEAT times and "
+                                        "hangs up (default: the bundled play_hangup.py)")
+    load.add_argument("--scenario", help="SIPp's scenario: a caller that waits for the stub's BYE "
+                                         "(default: the bundled uac_until_bye.xml; with --hold-ms, "
+                                         "SIPp's own uac)")
+    load.add_argument("--out", help="artifact folder (default: a new temporary one)")
     fidelity = command("fidelity", "compare traces of the real service with the emulator", None)
     fsub = fidelity.add_subparsers(dest="fidelity_command", required=True)
     fcompare = fsub.add_parser("compare", help="run PROFILE on the emulator and diff it with TRACE",

@@ -14,7 +14,6 @@ are the whole suite (`sip-harness report merge` puts their reports back together
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from .aws_target import AwsSettings
     from .profiles.schema import Profile
     from .remote import RemoteAccess
-    from .runner import ProfileResult
+    from .results import ProfileResult
 
 MAX_JOBS = LANES
 
@@ -55,7 +54,7 @@ def _take_lane(counter) -> None:
 def _run_one(path: str, out_dir: str, stub_url: str | None, access, aws) -> ProfileResult:
     from .profiles.schema import load_profile
     from .remote import RemoteAccess
-    from .runner import ProfileRun
+    from .run.profile import ProfileRun
     profile = load_profile(Path(path), check_handler=False)
     return ProfileRun(profile, Path(out_dir), lambda line: None, stub_url,
                       access or RemoteAccess(), aws).execute()

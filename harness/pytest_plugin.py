@@ -143,7 +143,7 @@ class ProfileItem(pytest.Item):
 
     def runtest(self):
         from .remote import RemoteAccess
-        from .runner import ProfileRun
+        from .run.profile import ProfileRun
         root = self.config.getoption("sip_artifacts")
         out = Path(root).resolve() if root else Path(self.config.rootpath) / "artifacts" / "pytest"
         url = self.config.getoption("sip_stub")

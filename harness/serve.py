@@ -118,10 +118,9 @@ def served_config(options: ServeOptions):
     """The StubConfig of the served profile (or of no SMA at all), the profile, and where the
     control token was written (None: from the environment, or no control routes)."""
     from .api.auth import CredentialsError, parse_credentials
-    from .api.server import ApiSettings
     from .control import ControlSettings
     from .profiles.schema import load_profile
-    from .runner import stub_config
+    from .run.setup import stub_config
     from .stub import StubConfig
     out = options.out.resolve()
     profile = load_profile(options.profile) if options.profile else None
@@ -150,7 +149,7 @@ def served_config(options: ServeOptions):
 def session_config(path: Path, run_dir: Path):
     """A remote run's session: its profile's stub section, its files in `run_dir`."""
     from .profiles.schema import load_profile
-    from .runner import stub_config
+    from .run.setup import stub_config
     return stub_config(load_profile(path), run_dir)
 
 
@@ -220,13 +219,3 @@ async def serve(options: ServeOptions, stream: TextIO = sys.stdout) -> None:
         if worker is not None:
             await loop.run_in_executor(None, worker.close)
         log.line(time.time(), "serve", "stopped", artifacts=str(out))
-
-
-def run(options: ServeOptions) -> None:
-    """Serve in a new event loop (the `serve` command): one stub, or a cluster of them."""
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    if options.workers or options.remote_workers:
-        from .cluster.serve_cluster import serve_cluster
-        asyncio.run(serve_cluster(options))
-    else:
-        asyncio.run(serve(options))

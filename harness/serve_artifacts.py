@@ -134,7 +134,9 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
     """Write a transaction's folder: journal.json, and capture.pcap, ladder.txt and the report
     when there is a capture (the report alone without one)."""
     from .report import write_profile_reports
-    from .runner import ProfileResult, check_nothing_after_last_hangup, load_prompts
+    from .results import ProfileResult
+    from .run.verify import check_nothing_after_last_hangup
+    from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import write_pcap
     folder.mkdir(parents=True, exist_ok=True)
@@ -150,7 +152,7 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
     tx = next(iter(view.transactions()), "?")
     sma = next((e.sip_media_application_id for e in view.arrivals()), "")
     result = ProfileResult(f"transaction {tx}", sma, str(folder))
-    result.checks = [check_nothing_after_last_hangup(entries)]
+    result.checks = [check_nothing_after_last_hangup(view)]
     result.problems = [p.to_json() for p in view.problems()]
     result.verdict = "pass" if all(c.passed for c in result.checks) and not result.problems else "fail"
     times = [e["time"] for e in entries]

@@ -16,6 +16,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..run.verify import named_prompts
 from .schema import HANDLER_SUFFIXES, Profile, handler_problem, handler_target
 from .strict import ProfileError, problem
 
@@ -95,19 +96,9 @@ def _files(profile: Profile, base: Path) -> list[Finding]:
     if not bucket.is_dir():
         return found
     prompts = {p.name for p in bucket.rglob("*.wav")}
-    expect = profile.expect
-    named: list[tuple[object, tuple, str]] = []
-    named += [(expect, ("prompts", i), p) for i, p in enumerate(expect.prompts or [])]
-    named += [(expect, ("heard", call, i), p) for call, ps in (expect.heard or {}).items()
-              for i, p in enumerate(ps)]
-    if expect.switch is not None:
-        named += [(expect.switch, ("from_prompt",), expect.switch.from_prompt),
-                  (expect.switch, ("to_prompt",), expect.switch.to_prompt)]
-    if expect.prompt_after_answer is not None:
-        named.append((expect.prompt_after_answer, ("prompt",), expect.prompt_after_answer.prompt))
-    for obj, at, name in named:
+    for at, name in named_prompts(profile.expect):
         if name not in prompts:
-            found.append(Finding(problem(obj, at, f"no prompt {name!r} (a WAV file) under {bucket}"),
+            found.append(Finding(problem(profile.expect, at, f"no prompt {name!r} (a WAV file) under {bucket}"),
                                  blocks_run=False))
     return found
 

@@ -2,8 +2,9 @@
 
 A profile names the stub (SMA, handler and its function configuration, local AWS services,
 bucket folder, SIP rules), the SIP endpoints the callers use, the steps of the scenario and
-what must be observed. `load_profile` reads one file strictly (see `strict.py`), then checks
-what only the file system can tell (handler and seed files, the runtime's interpreter).
+what must be observed (`expect:`: its keys, their shapes and how each is judged are in
+`run/verify.py`). `load_profile` reads one file strictly (see `strict.py`), then checks what
+only the file system can tell (handler and seed files, the runtime's interpreter).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..run.verify import Expect
 from ..sma.actions import ACTIONS, DEFAULT_INTERRUPTIBLE
-from ..sma.events import EVENT_TYPES
 from ..lambdas.lambda_env import TRACE_LAYER, layer_folder, reserved_keys
 from ..lambdas.runtimes import RuntimeUnavailable, language_of, resolve, runtime_problem
 from .strict import Invalid, ProfileError, load, problem
@@ -341,74 +342,6 @@ class Step:
     @property
     def kind(self) -> str:
         return self._given()[0]
-
-
-@dataclass
-class SwitchExpect:
-    """On the wire, the stub's stream to the caller switches prompts after the update."""
-
-    from_prompt: str
-    to_prompt: str
-    within_ms: int = 200
-    call: str = "a"
-
-
-@dataclass
-class PromptAfterAnswerExpect:
-    """On the wire, `prompt` starts on the stub's stream to `call` within `within_ms` of the
-    stub's 200 OK for that call (e.g. the prompt an ACTION_FAILED response plays)."""
-
-    prompt: str
-    within_ms: int = 300
-    call: str = "a"
-
-
-@dataclass
-class CallRecordingExpect:
-    """The last recording the stub wrote is a two-channel call recording (incoming left,
-    outgoing right) whose channels hold these tones in its last quarter."""
-
-    incoming_tone_hz: float
-    outgoing_tone_hz: float
-
-
-@dataclass
-class Expect:
-    """What must be observed: the handler's events (from the stub's journal); on the wire, the
-    prompts the stub played to the first call (in order), the switch, who sent BYE."""
-
-    events: list[str] | None = None
-    prompts: list[str] | None = None
-    prompts_call: str | None = None  # whose stream `prompts` is read from (default: the first call)
-    heard: dict[str, list[str]] | None = None  # call name -> prompts its stream carried, in order
-    prompt_after_answer: PromptAfterAnswerExpect | None = None
-    switch: SwitchExpect | None = None
-    bye_from: Literal["stub", "caller"] | None = None
-    received_digits: list[str] | None = None  # ReceivedDigits the handler got, in order
-    dtmf_to_caller: str | None = None  # RFC 4733 digits the stub sent to the first call
-    final_status: dict[str, int] | None = None  # call name -> final SIP status it saw
-    recording_tone_hz: float | None = None  # a recording was written, holding this tone
-    call_recording: CallRecordingExpect | None = None
-    # table -> items that must be in it after the run: {key: {...}, attribute: value, ...};
-    # a value {matches: REGEX} matches the attribute's text
-    dynamodb: dict[str, list[dict[str, Any]]] | None = None
-    #: phrases the caller heard, in order: recognised in the stub's speech on the wire
-    said: list[str] | None = None
-    said_call: str | None = None  # whose stream `said` is read from (default: the first call)
-
-    def validate(self) -> str | Invalid | None:
-        bad = [e for e in self.events or [] if e not in EVENT_TYPES]
-        if bad:
-            return f"events: unknown InvocationEventType {bad[0]!r}"
-        for table, items in (self.dynamodb or {}).items():
-            for i, item in enumerate(items):
-                if not isinstance(item.get("key"), dict) or not item["key"]:
-                    return Invalid(("dynamodb", table, i), "each expected item names its key: "
-                                                           "{key: {attribute: value}, ...}")
-        for i, phrase in enumerate(self.said or []):
-            if not phrase.strip():
-                return Invalid(("said", i), "a phrase has no words")
-        return None
 
 
 @dataclass

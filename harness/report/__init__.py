@@ -17,7 +17,7 @@ from harness.report.junit import write_junit
 from harness.report.timeline import draw_timeline
 
 if TYPE_CHECKING:
-    from harness.runner import ProfileResult
+    from harness.results import ProfileResult
     from harness.wire.analysis import WireAnalysis
 
 __all__ = ["write_profile_reports", "write_capture_report", "write_junit", "Options", "Selection"]

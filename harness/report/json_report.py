@@ -26,7 +26,7 @@ from harness.sip.message import SipRequest
 from harness.wire.audio import content_segments, dtmf_events, label_packets
 
 if TYPE_CHECKING:
-    from harness.runner import ProfileResult
+    from harness.results import ProfileResult
     from harness.wire.analysis import WireAnalysis
     from harness.wire.rtp_streams import RtpStream
 

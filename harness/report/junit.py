@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from harness.report.summary import problem_lines, result_lines
 
 if TYPE_CHECKING:
-    from harness.runner import ProfileResult
+    from harness.results import ProfileResult
 
 SUITE = "sip-harness"
 #: characters XML 1.0 cannot hold, even escaped

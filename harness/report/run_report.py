@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.runner import ProfileResult
+    from harness.results import ProfileResult
 
 SCHEMA_VERSION = 1
 RUN_REPORT = "run.json"

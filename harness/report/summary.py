@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.runner import ProfileResult
+    from harness.results import ProfileResult
 
 DETAIL_LINES = 6  # the tail of a stack trace shown under its problem
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 import G722  # sippy's libg722 binding: the ITU-T reference decoder
 
 from harness.media.g711 import DECODERS, ENCODERS
+from harness.media.sources import read_wav
 from harness.media.rtp import RtpError, TelephoneEvent
 from harness.wire.rtp_streams import RtpFrame, RtpStream
 
@@ -547,3 +549,9 @@ def prompts_in(found: Sequence[AudioSegment]) -> list[str]:
 def prompts_played(stream: RtpStream, prompts: Mapping[str, np.ndarray]) -> list[str]:
     """The prompts a stream carried, in order (see `prompts_in`)."""
     return prompts_in(segments(label_packets(stream, prompts)))
+
+
+def load_prompts(bucket_dir: Path) -> dict[str, np.ndarray]:
+    """Every WAV under a bucket folder, by file name, as 8 kHz int16 PCM: the prompts to
+    recognise in a stream."""
+    return {p.name: read_wav(p.read_bytes(), p.name) for p in sorted(Path(bucket_dir).rglob("*.wav"))}

@@ -76,6 +76,7 @@ class Capture:
         self._stopping = threading.Event()
         self._error: BaseException | None = None
         self._written = self._skipped = self._drops = 0
+        self.stats: CaptureStats | None = None  # the counts, once stopped
 
     def __enter__(self) -> "Capture":
         self.start()
@@ -136,7 +137,8 @@ class Capture:
         self._sock = None
         if self._error is not None:
             raise CaptureError(f"capture on {self.iface} failed: {self._error}") from self._error
-        return CaptureStats(self.path, self._written, self._drops, self._skipped)
+        self.stats = CaptureStats(self.path, self._written, self._drops, self._skipped)
+        return self.stats
 
     def _run(self, writer: RawPcapWriter, loopback: bool) -> None:
         sock = self._sock

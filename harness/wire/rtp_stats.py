@@ -1,6 +1,6 @@
 """RTP stream statistics computed exactly as Wireshark 4.0 (`tshark -z rtp,streams`) does.
 
-The rules (measured against tshark 4.0.17, see tests/test_wire_tshark.py):
+The rules (measured against tshark 4.0.17, see tests/integration/test_wire_tshark.py):
 - Times are the capture times relative to the first frame of the file, in ms (`relative_ms`).
 - Jitter is RFC 3550's J += (|D| - J) / 16, where the expected arrival of a packet is the
   previous packet's arrival plus the RTP-timestamp advance since the last packet that has a
