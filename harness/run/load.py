@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..caller import Caller, CallerError
+from ..journal_entries import Answered, HandlerResponded, InternalError, SipEnded, SipRejected
 from ..journal_view import JournalView
 from ..media.sources import read_wav, tone, write_wav
 from ..stub import Stub
@@ -470,20 +471,20 @@ class _Driver:
 
 def stub_figures(journal: JournalView) -> dict:
     """Counts, peak concurrency and INVITE-to-answer times from the stub's journal."""
-    arrivals, ended = journal.of_kind("call_arrived"), journal.of_kind("sip_ended")
-    arrived = {e["transaction_id"]: e["time"] for e in arrivals}
-    answered = [e["time"] - arrived[e["transaction_id"]] for e in journal.of_kind("answered")
-                if e["transaction_id"] in arrived]
+    arrivals, ended = journal.arrivals(), journal.of(SipEnded)
+    arrived = {e.transaction_id: e.time for e in arrivals}
+    answered = [e.time - arrived[e.transaction_id] for e in journal.of(Answered)
+                if e.transaction_id in arrived]
     up = peak = 0
-    for _, step in sorted([(e["time"], 1) for e in arrivals] + [(e["time"], -1) for e in ended]):
+    for _, step in sorted([(e.time, 1) for e in arrivals] + [(e.time, -1) for e in ended]):
         up += step
         peak = max(peak, up)
     setup = np.array(answered) * 1000 if answered else np.zeros(1)
     return {"calls_arrived": len(arrivals), "answered": len(answered),
-            "ended": len(ended), "hung_up_by_stub": sum(1 for e in ended if e.get("by") == "local"),
-            "peak_up": peak, "rejected": len(journal.of_kind("sip_rejected")),
-            "internal_errors": len(journal.of_kind("internal_error")),
-            "handler_failures": sum(1 for e in journal.of_kind("response") if e.get("failed")),
+            "ended": len(ended), "hung_up_by_stub": sum(1 for e in ended if e.by == "local"),
+            "peak_up": peak, "rejected": len(journal.of(SipRejected)),
+            "internal_errors": len(journal.of(InternalError)),
+            "handler_failures": sum(1 for e in journal.of(HandlerResponded) if e.failed),
             "answer_ms_p50": round(float(np.percentile(setup, 50)), 2),
             "answer_ms_p99": round(float(np.percentile(setup, 99)), 2)}
 

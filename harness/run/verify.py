@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..journal_entries import Impairment
 from ..journal_view import JournalView
 from ..media.sources import read_wav, read_wav_channels
 from ..profiles.strict import Invalid
@@ -419,7 +420,7 @@ def _last_recording(run: Evidence, name: str) -> tuple[Path | None, Check | None
     the recordings are in the service's bucket: not observable)."""
     if not run.local:
         return None, not_observable(name, S3_UNSEEN)
-    paths = [Path(e["path"]) for e in run.journal.of_kind("recording_stopped")]
+    paths = run.journal.recordings()
     if not paths or not paths[-1].is_file():
         return None, Check(name, False, "no recording was written")
     return paths[-1], None
@@ -549,12 +550,12 @@ def network_impairment(run: Evidence) -> Iterator[Check]:
     shows on its RTP streams."""
     if not (run.impaired and run.local):
         return
-    touched = [e["packet"] for e in run.journal.of_kind("impairment")]
-    dropped = sum(1 for p in touched if p["kind"] == "rtp" and p["direction"] == "outgoing"
-                  and p["action"] == "dropped")
+    touched = [e.packet for e in run.journal.of(Impairment)]
+    dropped = sum(1 for p in touched if p.kind == "rtp" and p.direction == "outgoing"
+                  and p.action == "dropped")
     lost = sum(st.stats.lost for leg in run.journal.legs()
                for st in run.wire.streams(src=(run.host, leg.rtp_port)))
-    sip = sum(1 for p in touched if p["kind"] == "sip" and p["action"] == "dropped")
+    sip = sum(1 for p in touched if p.kind == "sip" and p.action == "dropped")
     yield Check("network impairment", dropped == lost,
                 f"the stub's edge dropped {dropped} outgoing RTP packets, the capture shows "
                 f"{lost} lost; {sip} SIP datagrams dropped",

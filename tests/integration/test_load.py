@@ -51,7 +51,7 @@ def test_load_into_a_served_stub_judges_every_call_from_the_wire(tmp_path):
         result = run_load(LoadSpec(sipp_calls=6, pjsua2_calls=2, rate=4, sample=8, max_seconds=30,
                                    target=("127.0.0.1", stub.sip_port), api_url=stub.api_url,
                                    bucket_dir=bucket, out_dir=tmp_path / "load"), progress=lines.append)
-        arrived = len(JournalView(stub.journal_json()).of_kind("call_arrived"))
+        arrived = len(JournalView(stub.journal_json()).arrivals())
     s = result.summary
     assert s["passed"], s
     assert arrived == 8 and "stub" not in s
