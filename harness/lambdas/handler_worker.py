@@ -171,8 +171,10 @@ def main() -> None:
                 try:
                     json.dumps(result)
                     answer["result"] = result
-                except (TypeError, ValueError) as exc:
-                    answer["unserializable"] = f"{type(result).__name__}: {exc}"
+                except (TypeError, ValueError) as exc:  # the runtime fails the invocation
+                    answer["error"] = error_object("Runtime.MarshalError",
+                                                   f"Unable to marshal response: {exc}", [])
+                    log_error(answer["error"])
             except Exception as exc:
                 answer["error"] = error_object(type(exc).__name__, str(exc),
                                                user_trace(exc.__traceback__))

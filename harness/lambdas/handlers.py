@@ -43,8 +43,9 @@ class InvocationResult:
     """What one invocation (with its retries) produced.
 
     `response` is the handler's return value; `failed` is True when every attempt failed
-    (error or timeout); `errors` lists each failed attempt's error object; `invalid_json`
-    says why a return value could not be serialized as JSON; `requests` holds each attempt's
+    (error or timeout); `errors` lists each failed attempt's error object (a return value the
+    runtime cannot serialize fails the attempt, as Lambda's runtimes do); `invalid_json` says
+    why the body an HTTP Invoke endpoint answered is not JSON; `requests` holds each attempt's
     RequestId, REPORT figures and log lines (`InvocationLog.to_json`).
     """
 
@@ -123,8 +124,9 @@ class HandlerRunner(abc.ABC):
 
     @abc.abstractmethod
     async def _attempt(self, request: dict) -> dict:
-        """One attempt: a dict with `result`, `error` or `unserializable`, and `log` (an
-        `InvocationLog`, or None when the function's log is out of reach)."""
+        """One attempt: a dict with `result`, `error` or (from an HTTP Invoke endpoint whose
+        body is not JSON) `unserializable`, and `log` (an `InvocationLog`, or None when the
+        function's log is out of reach)."""
 
     @property
     def worker_count(self) -> int:

@@ -171,8 +171,9 @@ async function main() {
       try {
         JSON.stringify(answer.result);
         reply({ id: req.id, ...answer });
-      } catch (err) {
-        reply({ id: req.id, unserializable: String(err.message) });
+      } catch (err) {  // the runtime fails the invocation, as Lambda's Node.js runtime does
+        reply({ id: req.id, error: logged("Invoke Error", { errorType: "Error",
+          errorMessage: "Unable to stringify response body", trace: [] }) });
       }
     });
   });

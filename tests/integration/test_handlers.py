@@ -59,9 +59,19 @@ def test_a_timeout_kills_the_worker_and_the_retry_is_a_cold_start(spec, tmp_path
     assert runner.cold_starts == 3
 
 
-def test_a_result_that_is_not_json_is_reported(spec, tmp_path):
+def test_a_result_the_runtime_cannot_serialize_fails_the_invocation(spec, tmp_path):
+    """As Lambda's runtimes do: Python's Runtime.MarshalError, Node.js's "Unable to stringify
+    response body"; the attempt is retried like any failed one, and the log says why."""
     (result,), _ = run(invoke_all(spec, [{"kind": "unserializable"}], tmp_path))
-    assert not result.failed and result.invalid_json
+    assert result.failed and result.attempts == 2 and result.invalid_json is None
+    error = result.errors[0]
+    if spec.endswith(".py"):
+        assert error["errorType"] == "Runtime.MarshalError"
+        assert error["errorMessage"].startswith("Unable to marshal response: Object of type object")
+        assert "[ERROR] Runtime.MarshalError: Unable to marshal response" in (tmp_path / "handler.log").read_text()
+    else:
+        assert (error["errorType"], error["errorMessage"]) == ("Error", "Unable to stringify response body")
+        assert "Invoke Error \t" in (tmp_path / "handler.log").read_text()
 
 
 def test_node_callback_style(tmp_path):

@@ -27,6 +27,7 @@ ROWS = {
     "missing_prompt": ["ACTION_FAILED", "InvalidAudioSource",
                        "s3://prompts/welcome-typo.wav not found"],
     "response_too_large": ["Function.ResponseSizeTooLarge", "6291456 bytes"],
+    "response_not_json": ["Runtime.MarshalError", "Unable to marshal response: Object of type set"],
 }
 
 

@@ -14,7 +14,9 @@ def lambda_handler(event, context):
     if to.endswith("04"):
         return {"SchemaVersion": "1.0", "Actions": [{"Type": "Pause"}], "Blob": "x" * (7 * 1024 * 1024)}
     if to.endswith("05"):
-        return {"SchemaVersion": "1.0", "Actions": set()}  # not JSON-serializable
+        return {"SchemaVersion": "1.0", "Actions": set()}  # the runtime cannot serialize it
+    if to.endswith("06"):
+        return "PlayAudio"  # JSON, but not a response object
     return {"SchemaVersion": "1.0", "Actions": [
         {"Type": "Pause", "Parameters": {"DurationInMilliseconds": 1500}},
         {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}]}

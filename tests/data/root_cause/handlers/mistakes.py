@@ -1,7 +1,8 @@
 """A handler with the mistakes a first handler makes, one per number called:
 +14345550201 sleeps past its timeout, +14345550202 answers with SchemaVersion "2.0",
 +14345550203 names the action "PlayAudo", +14345550204 plays a key the bucket does not hold,
-+14345550205 raises, +14345550206 answers with more than Lambda's 6 MB."""
++14345550205 raises, +14345550206 answers with more than Lambda's 6 MB, +14345550207 answers
+with a value JSON cannot hold (a set)."""
 import time
 
 PLAY = {"Type": "PlayAudio", "Parameters": {"AudioSource": {
@@ -23,5 +24,7 @@ def lambda_handler(event, context):
         raise RuntimeError(f"no greeting configured for {number}")
     if number == "+14345550206":
         return {"SchemaVersion": "1.0", "Actions": [PLAY], "Debug": "x" * 7_000_000}
+    if number == "+14345550207":
+        return {"SchemaVersion": "1.0", "Actions": [PLAY], "Seen": {number}}
     missing = {"Type": "S3", "BucketName": "prompts", "Key": "welcome-typo.wav"}
     return {"SchemaVersion": "1.0", "Actions": [{"Type": "PlayAudio", "Parameters": {"AudioSource": missing}}]}
