@@ -6,8 +6,9 @@ at the next unrelated event."""
 import pytest
 
 from harness.caller import Caller
-from harness.journal_entries import Hangup
+from harness.journal_entries import Hangup, InternalError
 from harness.journal_view import JournalView
+from harness.media.transport import MediaSession
 from harness.sma.model import SipMediaApplication, SipRule, rule_id
 from harness.stub import Stub, StubConfig
 
@@ -51,3 +52,28 @@ def test_a_failure_while_starting_is_reported_at_once(failing_stub, tmp_path, su
     hangups = journal.of(Hangup, transaction_id=tx)
     assert hangups and hangups[0].time - started < 2.0, "the ACTION_FAILED response ran"
     assert wait_until(lambda: tx not in stub.service.transactions)
+
+
+@pytest.mark.parametrize("method,action", [("play_file", "PlayAudio"), ("play_silence", "Pause")])
+def test_a_command_that_raises_fails_only_its_own_action(failing_stub, tmp_path, monkeypatch, method, action):
+    """A fault of the stub's own (here the media edge raising while it starts the action's
+    audio) is the service's SystemException for that action: ACTION_FAILED, an internal_error
+    entry naming the command, the ACTION_FAILED response runs and nothing is left behind."""
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the media edge broke")
+    monkeypatch.setattr(MediaSession, method, broken)
+    stub = failing_stub
+    before = len(stub.journal_json())
+    with Caller(workdir=tmp_path / "caller") as caller:
+        call = caller.call(stub.sip_uri("+14345550006"))
+        call.wait_for("DISCONNECTED", timeout=10)
+    journal = JournalView(stub.journal_json()[before:])
+    (tx,) = journal.transactions()
+    (failed,) = journal.invocations("ACTION_FAILED", transaction_id=tx)
+    data = failed.action_data
+    assert (data["Type"], data["ErrorType"], data["ErrorMessage"]) == \
+        (action, "SystemException", "System error while running action.")
+    (fault,) = journal.of(InternalError, transaction_id=tx)
+    assert fault.error == "RuntimeError: the media edge broke"
+    assert journal.of(Hangup, transaction_id=tx), "the ACTION_FAILED response ran"
+    assert wait_until(lambda: tx not in stub.service.transactions and not stub.resources()["media_sessions"])

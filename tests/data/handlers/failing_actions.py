@@ -1,5 +1,6 @@
 """Answers each call with a short Pause and then one action that fails while the stub starts
-it; the last digits of the called number pick which. ACTION_FAILED is answered with a Hangup."""
+it (06: a good PlayAudio, for the tests that make the media edge fail); the last digits of the
+called number pick which. ACTION_FAILED is answered with a Hangup."""
 
 PROMPTS = {"Type": "S3", "BucketName": "prompts"}
 ACTIONS = {
@@ -16,6 +17,7 @@ ACTIONS = {
     "05": {"Type": "CallAndBridge", "Parameters": {
         "CallTimeoutSeconds": 10, "CallerIdNumber": "+14255550199",
         "Endpoints": [{"BridgeEndpointType": "PSTN", "Uri": "+19995550100"}]}},
+    "06": {"Type": "PlayAudio", "Parameters": {"AudioSource": {**PROMPTS, "Key": "tone-440hz.wav"}}},
 }
 
 
