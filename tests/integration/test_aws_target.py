@@ -7,8 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from conftest import PROFILES, ROOT, SMA_ID, require_capture
 from harness import cli
 from harness.run.setup import RTP_PORTS_PER_RUN, rtp_block
 from sip_harness.trace import TRACE_FILE_ENV
+from webclient import wait_ready
 
 ACCESS_KEY, SECRET = "AKIDSTANDIN0000001", "stand-in-secret"
 TLS_PROFILE = PROFILES / "update_switches_prompt_tls_srtp.yaml"
@@ -49,16 +48,11 @@ def stand_in(tmp_path_factory):
          "--sip-port", str(ports["sip"]), "--tls-port", str(ports["tls"]), "--api-port", str(ports["api"]),
          "--rtp-ports", f"{low}-{low + RTP_PORTS_PER_RUN}", "--credentials", f"{ACCESS_KEY}:{SECRET}",
          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ports['api']}/ready", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"serve did not start: {proc.communicate()[0]}")
-            time.sleep(0.2)
+    try:
+        wait_ready(ports["api"], proc)
+    except AssertionError:
+        proc.kill()
+        raise
     yield {"ports": ports, "trace": trace, "ca": out / "tls" / "ca.pem", "rtp_low": low}
     proc.terminate()
     proc.wait(15)

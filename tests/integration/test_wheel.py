@@ -10,14 +10,13 @@ import signal
 import struct
 import subprocess
 import sys
-import time
-import urllib.request
 import wave
 from pathlib import Path
 
 import pytest
 
 from conftest import free_port, ROOT, require_capture, require_tool
+from webclient import wait_ready
 
 USER_HANDLER = '''\
 def play(key, repeat=1):
@@ -147,15 +146,7 @@ def test_the_installed_command_serves_without_a_profile_from_any_folder(installe
                             cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{api}/ready", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        wait_ready(api, proc, timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0]
