@@ -92,7 +92,8 @@ def sipp(tmp_path):
     def start(*args: str, transport: str = "udp", calls: int = 1, timeout: int = 20
               ) -> subprocess.Popen:
         cmd = [binary, *args, "-i", HOST, "-m", str(calls), "-timeout", str(timeout), "-timeout_error",
-               "-trace_msg", "-message_file", str(tmp_path / f"sipp-{len(procs)}.log")]
+               "-trace_msg", "-message_file", str(tmp_path / f"sipp-{len(procs)}.log"),
+               "-trace_stat", "-stf", str(tmp_path / f"sipp-{len(procs)}.csv"), "-fd", "1"]
         if transport == "tcp":
             cmd += ["-t", "t1"]
         procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -114,6 +115,24 @@ def finished(proc: subprocess.Popen, timeout: float = 20) -> int:
         raise AssertionError("SIPp did not finish") from None
     assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
     return proc.returncode
+
+
+def calls_done(proc: subprocess.Popen) -> int:
+    """How many of SIPp's calls reached the end of their scenario (its statistics, written
+    every second and at exit)."""
+    stats = Path(proc.args[proc.args.index("-stf") + 1])
+    rows = stats.read_text().splitlines() if stats.is_file() else []
+    if len(rows) < 2:
+        return 0
+    header, last = rows[0].split(";"), rows[-1].split(";")
+    return sum(int(last[header.index(f"{kind}(C)")]) for kind in ("SuccessfulCall", "FailedCall"))
+
+
+def close_after_sipp(ua, proc: subprocess.Popen, calls: int = 1) -> None:
+    """Close our side once SIPp is done with its calls: over TCP it aborts a call whose
+    connection closes before it has finished it, however briefly after its last message."""
+    assert wait_until(lambda: calls_done(proc) >= calls or proc.poll() is not None, 15), message_log(proc)[-2000:]
+    ua.close()
 
 
 def message_log(proc: subprocess.Popen) -> str:
@@ -228,7 +247,7 @@ def test_sipp_uas_answers_a_call_we_place(core, sipp, transport):
     ua.run(ua.sip.endpoint.hangup, call_id)
     (ended,) = ua.wait_for(CallEnded)
     assert (ended.by, ended.reason, ended.status) == ("local", "BYE", 200)
-    ua.close()  # SIPp over TCP finishes once the connection closes
+    close_after_sipp(ua, proc)  # SIPp over TCP finishes once the connection closes
     finished(proc)
 
 
@@ -243,5 +262,5 @@ def test_the_called_party_hangs_up_a_call_we_placed(core, sipp, transport):
     assert (answered.audio.codec, answered.audio.dtmf_payload_type) == ("PCMA", 101)
     (ended,) = ua.wait_for(CallEnded)
     assert (ended.by, ended.reason) == ("remote", "BYE")
-    ua.close()
+    close_after_sipp(ua, proc)
     finished(proc)
