@@ -125,16 +125,7 @@ def add_control_routes(app: web.Application, stub, settings: ControlSettings) ->
         return _json({"routes": stub.config.routes})
 
     async def configure(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        if not isinstance(body.get("profile"), str):
-            raise BadRequest("configure needs {\"profile\": PATH}")
-        path = allowed_profile(body["profile"], settings.profile_dirs)
-        try:
-            await stub.reconfigure(path)
-        except ProfileError as exc:  # its message quotes the file: say only where it is wrong
-            raise _unquoted(exc) from None
-        except (UnicodeDecodeError, OSError) as exc:
-            raise BadRequest(f"{path}: not a readable profile ({type(exc).__name__})") from None
+        await _load_named_profile(request, settings, "configure", stub.reconfigure)
         return await info(request)
 
     async def calls(request: web.Request) -> web.Response:
@@ -160,16 +151,8 @@ def session_routes(sessions, settings: ControlSettings) -> list[tuple]:
         return _json(sessions.list())
 
     async def open_session(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        if not isinstance(body.get("profile"), str):
-            raise BadRequest("sessions needs {\"profile\": PATH}")
-        path = allowed_profile(body["profile"], settings.profile_dirs)
-        try:
-            info = await sessions.open(str(path))
-        except ProfileError as exc:
-            raise _unquoted(exc) from None
-        except (UnicodeDecodeError, OSError) as exc:
-            raise BadRequest(f"{path}: not a readable profile ({type(exc).__name__})") from None
+        info = await _load_named_profile(request, settings, "sessions",
+                                         lambda path: sessions.open(str(path)))
         return web.Response(status=201, body=json.dumps(info).encode(), content_type="application/json")
 
     async def close_session(request: web.Request) -> web.Response:
@@ -177,6 +160,21 @@ def session_routes(sessions, settings: ControlSettings) -> list[tuple]:
 
     return [("GET", "sessions", listing), ("POST", "sessions", open_session),
             ("DELETE", "sessions/{session_id}", close_session)]
+
+
+async def _load_named_profile(request: web.Request, settings: ControlSettings, route: str, load):
+    """`load(path)` for the profile a control request's body names (inside the operator's
+    folders); what cannot be loaded is answered without quoting the file."""
+    body = await json_body(request)
+    if not isinstance(body.get("profile"), str):
+        raise BadRequest(f"{route} needs {{\"profile\": PATH}}")
+    path = allowed_profile(body["profile"], settings.profile_dirs)
+    try:
+        return await load(path)
+    except ProfileError as exc:  # its message quotes the file: say only where it is wrong
+        raise _unquoted(exc) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise BadRequest(f"{path}: not a readable profile ({type(exc).__name__})") from None
 
 
 def _unquoted(exc: ProfileError) -> BadRequest:
