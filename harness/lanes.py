@@ -49,7 +49,6 @@ def _lock(lane: int) -> int | None:
     except OSError:
         os.close(fd)
         return None
-    os.set_inheritable(fd, False)
     return fd
 
 
