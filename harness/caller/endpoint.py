@@ -14,6 +14,7 @@ import pjsua2 as pj
 from ..lanes import LANES, lane
 
 MAX_CALLS = 4  # PJSUA_MAX_CALLS of the pjsua2-python wheel; more is silently capped
+CLOCK_RATE = 8000  # the conference bridge and so every recording: mono 16-bit at this rate
 SUPPORTED_CODECS = ("PCMU", "PCMA")
 TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP,
               "tls": pj.PJSIP_TRANSPORT_TLS}
@@ -51,8 +52,8 @@ def create_endpoint(host: str, transport: str, codecs: list[str], log_level: int
         cfg.logConfig.writer = log_writer
     cfg.medConfig.sndAutoCloseTime = -1
     cfg.medConfig.noVad = True
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.clockRate = CLOCK_RATE
+    cfg.medConfig.sndClockRate = CLOCK_RATE
     cfg.medConfig.ptime = 20
     ep.libInit(cfg)
     transport_cfg = pj.TransportConfig()

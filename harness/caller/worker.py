@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pjsua2 as pj
 
-from harness.caller.endpoint import account_config, create_endpoint
+from harness.caller.endpoint import CLOCK_RATE, account_config, create_endpoint
+from harness.media.wavfile import repair_header
 
 STATE_NAMES = {
     pj.PJSIP_INV_STATE_CALLING: "CALLING",
@@ -72,6 +73,17 @@ class MessageLog(pj.LogWriter):
             "time": time.time(), "direction": direction, "transport": transport.upper(),
             "src": local if direction == "TX" else peer, "dst": peer if direction == "TX" else local,
             "message": text}) + "\n")
+
+
+def _finish_wav(path: str) -> None:
+    """Make a closed recording's header agree with its length. On a full disk pjmedia's
+    writer leaves sizes of 0, or no header at all when its first buffer was refused (the
+    refused stretches read as zeros: silence where the audio was lost); most tools then
+    cannot read the file at all. The recorder writes mono at the bridge's clock rate."""
+    try:
+        repair_header(Path(path), channels=1, rate=CLOCK_RATE)
+    except OSError:
+        pass  # gone or unreadable: nothing to put right
 
 
 def _conf_port_exists(slot: int, name: str) -> bool:
@@ -213,6 +225,7 @@ class Worker:
         self.calls: dict[str, WorkerCall] = {}
         self.ended: list[pj.Call] = []  # dropped only after the callback that ended them
         self.ending: list[Ending] = []
+        self.open_recordings: list[str] = []  # closed only by libDestroy
         self.answer_due: dict[str, float] = {}
         self.incoming_count = 0
 
@@ -348,9 +361,15 @@ class Worker:
         """
         now = time.monotonic()
         for ending in list(self.ending):
-            if ending.recorder_slot is None or now > ending.deadline or not _conf_port_exists(
-                    ending.recorder_slot, ending.call.record_to):
+            closed = ending.recorder_slot is None or not _conf_port_exists(
+                ending.recorder_slot, ending.call.record_to)
+            if closed or now > ending.deadline:
                 self.ending.remove(ending)
+                if ending.call.record_to:
+                    if closed:
+                        _finish_wav(ending.call.record_to)
+                    else:  # the bridge still holds it: put right once the library is gone
+                        self.open_recordings.append(ending.call.record_to)
                 self.channel.send(**ending.message)
 
     def shutdown(self) -> None:
@@ -367,6 +386,8 @@ class Worker:
         self.account = None
         self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)  # calls are over: skip its 1 s wait
         self.ep = None
+        for path in self.open_recordings:
+            _finish_wav(path)
         if self.message_log is not None:
             self.message_log.file.close()
 

@@ -119,16 +119,25 @@ class WavFile:
                     raise
 
 
-def repair_header(path: Path) -> bool:
+def repair_header(path: Path, channels: int | None = None, rate: int = RATE) -> bool:
     """Make the sizes in a WAV file's header agree with the file, as its writer would have
     when closing it (one killed mid-call leaves RIFF and data sizes of 0). The samples are
-    those on disk, a trailing partial sample frame dropped. True when the header changed;
-    a file that is not RIFF/WAVE is left alone."""
+    those on disk, a trailing partial sample frame dropped. True when the header changed.
+
+    A file that is not RIFF/WAVE is left alone, unless `channels` says how its writer wrote
+    it and its first 44 bytes are all zeros: a writer whose first buffer the disk refused
+    left them so, and they get a 16-bit PCM header of `channels` at `rate`."""
     with open(path, "r+b") as f:
-        head = f.read(12)
+        head = f.read(HEADER_BYTES)
+        size = os.fstat(f.fileno()).st_size
+        if channels is not None and size >= HEADER_BYTES and head == bytes(HEADER_BYTES):
+            data = (size - HEADER_BYTES) // (2 * channels) * (2 * channels)
+            f.truncate(HEADER_BYTES + data)
+            f.seek(0)
+            f.write(wav_header(channels, data, rate))
+            return True
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return False
-        size = os.fstat(f.fileno()).st_size
         offset, block = 12, 2
         while offset + 8 <= size:
             f.seek(offset)

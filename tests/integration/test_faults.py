@@ -95,7 +95,7 @@ def test_a_full_disk_before_the_recording_fails_it_at_once(tmp_path, small_disk,
 
 
 def test_a_run_on_a_full_disk_still_prints_its_verdict(tmp_path, small_disk):
-    out = small_disk(tmp_path / "out", "200k")
+    out = small_disk(tmp_path / "out", "100k")  # the caller's own recording fills it too
     done = subprocess.run([str(BIN / "sip-harness"), "run", str(PROFILES / "record_audio.yaml"),
                            "--out", str(out)], capture_output=True, text=True, timeout=240, cwd=ROOT)
     text = done.stdout + done.stderr
