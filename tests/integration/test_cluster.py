@@ -78,6 +78,10 @@ class Cluster:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] \
             if path.is_file() else []
 
+    def count(self, kind: str) -> int:
+        """Entries of this kind in the journals of both workers."""
+        return sum(e["kind"] == kind for worker in (0, 1) for e in self.journal(worker))
+
     def owner(self, sip_call_id: str) -> tuple[int, str] | None:
         """(worker, TransactionId) of the call whose SIP Call-ID this is."""
         for worker in (0, 1):
@@ -141,13 +145,16 @@ def test_calls_spread_over_the_workers_and_each_dialog_stays_on_one(cluster, tmp
                            "-timeout", "30", "-timeout_error", f"127.0.0.1:{cluster.sip_port}"],
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    # a worker sends the BYE's 200 before it journals the end: SIPp may exit in between
+    assert wait_until(lambda: cluster.count("sip_ended") == 8, 10), cluster.count("sip_ended")
     per_worker = {}
     for worker in (0, 1):
         arrived = {e["sip_call_id"]: e["transaction_id"] for e in cluster.journal(worker)
                    if e["kind"] == "call_arrived"}
         confirmed = {e["sip_call_id"] for e in cluster.journal(worker) if e["kind"] == "sip_confirmed"}
         ended = {e["sip_call_id"] for e in cluster.journal(worker) if e["kind"] == "sip_ended"}
-        assert set(arrived) == confirmed == ended  # ACK and BYE of each call reached its worker
+        assert set(arrived) == confirmed, "an ACK did not reach the worker of its INVITE"
+        assert set(arrived) == ended, "a BYE did not reach the worker of its INVITE"
         assert all(owner_of(tx) == worker for tx in arrived.values())
         per_worker[worker] = sorted(arrived)
     assert sorted(per_worker[0] + per_worker[1]) == sorted(f"cluster-test-{n}@sip-harness" for n in range(1, 9))
