@@ -41,11 +41,11 @@ RECORDER_CLOSE_S = 2.0
 
 @dataclass
 class Ending:
-    """A disconnected call whose DISCONNECTED waits for its recorder to be closed."""
+    """A disconnected call whose DISCONNECTED waits for its recording's file to be closed."""
 
     call: "WorkerCall"
     message: dict
-    recorder_slot: int | None
+    recording: str | None  # the WAV file its recorder wrote
     deadline: float
 
 
@@ -86,11 +86,20 @@ def _finish_wav(path: str) -> None:
         pass  # gone or unreadable: nothing to put right
 
 
-def _conf_port_exists(slot: int, name: str) -> bool:
+def _held_open(path: str) -> bool:
+    """Whether a file descriptor of this process still names `path`."""
+    target = os.path.realpath(path)
     try:
-        return pj.AudioMedia.getPortInfoFromId(slot).name == name
-    except pj.Error:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
         return False
+    for fd in descriptors:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class Channel:
@@ -349,27 +358,28 @@ class Worker:
         """Close the call's player and recorder; report the end once the WAV is complete."""
         self.calls.pop(call.key, None)
         self.answer_due.pop(call.key, None)
-        recorder_slot = call.recorder.getPortId() if call.recorder is not None else None
+        recording = call.record_to if call.recorder is not None else None
         call.recorder = call.player = None
-        self.ending.append(Ending(call, message, recorder_slot, time.monotonic() + RECORDER_CLOSE_S))
+        self.ending.append(Ending(call, message, recording, time.monotonic() + RECORDER_CLOSE_S))
 
     def report_ended_calls(self) -> None:
-        """Send the DISCONNECTED of each ended call whose recorder the bridge has let go of.
+        """Send the DISCONNECTED of each ended call whose recording is closed and complete.
 
-        The conference bridge removes a port (and so closes its WAV file) on a later tick
-        than the recorder's destruction, so the worker waits for the slot to disappear.
+        The conference bridge lets go of a port on a later tick than the recorder's
+        destruction, and only then does pjmedia write the WAV's header and close the file;
+        the file itself says when that is done: the worker waits until no descriptor of its
+        own names it, then puts its header right (`_finish_wav`) before anyone reads it.
         """
         now = time.monotonic()
         for ending in list(self.ending):
-            closed = ending.recorder_slot is None or not _conf_port_exists(
-                ending.recorder_slot, ending.call.record_to)
+            closed = ending.recording is None or not _held_open(ending.recording)
             if closed or now > ending.deadline:
                 self.ending.remove(ending)
-                if ending.call.record_to:
+                if ending.recording is not None:
                     if closed:
-                        _finish_wav(ending.call.record_to)
+                        _finish_wav(ending.recording)
                     else:  # the bridge still holds it: put right once the library is gone
-                        self.open_recordings.append(ending.call.record_to)
+                        self.open_recordings.append(ending.recording)
                 self.channel.send(**ending.message)
 
     def shutdown(self) -> None:
