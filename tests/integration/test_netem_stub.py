@@ -163,7 +163,9 @@ def test_rtp_loss_on_the_wire_is_the_seeds_and_tshark_agrees(tmp_path, monkeypat
     missing = sorted(set(range(sent)) - set(received))
     replay = Impairment(seed, **settings)
     expected = [i for i in range(sent) if not replay.decide(bytes(RTP_BYTES), 0.0)]
-    assert sent > 250 and 0.02 < len(expected) / sent < 0.09
+    # at least 2 s of audio (a busy machine starts the media late; 214 of 300 were seen):
+    # over any first 100 to 400 packets, this seed drops 4.0-5.5 %
+    assert sent > 100 and 0.02 < len(expected) / sent < 0.09
     assert missing == expected  # the seed's drops, packet for packet
     assert net.counts[OUTGOING, RTP, "dropped"] == len(expected)
     trailing = sum(1 for i in expected if i > received[-1])
