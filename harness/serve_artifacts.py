@@ -133,22 +133,36 @@ def slice_transaction(frames: list[tuple[int, bytes]], linktype: int, entries: l
 def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, bytes]] | None,
                      linktype: int, bucket_dir: Path | None, report: bool = True) -> Path:
     """Write a transaction's folder: journal.json, and capture.pcap, ladder.txt and the report
-    when there is a capture (the report alone without one)."""
+    when there is a capture (the report alone without one). The folder appears whole: it is
+    written under a hidden name beside it and renamed into place, so whoever watches
+    `transactions/` never reads a half-written file (a failure still leaves what was written)."""
+    work = folder.with_name(f".{folder.name}.partial")
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_transaction(work, folder, entries, frames, linktype, bucket_dir, report)
+    finally:
+        os.rename(work, folder)
+    return folder
+
+
+def _write_transaction(work: Path, folder: Path, entries: list[dict],
+                       frames: list[tuple[int, bytes]] | None, linktype: int,
+                       bucket_dir: Path | None, report: bool) -> None:
+    """The files of `file_transaction`, written into `work`; the report names `folder`."""
     from .report import write_profile_reports
     from .results import ProfileResult
     from .run.verify import check_nothing_after_last_hangup
     from .wire.audio import load_prompts
     from .wire.analysis import analyze_pcap
     from .wire.pcap import write_pcap
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "journal.json").write_text(json.dumps(entries, indent=2, default=str))
+    (work / "journal.json").write_text(json.dumps(entries, indent=2, default=str))
     wire = None
     if frames is not None:
-        write_pcap(str(folder / "capture.pcap"), frames, linktype)
-        wire = analyze_pcap(str(folder / "capture.pcap"))
-        (folder / "ladder.txt").write_text(wire.ladder_text())
+        write_pcap(str(work / "capture.pcap"), frames, linktype)
+        wire = analyze_pcap(str(work / "capture.pcap"))
+        (work / "ladder.txt").write_text(wire.ladder_text())
     if not report:
-        return folder
+        return
     view = JournalView(entries)
     tx = next(iter(view.transactions()), "?")
     sma = next((e.sip_media_application_id for e in view.arrivals()), "")
@@ -159,8 +173,7 @@ def file_transaction(folder: Path, entries: list[dict], frames: list[tuple[int, 
     times = [e["time"] for e in entries]
     result.duration_s = round(max(times) - min(times), 3) if times else 0.0
     prompts = load_prompts(bucket_dir) if bucket_dir is not None and bucket_dir.is_dir() else None
-    write_profile_reports(result, wire, entries, folder, [], prompts)
-    return folder
+    write_profile_reports(result, wire, entries, work, [], prompts)
 
 
 def _worker(messages, ports: ServedPorts, out_dir: str, bucket_dir: str | None, started) -> None:
