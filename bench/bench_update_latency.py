@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from harness.caller import Caller  # noqa: E402
 from harness.journal_view import JournalView  # noqa: E402
-from harness.run.setup import api_client  # noqa: E402
+from harness.run.setup import api_client, free_rtp_range  # noqa: E402
 from harness.wire.audio import load_prompts  # noqa: E402
 from harness.sma.model import SipMediaApplication, SipRule  # noqa: E402
 from harness.stub import Stub, StubConfig  # noqa: E402
@@ -41,11 +41,12 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-update-"))
     sma = SipMediaApplication("bench-sma", str(ROOT / "bench" / "handlers" / "alternate.py"), name="alternate")
+    low, high = free_rtp_range(100)  # below the ephemeral ports, in a lane of this process
     config = StubConfig([sma], [SipRule("r", "ToPhoneNumber", "*", [(1, "bench-sma")])], BUCKET,
-                        run_dir=work, rtp_port_range=(41000, 41100))
+                        run_dir=work, rtp_port_range=(low, high))
     pcap = work / "capture.pcap"
     with Stub(config) as stub, Caller(workdir=work / "caller") as caller:
-        capture = Capture(pcap, bpf=f"udp portrange 41000-41100 or tcp port {stub.api_port}")
+        capture = Capture(pcap, bpf=f"udp portrange {low}-{high} or tcp port {stub.api_port}")
         capture.start()
         call = caller.call(stub.sip_uri("+14345550101"))
         call.wait_for("CONFIRMED", timeout=10)

@@ -4,6 +4,7 @@ callers' half), an API client bound to the target, and the capture of the run's 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import socket
 import time
@@ -32,12 +33,16 @@ RTP_BASE, RTP_BASE_LIMIT = 10000, 32400
 SETTLE_S = 0.3
 
 
+_BLOCKS_PER_LANE = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN // LANES
+_turns = itertools.count(random.randrange(_BLOCKS_PER_LANE))
+
+
 def rtp_block() -> int:
     """The first port of a run's block of RTP_PORTS_PER_RUN ports, in a lane of its own for
-    each pytest-xdist worker (a random block of that lane, for runs in separate processes)."""
-    blocks = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN
-    index = lane() + LANES * random.randrange(blocks // LANES)
-    return RTP_BASE + RTP_PORTS_PER_RUN * index
+    each pytest-xdist worker. A process takes its lane's blocks in turn, from a random one:
+    runs it has going at once (a module's service beside a test's stub) get different
+    blocks, and runs in separate processes of one lane seldom meet."""
+    return RTP_BASE + RTP_PORTS_PER_RUN * (lane() + LANES * (next(_turns) % _BLOCKS_PER_LANE))
 
 
 @dataclass(frozen=True)

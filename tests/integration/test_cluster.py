@@ -19,6 +19,7 @@ from conftest import PROFILES, require_tool, wait_until
 from harness.caller import Caller
 from harness.cluster.kamailio import (KamailioError, SipWorker, check, configuration,
                                       dispatcher_list)
+from harness.run.setup import free_rtp_range
 from harness.sma.model import new_id, owner_of
 from webclient import free_port
 
@@ -53,14 +54,14 @@ class Cluster:
     def __init__(self, root: Path, workers: int = 2):
         require_tool("kamailio")
         self.sip_port, self.api_port = free_port(), free_port()
-        low = 30400 + (os.getpid() % 20) * 40
+        low, high = free_rtp_range(80)  # the workers' halves: 20 RTP/RTCP pairs each
         self.out = root / "cluster"
         self.log = root / "cluster.log"
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "sip-harness"), "serve", "--workers", str(workers),
              "--profile", str(PROFILES / "update_switches_prompt.yaml"),
              "--sip-port", str(self.sip_port), "--api-port", str(self.api_port),
-             "--rtp-ports", f"{low}-{low + 40}", "--out", str(self.out),
+             "--rtp-ports", f"{low}-{high}", "--out", str(self.out),
              "--no-transaction-artifacts"],
             cwd=root, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         assert wait_until(lambda: "cluster started" in self.log.read_text()

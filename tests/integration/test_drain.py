@@ -16,6 +16,7 @@ import pytest
 from conftest import PROFILES, ROOT, SippCall, wait_until
 from harness.journal_entries import CallArrived, Draining, RecordingStarted, SipConfirmed, TransactionEnded
 from harness.journal_view import JournalView
+from harness.run.setup import free_rtp_range
 from test_stub_resources import final, invite
 from webclient import call as http, free_port, wait_ready
 
@@ -37,10 +38,10 @@ def test_a_signal_drains_the_calls_up(tmp_path, sig):
         "steps:\n  - sleep_ms: 1\n")
     out, port = tmp_path / "serve", free_port()
     sip_port = free_port()
-    low = 31000 + (sig % 20) * 40
+    low, high = free_rtp_range(40)
     proc = subprocess.Popen([str(BIN / "sip-harness"), "serve", "--profile", str(profile),
                              "--sip-port", str(sip_port), "--api-port", str(port),
-                             "--rtp-ports", f"{low}-{low + 38}", "--out", str(out)],
+                             "--rtp-ports", f"{low}-{high}", "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     callers = []
     try:
@@ -101,7 +102,7 @@ def test_while_draining_a_new_call_gets_503_and_the_api_is_unavailable(tmp_path)
     out, port, sip_port = tmp_path / "serve", free_port(), free_port()
     proc = subprocess.Popen([str(BIN / "sip-harness"), "serve", "--profile", str(profile),
                              "--sip-port", str(sip_port), "--api-port", str(port),
-                             "--rtp-ports", "31900-31940", "--out", str(out)],
+                             "--rtp-ports", "-".join(map(str, free_rtp_range(40))), "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_ready(port, proc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import socket
 import subprocess
 
 import pytest
@@ -16,6 +15,7 @@ from harness.journal_entries import Entry, SipConfirmed, SipEnded
 from harness.journal_view import JournalView
 from harness.media.transport import MediaEngine
 from harness.netem import INCOMING, OUTGOING, RTP, SIP, Impairment, NetworkImpairment
+from harness.run.setup import free_rtp_range
 from harness.sip.transport import UdpSipTransport
 from harness.stub import Stub, StubConfig
 from harness.wire.analysis import analyze_pcap
@@ -135,21 +135,12 @@ def test_the_call_completes_through_random_loss_both_ways(tmp_path, monkeypatch,
     assert net.counts[INCOMING, SIP, "delayed"] >= 1
 
 
-def free_rtp_range(size: int = 40) -> tuple[int, int]:
-    """An even port range of `size` ports starting at a port that was free just now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    start = min(port - port % 2, 65534 - size)
-    return start, start + size
-
-
 def test_rtp_loss_on_the_wire_is_the_seeds_and_tshark_agrees(tmp_path, monkeypatch, procs):
     require_capture()
     settings = dict(loss=0.05)
     seed = next(s for s in range(100) if Impairment(s, **settings).decide(b"", 0.0))  # keeps packet 0
     net = NetworkImpairment(rtp_outgoing=Impairment(seed, **settings))
-    rtp_range = free_rtp_range()
+    rtp_range = free_rtp_range(40)
     with impaired_stub(tmp_path, monkeypatch, net, rtp_port_range=rtp_range) as stub:
         pcap = str(tmp_path / "capture.pcap")
         bpf = f"udp and (port {stub.sip_port} or portrange {rtp_range[0]}-{rtp_range[1]})"

@@ -2,7 +2,6 @@
 compose file's arguments (ports and folders made free and temporary), and `sip-harness run
 --stub URL` against it, captures included."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from conftest import free_port, PROFILES, ROOT
+from harness.run.setup import free_rtp_range
 
 BIN = Path(sys.executable).parent
 
@@ -31,9 +31,9 @@ def replace_option(args: list[str], option: str, value: str) -> list[str]:
 def served(tmp_path):
     args = compose_command("stub")
     sip_port, api_port = free_port(), free_port()
-    low = 30000 + (os.getpid() % 500) * 40
+    low, high = free_rtp_range(40)
     for option, value in (("--sip-port", str(sip_port)), ("--api-port", str(api_port)),
-                          ("--rtp-ports", f"{low}-{low + 38}"), ("--out", str(tmp_path / "serve")),
+                          ("--rtp-ports", f"{low}-{high}"), ("--out", str(tmp_path / "serve")),
                           ("--control-token-file", str(tmp_path / "serve" / "control-token")),
                           ("--profiles-dir", str(PROFILES))):
         args = replace_option(args, option, value)

@@ -2,7 +2,6 @@
 alone, every call, API request and invocation is one log line, each transaction gets its own
 folder, `sip-harness calls` finds a live call's TransactionId, start-up errors are one line."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from harness.caller import Caller
 from harness.journal_view import JournalView
+from harness.run.setup import free_rtp_range
 from harness.wire.analysis import analyze_pcap
 
 from conftest import free_port, PROFILES, ROOT, require_capture, wait_until
@@ -38,14 +38,14 @@ def log_lines(path: Path) -> list[dict]:
 class Served:
     def __init__(self, root: Path):
         self.sip_port, self.api_port = free_port(), free_port()
-        low = 34000 + (os.getpid() % 200) * 40
+        low, high = free_rtp_range(40)
         self.out, self.log = root / "serve", root / "serve.log"
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.token_file = self.out / "control-token"
         self.proc = subprocess.Popen(
             [str(BIN / "sip-harness"), "serve", "--profile", str(PROFILES / "update_switches_prompt.yaml"),
              "--sip-port", str(self.sip_port), "--api-port", str(self.api_port),
-             "--rtp-ports", f"{low}-{low + 38}", "--out", str(self.out), "--log-format", "json",
+             "--rtp-ports", f"{low}-{high}", "--out", str(self.out), "--log-format", "json",
              "--control", "--profiles-dir", str(PROFILES), "--profiles-dir", str(root)],
             cwd=root, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -59,3 +59,14 @@ def test_a_run_j_worker_takes_a_lane_of_its_own(tmp_path, monkeypatch):
         assert lanes.lane() == 5
     finally:
         os.close(lanes._held[1])
+
+
+def test_runs_a_process_has_going_at_once_get_blocks_of_their_own_in_its_lane():
+    """A module's `serve` beside a test's stub: each takes its RTP block from this process's
+    lane, and no two of the lane's blocks handed out in a row are the same."""
+    from harness.run.setup import RTP_BASE, RTP_BASE_LIMIT, RTP_PORTS_PER_RUN, rtp_block
+    per_lane = (RTP_BASE_LIMIT - RTP_BASE) // RTP_PORTS_PER_RUN // lanes.LANES
+    blocks = [rtp_block() for _ in range(per_lane)]
+    assert len(set(blocks)) == per_lane
+    assert all(RTP_BASE <= b and b + RTP_PORTS_PER_RUN <= RTP_BASE_LIMIT for b in blocks)
+    assert {(b - RTP_BASE) // RTP_PORTS_PER_RUN % lanes.LANES for b in blocks} == {lanes.lane()}
