@@ -122,7 +122,9 @@ def test_tls_srtp_run_is_judged_from_the_decrypted_capture_like_the_clear_run(si
     assert s.lost == t.lost == 0 and not s.problem
     assert abs(s.packets - t.packets) <= 0.1 * t.packets, (s.packets, t.packets)
     assert abs(s.mean_delta_ms - t.mean_delta_ms) < 1.0, (s.mean_delta_ms, t.mean_delta_ms)
-    assert s.max_jitter_ms < t.max_jitter_ms + 5.0, (s.max_jitter_ms, t.max_jitter_ms)
+    # the two runs follow each other, so a busy machine can stall one alone (8.2 ms against
+    # 0.4 ms was seen with three busy processes beside the suite); encryption adds none
+    assert s.max_jitter_ms < t.max_jitter_ms + 15.0, (s.max_jitter_ms, t.max_jitter_ms)
     assert stream.encoding_name(stream.payload_types[0]) == twin.encoding_name(twin.payload_types[0]) == "PCMU"
     # the caller's SRTP decrypts into a steady stream too (pjsua2 sends no RTP on a clear
     # call with nothing to play, so there is no clear twin for this direction)
