@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -73,6 +74,9 @@ class ProfileRun:
         for every run, ERROR runs included."""
         start = time.monotonic()
         try:
+            # this run's files only: an earlier run's message logs, recordings or handler
+            # logs left here would be read as this run's (a second `make run` did so)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._run()
         except Exception as exc:  # one profile never aborts the suite

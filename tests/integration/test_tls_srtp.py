@@ -3,6 +3,8 @@ a=crypto attribute, libsrtp both ways, digest challenges, and a bundled profile 
 with SRTP judged from the decrypted capture, side by side with the clear-text run."""
 import base64
 import hashlib
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from harness.journal_entries import SipChallenged, SipRejected
 from harness.journal_view import JournalView
 from harness.media.srtp import SrtpContext
 from harness.profiles.schema import load_profile
+from harness.run.profile import ProfileRun
 from harness.sip.digest import DigestChallenger, parse_params
 from harness.sip.sdes import SdesCrypto, SdesError
 from harness.sip.sdp import SdpError, answer_offer, build_answer, parse_sdp
@@ -174,3 +177,17 @@ def test_tls_stub_refuses_wrong_credentials_and_plain_rtp(tmp_path):
         kinds = [(e.kind, e.reason) for e in JournalView(stub.journal_json()).of(SipChallenged, SipRejected)]
         assert ("sip_challenged", "wrong password") in kinds
         assert ("sip_rejected", "SRTP is required") in kinds
+
+
+def test_a_second_run_into_the_same_folder_reads_only_its_own_sip(tmp_path):
+    """`make run` twice into one artifacts folder: the second report is judged from the second
+    run's SIP alone (the first run's message logs, which hold its SRTP keys, are gone)."""
+    require_capture()
+    profile = load_profile(PROFILES / "update_switches_prompt_tls_srtp.yaml")
+    results = [ProfileRun(profile, tmp_path, progress=lambda line: None).execute() for _ in range(2)]
+    assert [r.verdict for r in results] == ["pass", "pass"], [r.error for r in results]
+    call_ids = {found for log in _message_logs(results[1]) for line in log.read_text().splitlines()
+                for found in re.findall(r"Call-ID: (\S+)", json.loads(line)["message"])}
+    assert len(call_ids) == 1, call_ids
+    srtp = {c.name: c for c in results[1].checks}["SRTP"].detail
+    assert "no packet seen" not in srtp and srtp.count("decrypted") == 2, srtp
