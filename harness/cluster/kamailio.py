@@ -6,7 +6,8 @@ so every request of a dialog goes to the same worker; it record-routes, so the i
 requests of either side pass it too (and a request that reaches it without a route, as a
 simple UA's ACK may, is hashed to the same worker again). Media goes straight between the
 caller and the worker whose address its SDP gives. Transactions are stateful (`tm`), so
-Kamailio absorbs retransmissions.
+Kamailio absorbs retransmissions. A worker's 503 (draining, or no free RTP port) reaches the
+caller as a 500 with the worker's reason: a proxy does not relay a 503 (RFC 3261 §16.7).
 """
 from __future__ import annotations
 
