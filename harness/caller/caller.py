@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.caller.call import Call, CallerError, Listener
 from harness.caller.process import WorkerProcess
-from harness.media.wavfile import repair_header
+from harness.caller.recordings import finish_recording
 
 MAX_CALLS_PER_WORKER = 4  # the pjsua2-python wheel's PJSUA_MAX_CALLS
 CODECS = ("PCMU", "PCMA")
@@ -190,8 +190,8 @@ class Caller:
             calls = self._calls.pop(worker, {})
             listener = self._listeners.pop(worker, None)
         for call in calls.values():
-            if call.record_to is not None and call.record_to.is_file():
-                repair_header(call.record_to)  # the worker died before closing its WAV
+            if call.record_to is not None:
+                finish_recording(call.record_to)  # the worker died before closing its WAV
             call._fail(worker.exit_message)
         if listener is not None:
             listener._fail(worker.exit_message)

@@ -12,9 +12,9 @@ import socket
 import pjsua2 as pj
 
 from ..lanes import LANES, lane
+from .recordings import CLOCK_RATE
 
 MAX_CALLS = 4  # PJSUA_MAX_CALLS of the pjsua2-python wheel; more is silently capped
-CLOCK_RATE = 8000  # the conference bridge and so every recording: mono 16-bit at this rate
 SUPPORTED_CODECS = ("PCMU", "PCMA")
 TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP,
               "tls": pj.PJSIP_TRANSPORT_TLS}

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pjsua2 as pj
 
-from harness.caller.endpoint import CLOCK_RATE, account_config, create_endpoint
-from harness.media.wavfile import repair_header
+from harness.caller.endpoint import account_config, create_endpoint
+from harness.caller.recordings import finish_recording
 
 STATE_NAMES = {
     pj.PJSIP_INV_STATE_CALLING: "CALLING",
@@ -73,17 +73,6 @@ class MessageLog(pj.LogWriter):
             "time": time.time(), "direction": direction, "transport": transport.upper(),
             "src": local if direction == "TX" else peer, "dst": peer if direction == "TX" else local,
             "message": text}) + "\n")
-
-
-def _finish_wav(path: str) -> None:
-    """Make a closed recording's header agree with its length. On a full disk pjmedia's
-    writer leaves sizes of 0, or no header at all when its first buffer was refused (the
-    refused stretches read as zeros: silence where the audio was lost); most tools then
-    cannot read the file at all. The recorder writes mono at the bridge's clock rate."""
-    try:
-        repair_header(Path(path), channels=1, rate=CLOCK_RATE)
-    except OSError:
-        pass  # gone or unreadable: nothing to put right
 
 
 def _held_open(path: str) -> bool:
@@ -368,7 +357,7 @@ class Worker:
         The conference bridge lets go of a port on a later tick than the recorder's
         destruction, and only then does pjmedia write the WAV's header and close the file;
         the file itself says when that is done: the worker waits until no descriptor of its
-        own names it, then puts its header right (`_finish_wav`) before anyone reads it.
+        own names it, then puts its header right (`finish_recording`) before anyone reads it.
         """
         now = time.monotonic()
         for ending in list(self.ending):
@@ -377,7 +366,7 @@ class Worker:
                 self.ending.remove(ending)
                 if ending.recording is not None:
                     if closed:
-                        _finish_wav(ending.recording)
+                        finish_recording(ending.recording)
                     else:  # the bridge still holds it: put right once the library is gone
                         self.open_recordings.append(ending.recording)
                 self.channel.send(**ending.message)
@@ -397,7 +386,7 @@ class Worker:
         self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)  # calls are over: skip its 1 s wait
         self.ep = None
         for path in self.open_recordings:
-            _finish_wav(path)
+            finish_recording(path)
         if self.message_log is not None:
             self.message_log.file.close()
 
